@@ -1,0 +1,39 @@
+//! Built torrents kept beside the repository, so a commit is hashed once.
+//!
+//! A cache entry is the info dictionary at `<git dir>/xus/torrents/<commit>.info`.
+//! It is parsed (and so fully validated) on every load and ignored when it
+//! does not describe the commit asked for.
+
+use std::path::PathBuf;
+
+use crate::format::{self, BuildError, CommitTorrent};
+use crate::gitobj::ObjectId;
+
+fn entry_path(repo: &git2::Repository, commit: ObjectId) -> PathBuf {
+    repo.path()
+        .join("xus")
+        .join("torrents")
+        .join(format!("{commit}.info"))
+}
+
+/// The torrent of `commit`, from the cache or freshly built (and then cached;
+/// a cache that cannot be written only costs a rebuild next time).
+pub fn load_or_build(repo: &git2::Repository, commit: ObjectId) -> Result<CommitTorrent, BuildError> {
+    let path = entry_path(repo, commit);
+    if let Ok(bytes) = std::fs::read(&path)
+        && let Ok(torrent) = CommitTorrent::parse(&bytes)
+        && torrent.commit == commit
+    {
+        return Ok(torrent);
+    }
+    let torrent = format::build(repo, commit)?;
+    if let Some(dir) = path.parent()
+        && std::fs::create_dir_all(dir).is_ok()
+    {
+        let tmp = path.with_extension("tmp");
+        if std::fs::write(&tmp, &torrent.info_bytes).is_ok() {
+            let _ = std::fs::rename(&tmp, &path);
+        }
+    }
+    Ok(torrent)
+}

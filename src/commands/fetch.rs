@@ -1,0 +1,277 @@
+//! `xus fetch`: download a commit into a repository.
+//!
+//! Blobs already in the object database back their files directly, so the
+//! pieces they cover verify at start-up and are never downloaded. Missing
+//! files are staged under `<git dir>/xus/partial/<infohash>/` and survive an
+//! interruption: the next run re-checks them and downloads only what is
+//! missing. Nothing enters Git until every piece is verified and every blob
+//! hashes to the id its tree names.
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::engine::{Engine, EngineConfig, Progress, TorrentHandle};
+use crate::format::{self, CommitTorrent};
+use crate::gitobj::ObjectId;
+use crate::import::{self, RefOptions};
+use crate::magnet::{self, Magnet};
+use crate::storage::{Backing, BlobSource, DEFAULT_CACHE_BYTES, GitStorageFactory, StagedFile};
+use crate::repo;
+
+/// Options of `xus fetch`.
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    /// `.torrent` path, magnet link or infohash.
+    pub source: String,
+    /// Repository to fetch into.
+    pub repo: PathBuf,
+    /// Create it bare when missing.
+    pub bare: bool,
+    /// What to do with refs afterwards.
+    pub refs: RefOptions,
+    /// Where to accept peers.
+    pub listen: SocketAddr,
+    /// Peers to dial.
+    pub peers: Vec<SocketAddr>,
+    /// How long to wait for metadata from peers.
+    pub metadata_timeout: Duration,
+}
+
+/// What the user named.
+enum Source {
+    Metadata(Vec<u8>),
+    InfoHash(ObjectId, Vec<SocketAddr>),
+}
+
+fn parse_source(text: &str) -> anyhow::Result<Source> {
+    if text.starts_with("magnet:") {
+        let m = Magnet::parse(text)?;
+        return Ok(Source::InfoHash(m.info_hash, m.peers));
+    }
+    let path = Path::new(text);
+    if !path.exists()
+        && let Some(ih) = magnet::parse_info_hash(text)
+    {
+        return Ok(Source::InfoHash(ih, Vec::new()));
+    }
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("{text:?} is not a magnet link, an infohash or a readable .torrent file"))?;
+    anyhow::ensure!(
+        meta.len() <= format::MAX_TORRENT_FILE_BYTES as u64,
+        "{text} is {} bytes, larger than any valid commit torrent",
+        meta.len()
+    );
+    let bytes = std::fs::read(path).with_context(|| format!("reading {text}"))?;
+    let info = format::info_from_torrent_file(&bytes)
+        .with_context(|| format!("{text} is not a valid .torrent file"))?;
+    Ok(Source::Metadata(info.to_vec()))
+}
+
+/// Downloads, verifies and imports; prints `fetched <commit> <infohash>`.
+pub async fn run(options: FetchOptions, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
+    let source = parse_source(&options.source)?;
+    let repo_path = options.repo.clone();
+    let bare = options.bare;
+    let git_dir = tokio::task::spawn_blocking(move || {
+        repo::open_or_init(&repo_path, bare).map(|r| r.path().to_owned())
+    })
+    .await??;
+
+    let engine = Engine::start(&EngineConfig {
+        listen: options.listen,
+        work_dir: git_dir.join("xus").join("session"),
+    })
+    .await?;
+    let result = fetch_with(&engine, source, &git_dir, &options, out).await;
+    engine.stop().await;
+    result
+}
+
+async fn fetch_with(
+    engine: &Engine,
+    source: Source,
+    git_dir: &Path,
+    options: &FetchOptions,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<()> {
+    let mut peers = options.peers.clone();
+    let (info, wanted) = match source {
+        Source::Metadata(info) => (info, None),
+        Source::InfoHash(ih, magnet_peers) => {
+            peers.extend(magnet_peers);
+            anyhow::ensure!(
+                !peers.is_empty(),
+                "no peer to ask for the metadata of {ih}: give one with --peer ADDR"
+            );
+            eprintln!("asking {} peer(s) for the metadata of {ih}", peers.len());
+            let (info, seen) = engine
+                .resolve_metadata(ih, &peers, options.metadata_timeout)
+                .await?;
+            peers.extend(seen);
+            (info, Some(ih))
+        }
+    };
+    let torrent = CommitTorrent::parse(&info).context("the metadata is not a valid xus commit torrent")?;
+    if let Some(ih) = wanted {
+        anyhow::ensure!(
+            torrent.info_hash == ih,
+            "peers sent metadata for {} instead of {ih}",
+            torrent.info_hash
+        );
+    }
+    peers.sort();
+    peers.dedup();
+
+    let repo = git2::Repository::open(git_dir)?;
+    let already = repo.odb()?.exists(torrent.commit.to_git());
+    if already {
+        eprintln!("commit {} is already in the repository", torrent.commit);
+    } else {
+        download(engine, &torrent, git_dir, &peers, options).await?;
+        let git_dir = git_dir.to_owned();
+        let torrent = torrent.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let repo = git2::Repository::open(&git_dir)?;
+            let staged = staged_paths(&repo, &torrent, &git_dir)?;
+            import::import(&repo, &torrent, &staged)?;
+            let _ = std::fs::remove_dir_all(partial_dir(&git_dir, torrent.info_hash));
+            Ok(())
+        })
+        .await??;
+    }
+    let git_dir = git_dir.to_owned();
+    let commit = torrent.commit;
+    let refs = options.refs.clone();
+    tokio::task::spawn_blocking(move || {
+        let repo = git2::Repository::open(&git_dir)?;
+        import::set_refs(&repo, commit, &refs)?;
+        anyhow::Ok(())
+    })
+    .await??;
+    writeln!(out, "fetched {} {}", torrent.commit, torrent.info_hash)?;
+    out.flush()?;
+    Ok(())
+}
+
+fn partial_dir(git_dir: &Path, info_hash: ObjectId) -> PathBuf {
+    git_dir.join("xus").join("partial").join(info_hash.to_hex())
+}
+
+/// For each file, the staging path when its blob is not in the repository.
+fn staged_paths(
+    repo: &git2::Repository,
+    torrent: &CommitTorrent,
+    git_dir: &Path,
+) -> anyhow::Result<Vec<Option<PathBuf>>> {
+    let odb = repo.odb()?;
+    let dir = partial_dir(git_dir, torrent.info_hash);
+    Ok(torrent
+        .files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| match f.blob {
+            Some(blob) if !odb.exists(blob.to_git()) => Some(dir.join(i.to_string())),
+            _ => None,
+        })
+        .collect())
+}
+
+async fn download(
+    engine: &Engine,
+    torrent: &CommitTorrent,
+    git_dir: &Path,
+    peers: &[SocketAddr],
+    options: &FetchOptions,
+) -> anyhow::Result<()> {
+    let _ = options;
+    let source = BlobSource::open(git_dir, DEFAULT_CACHE_BYTES)?;
+    let repo = git2::Repository::open(git_dir)?;
+    let staged = staged_paths(&repo, torrent, git_dir)?;
+    drop(repo);
+    let commit_raw: Arc<[u8]> = Arc::from(torrent.commit_raw.as_slice());
+    let mut reused = 0u64;
+    let backings: Vec<Backing> = torrent
+        .files
+        .iter()
+        .zip(&staged)
+        .map(|(f, staged)| match (f.blob, staged) {
+            (None, _) => Backing::Inline(commit_raw.clone()),
+            (Some(_), Some(path)) => Backing::Staged(Arc::new(StagedFile::new(path.clone()))),
+            (Some(blob), None) => {
+                reused += f.length;
+                Backing::Blob(blob)
+            }
+        })
+        .collect();
+    let storage = GitStorageFactory::new(torrent.info_hash, source, backings);
+    let handle = engine
+        .add(torrent.torrent_file(&[]), storage, peers)
+        .await
+        .with_context(|| format!("starting the download of {}", torrent.commit))?;
+    let start = Engine::progress(&handle);
+    eprintln!(
+        "commit {}: {} bytes in {} files; {} bytes of local blobs reused, {} bytes already verified, {} to download",
+        torrent.commit,
+        start.total,
+        torrent.files.len(),
+        reused,
+        start.have,
+        start.total - start.have
+    );
+    if !start.finished {
+        anyhow::ensure!(
+            !peers.is_empty(),
+            "{} bytes are missing and no peer is known: give one with --peer ADDR",
+            start.total - start.have
+        );
+        watch(&handle).await?;
+    }
+    let end = Engine::progress(&handle);
+    eprintln!(
+        "downloaded {} bytes from peers; reused {} bytes already here",
+        end.fetched, start.have
+    );
+    engine.remove(torrent.info_hash).await?;
+    Ok(())
+}
+
+/// Reports progress until the torrent is complete.
+async fn watch(handle: &TorrentHandle) -> anyhow::Result<()> {
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(Engine::progress(handle).total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let mut done = std::pin::pin!(Engine::wait_complete(handle));
+    let mut tick = tokio::time::interval(Duration::from_millis(if bar.is_some() { 200 } else { 2000 }));
+    loop {
+        tokio::select! {
+            result = &mut done => {
+                if let Some(bar) = &bar {
+                    bar.finish_and_clear();
+                }
+                return result;
+            }
+            _ = tick.tick() => {
+                let p: Progress = Engine::progress(handle);
+                match &bar {
+                    Some(bar) => {
+                        bar.set_position(p.have);
+                        bar.set_message(format!("{} peers", p.peers));
+                    }
+                    None => eprintln!("progress {}/{} bytes, {} peers", p.have, p.total, p.peers),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! The one place xus touches librqbit: a session configured for xus (no
+//! trackers, no LSD multicast, no UPnP, TCP on the address asked for), and the
+//! handful of calls the commands need. Everything librqbit-specific stays
+//! here so that a version bump or an engine swap touches one file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use librqbit::{
+    AddTorrent, AddTorrentOptions, AddTorrentResponse, ListenerMode, ListenerOptions,
+    ManagedTorrent, Session, SessionOptions,
+};
+
+use crate::gitobj::ObjectId;
+use crate::storage::GitStorageFactory;
+
+/// How the engine listens and whom it may dial.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// TCP address for incoming peers; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// Scratch directory librqbit may use (it writes nothing there with Git storage).
+    pub work_dir: PathBuf,
+}
+
+/// A running BitTorrent session.
+pub struct Engine {
+    session: Arc<Session>,
+}
+
+/// A torrent inside the engine.
+pub type TorrentHandle = Arc<ManagedTorrent>;
+
+/// Progress of one torrent, in bytes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    /// Bytes verified and held (including those found locally at start).
+    pub have: u64,
+    /// Payload size.
+    pub total: u64,
+    /// Bytes received from peers.
+    pub fetched: u64,
+    /// Bytes sent to peers.
+    pub uploaded: u64,
+    /// Peers connected now.
+    pub peers: usize,
+    /// Whether every piece is held.
+    pub finished: bool,
+}
+
+impl Engine {
+    /// Starts a session listening on `config.listen`.
+    pub async fn start(config: &EngineConfig) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.work_dir)
+            .with_context(|| format!("creating {}", config.work_dir.display()))?;
+        let options = SessionOptions {
+            dht: None,
+            disable_trackers: true,
+            disable_local_service_discovery: true,
+            fastresume: false,
+            persistence: None,
+            listen: Some(ListenerOptions {
+                mode: ListenerMode::TcpOnly,
+                listen_addr: config.listen,
+                enable_upnp_port_forwarding: false,
+                ipv4_only: config.listen.is_ipv4(),
+                ..Default::default()
+            }),
+            ipv4_only: config.listen.is_ipv4(),
+            client_name_and_version: Some(format!("xus {}", env!("CARGO_PKG_VERSION"))),
+            ..Default::default()
+        };
+        let session = Session::new_with_opts(config.work_dir.clone(), options)
+            .await
+            .with_context(|| format!("starting BitTorrent session on {}", config.listen))?;
+        Ok(Self { session })
+    }
+
+    /// The address peers can reach this session at.
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.session.listen_addr()
+    }
+
+    /// Adds a torrent whose bytes are stored by `storage`, dialing `peers`.
+    /// The returned handle is live once the start-up hash check is done.
+    pub async fn add(
+        &self,
+        torrent_file: Vec<u8>,
+        storage: GitStorageFactory,
+        peers: &[SocketAddr],
+    ) -> anyhow::Result<TorrentHandle> {
+        use librqbit::storage::StorageFactoryExt;
+        let options = AddTorrentOptions {
+            overwrite: true,
+            disable_trackers: true,
+            initial_peers: (!peers.is_empty()).then(|| peers.to_vec()),
+            storage_factory: Some(storage.boxed()),
+            ..Default::default()
+        };
+        let response = self
+            .session
+            .add_torrent(
+                AddTorrent::TorrentFileBytes(Bytes::from(torrent_file)),
+                Some(options),
+            )
+            .await
+            .context("adding torrent to the BitTorrent session")?;
+        let handle = response
+            .into_handle()
+            .context("BitTorrent session returned no torrent handle")?;
+        handle
+            .wait_until_initialized()
+            .await
+            .context("checking pieces already held")?;
+        Ok(handle)
+    }
+
+    /// Asks `peers` for the info dictionary of `info_hash` (BEP 9) and returns
+    /// its bytes, unverified beyond their SHA-1, plus the peers that answered.
+    pub async fn resolve_metadata(
+        &self,
+        info_hash: ObjectId,
+        peers: &[SocketAddr],
+        timeout: Duration,
+    ) -> anyhow::Result<(Vec<u8>, Vec<SocketAddr>)> {
+        let magnet = format!("magnet:?xt=urn:btih:{info_hash}");
+        let options = AddTorrentOptions {
+            list_only: true,
+            disable_trackers: true,
+            initial_peers: Some(peers.to_vec()),
+            ..Default::default()
+        };
+        let response = tokio::time::timeout(
+            timeout,
+            self.session
+                .add_torrent(AddTorrent::from_url(magnet), Some(options)),
+        )
+        .await
+        .with_context(|| {
+            format!("no peer sent the metadata of {info_hash} within {timeout:?}")
+        })?
+        .with_context(|| format!("fetching the metadata of {info_hash} from peers"))?;
+        match response {
+            AddTorrentResponse::ListOnly(list) => {
+                let info = crate::format::info_from_torrent_file(&list.torrent_bytes)
+                    .context("reading the metadata peers sent")?;
+                Ok((info.to_vec(), list.seen_peers))
+            }
+            _ => anyhow::bail!("BitTorrent session did not return metadata for {info_hash}"),
+        }
+    }
+
+    /// Where a torrent stands.
+    pub fn progress(handle: &TorrentHandle) -> Progress {
+        let stats = handle.stats();
+        let live = stats.live.as_ref();
+        Progress {
+            have: stats.progress_bytes,
+            total: stats.total_bytes,
+            fetched: live.map(|l| l.snapshot.fetched_bytes).unwrap_or(0),
+            uploaded: stats.uploaded_bytes,
+            peers: live
+                .map(|l| l.snapshot.peer_stats.live as usize)
+                .unwrap_or(0),
+            finished: stats.finished,
+        }
+    }
+
+    /// Waits until every piece of `handle` is held and verified.
+    pub async fn wait_complete(handle: &TorrentHandle) -> anyhow::Result<()> {
+        handle.wait_until_completed().await
+    }
+
+    /// Removes a torrent (keeping its data).
+    pub async fn remove(&self, info_hash: ObjectId) -> anyhow::Result<()> {
+        let id = librqbit::dht::Id20::new(info_hash.0);
+        self.session.delete(id.into(), false).await
+    }
+
+    /// Stops the session and every torrent in it.
+    pub async fn stop(self) {
+        self.session.stop().await;
+    }
+}

@@ -1,0 +1,214 @@
+//! Builds the commit torrent of a commit from a repository's object database.
+//! No checkout, no export: objects are read straight from Git.
+
+use std::collections::{HashMap, HashSet};
+
+use git2::ObjectType;
+
+use super::{
+    CommitTorrent, FormatError, MAX_ENTRIES, MAX_INFO_BYTES, MAX_LINK_TARGET, MAX_TOTAL_LENGTH,
+    Parts, PieceHasher, Symlink, TorrentFile, assemble, commit_file_name, piece_length_for,
+    torrent_component, walk,
+};
+use crate::gitobj::{self, ObjectId};
+
+/// Returned by [`build`].
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The object database failed or lacks an object.
+    #[error("reading {what} {id} from the repository: {source}")]
+    Git {
+        /// What was being read.
+        what: &'static str,
+        /// Its id.
+        id: ObjectId,
+        /// libgit2's error.
+        source: git2::Error,
+    },
+    /// An object of the wrong type where the commit's graph needs another.
+    #[error("object {id} is a {actual}, expected a {expected}")]
+    WrongType {
+        /// The object.
+        id: ObjectId,
+        /// What the graph needs there.
+        expected: &'static str,
+        /// What it is.
+        actual: String,
+    },
+    /// The commit cannot be expressed in format v1.
+    #[error(transparent)]
+    Format(#[from] FormatError),
+}
+
+/// Builds the v1 commit torrent of `commit`. The result depends on nothing
+/// but the commit's objects.
+pub fn build(repo: &git2::Repository, commit: ObjectId) -> Result<CommitTorrent, BuildError> {
+    let odb = repo.odb().map_err(|source| BuildError::Git {
+        what: "object database of",
+        id: commit,
+        source,
+    })?;
+    let commit_raw = read(&odb, commit, ObjectType::Commit, "commit")?;
+    let root = gitobj::commit_tree(&commit_raw).map_err(FormatError::BadCommit)?;
+    let trees = load_trees(&odb, root)?;
+    let layout = walk(root, &trees)?;
+
+    let mut links = Vec::with_capacity(layout.links.len());
+    for link in &layout.links {
+        let (size, _) = header(&odb, link.blob, ObjectType::Blob, "symlink blob")?;
+        if size > MAX_LINK_TARGET {
+            return Err(FormatError::TooLarge {
+                what: "symlink target",
+                size: size as u64,
+                limit: MAX_LINK_TARGET as u64,
+            }
+            .into());
+        }
+        links.push(Symlink {
+            raw_path: link.path.clone(),
+            blob: link.blob,
+            target: read(&odb, link.blob, ObjectType::Blob, "symlink blob")?,
+        });
+    }
+
+    let mut files = Vec::with_capacity(layout.files.len() + 1);
+    let mut paths = HashSet::with_capacity(layout.files.len());
+    let mut offset = 0u64;
+    for f in &layout.files {
+        let (size, _) = header(&odb, f.blob, ObjectType::Blob, "blob")?;
+        let path: Vec<String> = f.path.iter().map(|c| torrent_component(c)).collect();
+        if !paths.insert(path.clone()) {
+            return Err(FormatError::PathCollision(path.join("/")).into());
+        }
+        files.push(TorrentFile {
+            raw_path: f.path.clone(),
+            path,
+            blob: Some(f.blob),
+            executable: f.executable,
+            length: size as u64,
+            offset,
+        });
+        offset += size as u64;
+        if offset > MAX_TOTAL_LENGTH {
+            return Err(FormatError::TooLarge {
+                what: "payload",
+                size: offset,
+                limit: MAX_TOTAL_LENGTH,
+            }
+            .into());
+        }
+    }
+    if offset == 0 {
+        files.push(TorrentFile {
+            raw_path: vec![commit_file_name(commit).into_bytes()],
+            path: vec![commit_file_name(commit)],
+            blob: None,
+            executable: false,
+            length: commit_raw.len() as u64,
+            offset: 0,
+        });
+        offset = commit_raw.len() as u64;
+    }
+
+    let piece_length = piece_length_for(offset);
+    let mut hasher = PieceHasher::new(piece_length);
+    for f in &files {
+        match f.blob {
+            Some(blob) => {
+                let data = read(&odb, blob, ObjectType::Blob, "blob")?;
+                hasher.update(&data);
+            }
+            None => hasher.update(&commit_raw),
+        }
+    }
+    let (piece_hashes, weak) = hasher.finish();
+
+    let tree_list = layout
+        .trees
+        .iter()
+        .map(|id| (*id, trees.get(id).cloned().unwrap_or_default()))
+        .collect();
+    let info = assemble(
+        &Parts {
+            commit_raw,
+            trees: tree_list,
+            files,
+            links,
+            piece_length,
+            piece_hashes,
+            weak,
+        },
+        commit,
+    );
+    if info.len() > MAX_INFO_BYTES {
+        return Err(FormatError::TooLarge {
+            what: "info dictionary",
+            size: info.len() as u64,
+            limit: MAX_INFO_BYTES as u64,
+        }
+        .into());
+    }
+    // Parsing our own output is cheap next to hashing the payload, and it
+    // guarantees that whatever xus seeds, xus can fetch.
+    Ok(CommitTorrent::parse(&info)?)
+}
+
+fn load_trees(odb: &git2::Odb<'_>, root: ObjectId) -> Result<HashMap<ObjectId, Vec<u8>>, BuildError> {
+    let mut trees = HashMap::new();
+    let mut todo = vec![root];
+    let mut entries = 0usize;
+    while let Some(id) = todo.pop() {
+        if trees.contains_key(&id) {
+            continue;
+        }
+        let raw = read(odb, id, ObjectType::Tree, "tree")?;
+        for entry in gitobj::parse_tree(&raw).map_err(|source| FormatError::BadTree { id, source })? {
+            entries += 1;
+            if entries > MAX_ENTRIES {
+                return Err(FormatError::TooManyEntries(MAX_ENTRIES).into());
+            }
+            if entry.kind == gitobj::EntryKind::Tree {
+                todo.push(entry.id);
+            }
+        }
+        trees.insert(id, raw);
+    }
+    Ok(trees)
+}
+
+fn read(
+    odb: &git2::Odb<'_>,
+    id: ObjectId,
+    kind: ObjectType,
+    what: &'static str,
+) -> Result<Vec<u8>, BuildError> {
+    let object = odb
+        .read(id.to_git())
+        .map_err(|source| BuildError::Git { what, id, source })?;
+    check_kind(id, object.kind(), kind)?;
+    Ok(object.data().to_vec())
+}
+
+fn header(
+    odb: &git2::Odb<'_>,
+    id: ObjectId,
+    kind: ObjectType,
+    what: &'static str,
+) -> Result<(usize, ObjectType), BuildError> {
+    let (size, actual) = odb
+        .read_header(id.to_git())
+        .map_err(|source| BuildError::Git { what, id, source })?;
+    check_kind(id, actual, kind)?;
+    Ok((size, actual))
+}
+
+fn check_kind(id: ObjectId, actual: ObjectType, expected: ObjectType) -> Result<(), BuildError> {
+    if actual != expected {
+        return Err(BuildError::WrongType {
+            id,
+            expected: expected.str(),
+            actual: actual.str().to_owned(),
+        });
+    }
+    Ok(())
+}

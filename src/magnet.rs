@@ -1,0 +1,186 @@
+//! Magnet links (BEP 9) and the other ways a user names a torrent.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use crate::gitobj::ObjectId;
+
+/// Longest magnet link accepted.
+pub const MAX_MAGNET_LEN: usize = 16 * 1024;
+
+/// The parts of a magnet link xus reads and writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Magnet {
+    /// `xt=urn:btih:`.
+    pub info_hash: ObjectId,
+    /// `dn=`: for commit torrents, the commit id.
+    pub name: Option<String>,
+    /// `x.pe=`: peers to dial.
+    pub peers: Vec<SocketAddr>,
+}
+
+/// Why a magnet link or infohash is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MagnetError {
+    /// Not `magnet:?...`.
+    #[error("not a magnet link (expected `magnet:?xt=urn:btih:...`)")]
+    NotMagnet,
+    /// Over [`MAX_MAGNET_LEN`].
+    #[error("magnet link is {0} bytes, over the {MAX_MAGNET_LEN}-byte limit")]
+    TooLong(usize),
+    /// No usable `xt`.
+    #[error("magnet link has no `xt=urn:btih:` with a 40-hex or 32-base32 infohash")]
+    NoInfoHash,
+    /// A `%` escape that is not two hex digits, or a value that is not UTF-8.
+    #[error("magnet parameter `{0}` is not correctly percent-encoded UTF-8")]
+    Encoding(String),
+    /// An `x.pe` that is not `ip:port`.
+    #[error("magnet peer `{0}` is not an ip:port address")]
+    Peer(String),
+}
+
+impl Magnet {
+    /// Parses a magnet link, ignoring parameters xus has no use for.
+    pub fn parse(text: &str) -> Result<Self, MagnetError> {
+        if text.len() > MAX_MAGNET_LEN {
+            return Err(MagnetError::TooLong(text.len()));
+        }
+        let query = text.strip_prefix("magnet:?").ok_or(MagnetError::NotMagnet)?;
+        let mut info_hash = None;
+        let mut name = None;
+        let mut peers = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let value = percent_decode(value).ok_or_else(|| MagnetError::Encoding(key.into()))?;
+            match key {
+                "xt" => {
+                    if let Some(hash) = value.strip_prefix("urn:btih:") {
+                        info_hash = Some(parse_info_hash(hash).ok_or(MagnetError::NoInfoHash)?);
+                    }
+                }
+                "dn" => name = Some(value),
+                "x.pe" => peers.push(value.parse().map_err(|_| MagnetError::Peer(value.clone()))?),
+                _ => {}
+            }
+        }
+        Ok(Self {
+            info_hash: info_hash.ok_or(MagnetError::NoInfoHash)?,
+            name,
+            peers,
+        })
+    }
+}
+
+impl fmt::Display for Magnet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "magnet:?xt=urn:btih:{}", self.info_hash)?;
+        if let Some(name) = &self.name {
+            write!(f, "&dn={}", percent_encode(name))?;
+        }
+        for peer in &self.peers {
+            write!(f, "&x.pe={}", percent_encode(&peer.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+/// An infohash as 40 hex digits or 32 base32 letters (both appear in magnets).
+pub fn parse_info_hash(text: &str) -> Option<ObjectId> {
+    match text.len() {
+        40 => ObjectId::from_hex(text),
+        32 => base32_decode(text).and_then(|b| ObjectId::from_slice(&b)),
+        _ => None,
+    }
+}
+
+fn base32_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(20);
+    let (mut buffer, mut bits) = (0u64, 0u32);
+    for c in text.bytes() {
+        let v = match c.to_ascii_uppercase() {
+            c @ b'A'..=b'Z' => c - b'A',
+            c @ b'2'..=b'7' => c - b'2' + 26,
+            _ => return None,
+        };
+        buffer = (buffer << 5) | u64::from(v);
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+            buffer &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                let hex = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~:".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn round_trip() {
+        let m = Magnet {
+            info_hash: ObjectId([0xab; 20]),
+            name: Some("a b&c".into()),
+            peers: vec!["127.0.0.1:6881".parse().expect("addr")],
+        };
+        assert_eq!(Magnet::parse(&m.to_string()), Ok(m));
+    }
+
+    #[test]
+    fn base32_and_errors() {
+        let m = Magnet::parse("magnet:?xt=urn:btih:VOV2XK5LVOV2XK5LVOV2XK5LVOV2XK5L").expect("base32");
+        assert_eq!(m.info_hash, ObjectId([0xab; 20]));
+        assert_eq!(Magnet::parse("http://x"), Err(MagnetError::NotMagnet));
+        assert_eq!(Magnet::parse("magnet:?dn=x"), Err(MagnetError::NoInfoHash));
+        assert_eq!(Magnet::parse("magnet:?xt=urn:btih:zz"), Err(MagnetError::NoInfoHash));
+        assert!(Magnet::parse("magnet:?xt=urn:btih:abababababababababababababababababababab&dn=%e").is_err());
+        assert!(Magnet::parse("magnet:?xt=urn:btih:abababababababababababababababababababab&x.pe=nope").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(s in ".{0,300}") {
+            let _ = Magnet::parse(&s);
+            let _ = Magnet::parse(&format!("magnet:?{s}"));
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! The `xus` binary: parse, run, map errors to an exit code.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use xus::cli::{Cli, Command};
+use xus::commands::{fetch, seed, torrent};
+use xus::import::RefOptions;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xus: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,librqbit=warn",
+        2 => "debug,librqbit=info",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("XUS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout();
+    match cli.command {
+        Command::Torrent(args) => torrent::run(
+            &torrent::TorrentOptions {
+                repo: args.repo,
+                rev: args.rev,
+                output: args.output,
+            },
+            &mut stdout,
+        ),
+        Command::Seed(args) => runtime()?.block_on(seed::run(
+            seed::SeedOptions {
+                repo: args.repo,
+                revs: args.revs,
+                all_branches: args.all_branches,
+                listen: args.net.listen,
+                peers: args.net.peers,
+                cache_bytes: args.cache_mb.saturating_mul(1024 * 1024),
+            },
+            &mut stdout,
+        )),
+        Command::Fetch(args) => runtime()?.block_on(fetch::run(
+            fetch::FetchOptions {
+                source: args.source,
+                repo: args.repo,
+                bare: args.bare,
+                refs: RefOptions {
+                    branch: args.branch,
+                    force: args.force,
+                    checkout: args.checkout,
+                },
+                listen: args.net.listen,
+                peers: args.net.peers,
+                metadata_timeout: Duration::from_secs(args.metadata_timeout),
+            },
+            &mut stdout,
+        )),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
