@@ -203,10 +203,7 @@ impl<'a> Decoder<'a> {
                 Value::Dict(entries)
             }
             byte => {
-                return Err(DecodeError::UnexpectedByte {
-                    byte,
-                    at: self.pos,
-                });
+                return Err(DecodeError::UnexpectedByte { byte, at: self.pos });
             }
         };
         Ok(Spanned {

@@ -18,7 +18,10 @@ fn entry_path(repo: &git2::Repository, commit: ObjectId) -> PathBuf {
 
 /// The torrent of `commit`, from the cache or freshly built (and then cached;
 /// a cache that cannot be written only costs a rebuild next time).
-pub fn load_or_build(repo: &git2::Repository, commit: ObjectId) -> Result<CommitTorrent, BuildError> {
+pub fn load_or_build(
+    repo: &git2::Repository,
+    commit: ObjectId,
+) -> Result<CommitTorrent, BuildError> {
     let path = entry_path(repo, commit);
     if let Ok(bytes) = std::fs::read(&path)
         && let Ok(torrent) = CommitTorrent::parse(&bytes)

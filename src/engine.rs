@@ -140,9 +140,7 @@ impl Engine {
                 .add_torrent(AddTorrent::from_url(magnet), Some(options)),
         )
         .await
-        .with_context(|| {
-            format!("no peer sent the metadata of {info_hash} within {timeout:?}")
-        })?
+        .with_context(|| format!("no peer sent the metadata of {info_hash} within {timeout:?}"))?
         .with_context(|| format!("fetching the metadata of {info_hash} from peers"))?;
         match response {
             AddTorrentResponse::ListOnly(list) => {

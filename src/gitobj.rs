@@ -200,7 +200,9 @@ pub fn check_name(name: &[u8]) -> Result<(), ObjectError> {
         || name.contains(&0)
         || name.eq_ignore_ascii_case(b".git");
     if unsafe_name {
-        return Err(ObjectError::UnsafeName(String::from_utf8_lossy(name).into()));
+        return Err(ObjectError::UnsafeName(
+            String::from_utf8_lossy(name).into(),
+        ));
     }
     Ok(())
 }
@@ -276,7 +278,9 @@ mod tests {
         }
         assert!(parse_tree(&entry("999", b"x", 1)).is_err());
         assert!(parse_tree(&entry("20000", b"x", 1)).is_err());
-        assert!(parse_tree(&[entry("100644", b"x", 1), entry("100644", b"x", 2)].concat()).is_err());
+        assert!(
+            parse_tree(&[entry("100644", b"x", 1), entry("100644", b"x", 2)].concat()).is_err()
+        );
         assert!(parse_tree(b"100644 x\0short").is_err());
     }
 

@@ -154,14 +154,23 @@ pub fn import(
             write_object(&odb, ObjectType::Tree, trees[&id], id)?;
         }
     }
-    write_object(&odb, ObjectType::Commit, &torrent.commit_raw, torrent.commit)?;
+    write_object(
+        &odb,
+        ObjectType::Commit,
+        &torrent.commit_raw,
+        torrent.commit,
+    )?;
     record_shallow_boundary(repo, &odb, torrent)?;
     Ok(())
 }
 
 /// Points `refs/xus/commits/<id>` and, when asked, a branch at an imported
 /// commit, then checks it out when asked.
-pub fn set_refs(repo: &Repository, commit: ObjectId, options: &RefOptions) -> Result<(), ImportError> {
+pub fn set_refs(
+    repo: &Repository,
+    commit: ObjectId,
+    options: &RefOptions,
+) -> Result<(), ImportError> {
     let kept = format!("{COMMIT_REF_PREFIX}{commit}");
     repo.reference(&kept, commit.to_git(), true, "xus fetch")
         .map_err(git(format!("setting {kept}")))?;
@@ -250,9 +259,8 @@ fn write_blob_from_file(
         path: path.to_owned(),
         source,
     };
-    let len = usize::try_from(length).map_err(|_| {
-        io(std::io::Error::other("file too large for this platform"))
-    })?;
+    let len = usize::try_from(length)
+        .map_err(|_| io(std::io::Error::other("file too large for this platform")))?;
     let mut writer = odb
         .writer(len, ObjectType::Blob)
         .map_err(git(format!("writing blob {expected}")))?;
@@ -291,7 +299,10 @@ fn check_id(kind: &str, expected: ObjectId, actual: git2::Oid) -> Result<(), Imp
 
 /// Tree ids ordered so that every tree comes after all its subtrees.
 fn children_first(trees: &[(ObjectId, Vec<u8>)]) -> Vec<ObjectId> {
-    let map: HashMap<ObjectId, &[u8]> = trees.iter().map(|(id, raw)| (*id, raw.as_slice())).collect();
+    let map: HashMap<ObjectId, &[u8]> = trees
+        .iter()
+        .map(|(id, raw)| (*id, raw.as_slice()))
+        .collect();
     let mut done = HashSet::new();
     let mut order = Vec::with_capacity(trees.len());
     for (root, _) in trees.iter().take(1) {

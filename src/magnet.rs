@@ -45,7 +45,9 @@ impl Magnet {
         if text.len() > MAX_MAGNET_LEN {
             return Err(MagnetError::TooLong(text.len()));
         }
-        let query = text.strip_prefix("magnet:?").ok_or(MagnetError::NotMagnet)?;
+        let query = text
+            .strip_prefix("magnet:?")
+            .ok_or(MagnetError::NotMagnet)?;
         let mut info_hash = None;
         let mut name = None;
         let mut peers = Vec::new();
@@ -59,7 +61,11 @@ impl Magnet {
                     }
                 }
                 "dn" => name = Some(value),
-                "x.pe" => peers.push(value.parse().map_err(|_| MagnetError::Peer(value.clone()))?),
+                "x.pe" => peers.push(
+                    value
+                        .parse()
+                        .map_err(|_| MagnetError::Peer(value.clone()))?,
+                ),
                 _ => {}
             }
         }
@@ -167,13 +173,23 @@ mod tests {
 
     #[test]
     fn base32_and_errors() {
-        let m = Magnet::parse("magnet:?xt=urn:btih:VOV2XK5LVOV2XK5LVOV2XK5LVOV2XK5L").expect("base32");
+        let m =
+            Magnet::parse("magnet:?xt=urn:btih:VOV2XK5LVOV2XK5LVOV2XK5LVOV2XK5L").expect("base32");
         assert_eq!(m.info_hash, ObjectId([0xab; 20]));
         assert_eq!(Magnet::parse("http://x"), Err(MagnetError::NotMagnet));
         assert_eq!(Magnet::parse("magnet:?dn=x"), Err(MagnetError::NoInfoHash));
-        assert_eq!(Magnet::parse("magnet:?xt=urn:btih:zz"), Err(MagnetError::NoInfoHash));
-        assert!(Magnet::parse("magnet:?xt=urn:btih:abababababababababababababababababababab&dn=%e").is_err());
-        assert!(Magnet::parse("magnet:?xt=urn:btih:abababababababababababababababababababab&x.pe=nope").is_err());
+        assert_eq!(
+            Magnet::parse("magnet:?xt=urn:btih:zz"),
+            Err(MagnetError::NoInfoHash)
+        );
+        assert!(
+            Magnet::parse("magnet:?xt=urn:btih:abababababababababababababababababababab&dn=%e")
+                .is_err()
+        );
+        assert!(
+            Magnet::parse("magnet:?xt=urn:btih:abababababababababababababababababababab&x.pe=nope")
+                .is_err()
+        );
     }
 
     proptest! {

@@ -42,7 +42,12 @@ pub fn resolve_commit(repo: &Repository, rev: &str) -> anyhow::Result<ObjectId> 
     let commit = repo
         .revparse_single(rev)
         .and_then(|object| object.peel_to_commit())
-        .with_context(|| format!("{rev:?} does not name a commit in {}", repo.path().display()))?;
+        .with_context(|| {
+            format!(
+                "{rev:?} does not name a commit in {}",
+                repo.path().display()
+            )
+        })?;
     ObjectId::from_git(commit.id()).context("repository does not use SHA-1 object ids")
 }
 

@@ -20,8 +20,8 @@ use crate::format::{self, CommitTorrent};
 use crate::gitobj::ObjectId;
 use crate::import::{self, RefOptions};
 use crate::magnet::{self, Magnet};
-use crate::storage::{Backing, BlobSource, DEFAULT_CACHE_BYTES, GitStorageFactory, StagedFile};
 use crate::repo;
+use crate::storage::{Backing, BlobSource, DEFAULT_CACHE_BYTES, GitStorageFactory, StagedFile};
 
 /// Options of `xus fetch`.
 #[derive(Debug, Clone)]
@@ -59,8 +59,9 @@ fn parse_source(text: &str) -> anyhow::Result<Source> {
     {
         return Ok(Source::InfoHash(ih, Vec::new()));
     }
-    let meta = std::fs::metadata(path)
-        .with_context(|| format!("{text:?} is not a magnet link, an infohash or a readable .torrent file"))?;
+    let meta = std::fs::metadata(path).with_context(|| {
+        format!("{text:?} is not a magnet link, an infohash or a readable .torrent file")
+    })?;
     anyhow::ensure!(
         meta.len() <= format::MAX_TORRENT_FILE_BYTES as u64,
         "{text} is {} bytes, larger than any valid commit torrent",
@@ -116,7 +117,8 @@ async fn fetch_with(
             (info, Some(ih))
         }
     };
-    let torrent = CommitTorrent::parse(&info).context("the metadata is not a valid xus commit torrent")?;
+    let torrent =
+        CommitTorrent::parse(&info).context("the metadata is not a valid xus commit torrent")?;
     if let Some(ih) = wanted {
         anyhow::ensure!(
             torrent.info_hash == ih,
@@ -253,7 +255,11 @@ async fn watch(handle: &TorrentHandle) -> anyhow::Result<()> {
         bar
     });
     let mut done = std::pin::pin!(Engine::wait_complete(handle));
-    let mut tick = tokio::time::interval(Duration::from_millis(if bar.is_some() { 200 } else { 2000 }));
+    let mut tick = tokio::time::interval(Duration::from_millis(if bar.is_some() {
+        200
+    } else {
+        2000
+    }));
     loop {
         tokio::select! {
             result = &mut done => {

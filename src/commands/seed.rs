@@ -80,14 +80,17 @@ pub async fn run(options: SeedOptions, out: &mut (dyn Write + Send)) -> anyhow::
         work_dir: git_dir.join("xus").join("session"),
     })
     .await?;
-    let addr = engine.listen_addr().context("BitTorrent session is not listening")?;
+    let addr = engine
+        .listen_addr()
+        .context("BitTorrent session is not listening")?;
     let advertised: Vec<SocketAddr> = if addr.ip().is_unspecified() {
         Vec::new()
     } else {
         vec![addr]
     };
     for torrent in &torrents {
-        let storage = GitStorageFactory::new(torrent.info_hash, source.clone(), local_backings(torrent));
+        let storage =
+            GitStorageFactory::new(torrent.info_hash, source.clone(), local_backings(torrent));
         let handle = engine
             .add(torrent.torrent_file(&[]), storage, &options.peers)
             .await

@@ -153,7 +153,10 @@ pub fn build(repo: &git2::Repository, commit: ObjectId) -> Result<CommitTorrent,
     Ok(CommitTorrent::parse(&info)?)
 }
 
-fn load_trees(odb: &git2::Odb<'_>, root: ObjectId) -> Result<HashMap<ObjectId, Vec<u8>>, BuildError> {
+fn load_trees(
+    odb: &git2::Odb<'_>,
+    root: ObjectId,
+) -> Result<HashMap<ObjectId, Vec<u8>>, BuildError> {
     let mut trees = HashMap::new();
     let mut todo = vec![root];
     let mut entries = 0usize;
@@ -162,7 +165,9 @@ fn load_trees(odb: &git2::Odb<'_>, root: ObjectId) -> Result<HashMap<ObjectId, V
             continue;
         }
         let raw = read(odb, id, ObjectType::Tree, "tree")?;
-        for entry in gitobj::parse_tree(&raw).map_err(|source| FormatError::BadTree { id, source })? {
+        for entry in
+            gitobj::parse_tree(&raw).map_err(|source| FormatError::BadTree { id, source })?
+        {
             entries += 1;
             if entries > MAX_ENTRIES {
                 return Err(FormatError::TooManyEntries(MAX_ENTRIES).into());

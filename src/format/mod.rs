@@ -47,7 +47,9 @@ pub enum FormatError {
     #[error("info dictionary field `{0}` is missing or malformed")]
     Field(&'static str),
     /// Written by a newer xus.
-    #[error("commit torrent format version {0} is not supported (this xus reads version {VERSION})")]
+    #[error(
+        "commit torrent format version {0} is not supported (this xus reads version {VERSION})"
+    )]
     Version(i64),
     /// `name` is not the hex id of the commit carried.
     #[error("torrent name {name:?} is not the id of the commit it carries ({actual})")]
@@ -209,11 +211,23 @@ pub(crate) fn assemble(parts: &Parts, commit: ObjectId) -> Vec<u8> {
         ("commit", Owned::bytes(&parts.commit_raw)),
         (
             "links",
-            Owned::List(parts.links.iter().map(|l| Owned::bytes(&l.target)).collect()),
+            Owned::List(
+                parts
+                    .links
+                    .iter()
+                    .map(|l| Owned::bytes(&l.target))
+                    .collect(),
+            ),
         ),
         (
             "trees",
-            Owned::List(parts.trees.iter().map(|(_, raw)| Owned::bytes(raw)).collect()),
+            Owned::List(
+                parts
+                    .trees
+                    .iter()
+                    .map(|(_, raw)| Owned::bytes(raw))
+                    .collect(),
+            ),
         ),
         ("v", Owned::Int(VERSION)),
         (

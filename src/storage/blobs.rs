@@ -125,11 +125,7 @@ impl BlobSource {
         &self,
         f: impl FnOnce(&git2::Repository) -> Result<T, BlobError>,
     ) -> Result<T, BlobError> {
-        let pooled = self
-            .handles
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop();
+        let pooled = self.handles.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let repo = match pooled {
             Some(repo) => repo,
             None => git2::Repository::open(&self.path).map_err(|source| BlobError::Open {

@@ -1,0 +1,326 @@
+//! Shared helpers for end-to-end tests: real `xus` processes, real Git
+//! repositories built with the git CLI, and comparisons that explain
+//! themselves when they fail. Children are killed when their guard drops.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The `xus` binary under test.
+pub fn xus_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_xus")
+}
+
+/// A child process killed (and reaped) on drop.
+pub struct ChildGuard {
+    pub child: Child,
+    pub name: String,
+}
+
+impl ChildGuard {
+    /// Sends SIGTERM and waits up to `timeout` for a clean exit.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `git` in `dir` with a fixed identity and clock, panicking on failure.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = git_output(dir, args);
+    assert!(
+        out.status.success(),
+        "git {args:?} in {} failed: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Runs `git` and returns its whole output.
+pub fn git_output(dir: &Path, args: &[&str]) -> Output {
+    Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "Test Author")
+        .env("GIT_AUTHOR_EMAIL", "author@example.invalid")
+        .env("GIT_COMMITTER_NAME", "Test Committer")
+        .env("GIT_COMMITTER_EMAIL", "committer@example.invalid")
+        .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
+        .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .output()
+        .expect("running git")
+}
+
+/// A fresh repository in a temporary directory.
+pub struct TestRepo {
+    pub dir: tempfile::TempDir,
+}
+
+impl TestRepo {
+    /// `git init` in a new temporary directory.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        git(dir.path(), &["init", "-q", "-b", "main"]);
+        Self { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file (creating parent directories).
+    pub fn write(&self, rel: impl AsRef<Path>, data: impl AsRef<[u8]>) {
+        let path = self.path().join(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, data).expect("write");
+    }
+
+    /// `git add -A && git commit`, returning the commit id.
+    pub fn commit(&self, message: &str) -> String {
+        git(self.path(), &["add", "-A"]);
+        git(
+            self.path(),
+            &["commit", "-q", "--allow-empty", "-m", message],
+        );
+        git(self.path(), &["rev-parse", "HEAD"])
+    }
+}
+
+/// Runs `xus` to completion under a timeout.
+pub fn run_xus(args: &[&str], timeout: Duration) -> Output {
+    let mut child = Command::new(xus_bin())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning xus");
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            return child.wait_with_output().expect("collecting xus output");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("collecting xus output");
+            panic!(
+                "xus {args:?} did not finish within {timeout:?}\nstdout: {}\nstderr: {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs `xus`, asserting success, returning stdout.
+pub fn xus_ok(args: &[&str], timeout: Duration) -> String {
+    let out = run_xus(args, timeout);
+    assert!(
+        out.status.success(),
+        "xus {args:?} failed ({})\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// One commit a `xus seed` process serves.
+#[derive(Debug, Clone)]
+pub struct Seeded {
+    pub commit: String,
+    pub info_hash: String,
+    pub magnet: String,
+}
+
+/// A running `xus seed`.
+pub struct Seeder {
+    pub guard: ChildGuard,
+    pub addr: SocketAddr,
+    pub seeded: Vec<Seeded>,
+}
+
+/// Starts `xus seed --repo REPO --listen 127.0.0.1:0 EXTRA...` and waits for
+/// its `listening` line.
+pub fn spawn_seed(repo: &Path, extra: &[&str]) -> Seeder {
+    let mut args = vec![
+        "seed".to_owned(),
+        "--repo".into(),
+        repo.display().to_string(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let mut child = Command::new(xus_bin())
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawning xus seed");
+    let stdout = child.stdout.take().expect("stdout");
+    let guard = ChildGuard {
+        child,
+        name: "xus seed".into(),
+    };
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seeded = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("xus seed {args:?} never printed its listening line"));
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["seeding", commit, ih, magnet] => seeded.push(Seeded {
+                commit: commit.to_string(),
+                info_hash: ih.to_string(),
+                magnet: magnet.to_string(),
+            }),
+            ["listening", addr] => {
+                return Seeder {
+                    guard,
+                    addr: addr.parse().expect("listen address"),
+                    seeded,
+                };
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Asserts `git fsck --full --strict` is clean.
+pub fn assert_fsck_clean(repo: &Path) {
+    let out = git_output(repo, &["fsck", "--full", "--strict", "--no-dangling"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && !stdout.contains("error") && !stdout.contains("missing"),
+        "git fsck failed in {}:\n{stdout}\n{stderr}",
+        repo.display()
+    );
+}
+
+/// Every file under `dir` (skipping `.git`), as relative path -> (bytes, executable).
+/// Symlinks map to their target with a `symlink:` prefix.
+pub fn tree_contents(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, bool)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = BTreeMap::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).expect("read_dir") {
+            let entry = entry.expect("entry");
+            let path = entry.path();
+            let rel = path.strip_prefix(dir).expect("prefix").to_owned();
+            if rel == Path::new(".git") {
+                continue;
+            }
+            let meta = std::fs::symlink_metadata(&path).expect("metadata");
+            if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(&path).expect("readlink");
+                let mut bytes = b"symlink:".to_vec();
+                bytes.extend_from_slice(target.as_os_str().as_encoded_bytes());
+                out.insert(rel, (bytes, false));
+            } else if meta.is_dir() {
+                todo.push(path);
+            } else {
+                let exec = meta.permissions().mode() & 0o100 != 0;
+                out.insert(rel, (std::fs::read(&path).expect("read"), exec));
+            }
+        }
+    }
+    out
+}
+
+/// The files `git archive REV` produces, extracted into a temporary directory.
+pub fn git_archive(repo: &Path, rev: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tar = dir.path().join("a.tar");
+    git(repo, &["archive", "-o", tar.to_str().expect("utf8"), rev]);
+    let status = Command::new("tar")
+        .args(["-xf", "a.tar"])
+        .current_dir(dir.path())
+        .status()
+        .expect("tar");
+    assert!(status.success());
+    std::fs::remove_file(&tar).expect("rm tar");
+    dir
+}
+
+/// Asserts two directory trees hold the same files, listing the differences.
+pub fn assert_same_files(expected: &Path, actual: &Path, check_exec: bool) {
+    let a = tree_contents(expected);
+    let b = tree_contents(actual);
+    let mut problems = Vec::new();
+    for (path, (data, exec)) in &a {
+        match b.get(path) {
+            None => problems.push(format!("missing {}", path.display())),
+            Some((d, e)) if d != data => problems.push(format!(
+                "content differs: {} ({} vs {} bytes)",
+                path.display(),
+                data.len(),
+                d.len()
+            )),
+            Some((_, e)) if check_exec && e != exec => {
+                problems.push(format!("exec bit differs: {}", path.display()))
+            }
+            _ => {}
+        }
+    }
+    for path in b.keys() {
+        if !a.contains_key(path) {
+            problems.push(format!("unexpected {}", path.display()));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} vs {}:\n{}",
+        expected.display(),
+        actual.display(),
+        problems.join("\n")
+    );
+}
+
+/// Waits until `f` returns `Some`, polling, or panics after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
