@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod clients;
+pub mod fixtures;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

@@ -1,0 +1,1 @@
+//! Drivers for stock BitTorrent clients (libtorrent, aria2c, Transmission) on loopback.

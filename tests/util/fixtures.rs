@@ -1,0 +1,1 @@
+//! Builders of tricky Git commits for the fixture corpus.
