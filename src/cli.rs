@@ -52,6 +52,22 @@ pub struct NetArgs {
     /// A peer to dial (repeatable).
     #[arg(long = "peer", value_name = "ADDR")]
     pub peers: Vec<SocketAddr>,
+    /// Cap on upload speed, KiB/s.
+    #[arg(long, value_name = "KIB_PER_S")]
+    pub max_upload: Option<u32>,
+    /// Cap on download speed, KiB/s.
+    #[arg(long, value_name = "KIB_PER_S")]
+    pub max_download: Option<u32>,
+}
+
+impl NetArgs {
+    /// The engine configuration these options describe.
+    pub fn rates(&self) -> crate::engine::RateLimits {
+        crate::engine::RateLimits {
+            upload_bps: self.max_upload.map(|k| k.saturating_mul(1024)),
+            download_bps: self.max_download.map(|k| k.saturating_mul(1024)),
+        }
+    }
 }
 
 /// `xus seed`.

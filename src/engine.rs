@@ -25,6 +25,17 @@ pub struct EngineConfig {
     pub listen: SocketAddr,
     /// Scratch directory librqbit may use (it writes nothing there with Git storage).
     pub work_dir: PathBuf,
+    /// Speed caps for the whole session.
+    pub rates: RateLimits,
+}
+
+/// Speed caps, bytes per second; `None` is unlimited.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RateLimits {
+    /// Upload cap.
+    pub upload_bps: Option<u32>,
+    /// Download cap.
+    pub download_bps: Option<u32>,
 }
 
 /// A running BitTorrent session.
@@ -71,6 +82,13 @@ impl Engine {
                 ..Default::default()
             }),
             ipv4_only: config.listen.is_ipv4(),
+            ratelimits: librqbit::limits::LimitsConfig {
+                upload_bps: config.rates.upload_bps.and_then(std::num::NonZeroU32::new),
+                download_bps: config
+                    .rates
+                    .download_bps
+                    .and_then(std::num::NonZeroU32::new),
+            },
             client_name_and_version: Some(format!("xus {}", env!("CARGO_PKG_VERSION"))),
             ..Default::default()
         };

@@ -15,5 +15,6 @@ pub mod gitobj;
 pub mod import;
 pub mod magnet;
 pub mod repo;
+pub mod scavenge;
 pub mod storage;
 pub mod weak;

@@ -20,8 +20,8 @@ use crate::format::{self, CommitTorrent};
 use crate::gitobj::ObjectId;
 use crate::import::{self, RefOptions};
 use crate::magnet::{self, Magnet};
-use crate::repo;
 use crate::storage::{Backing, BlobSource, DEFAULT_CACHE_BYTES, GitStorageFactory, StagedFile};
+use crate::{repo, scavenge};
 
 /// Options of `xus fetch`.
 #[derive(Debug, Clone)]
@@ -38,6 +38,8 @@ pub struct FetchOptions {
     pub listen: SocketAddr,
     /// Peers to dial.
     pub peers: Vec<SocketAddr>,
+    /// Speed caps.
+    pub rates: crate::engine::RateLimits,
     /// How long to wait for metadata from peers.
     pub metadata_timeout: Duration,
 }
@@ -86,6 +88,7 @@ pub async fn run(options: FetchOptions, out: &mut (dyn Write + Send)) -> anyhow:
     let engine = Engine::start(&EngineConfig {
         listen: options.listen,
         work_dir: git_dir.join("xus").join("session"),
+        rates: options.rates,
     })
     .await?;
     let result = fetch_with(&engine, source, &git_dir, &options, out).await;
@@ -195,6 +198,14 @@ async fn download(
     let repo = git2::Repository::open(git_dir)?;
     let staged = staged_paths(&repo, torrent, git_dir)?;
     drop(repo);
+    let patched = {
+        let (git_dir, torrent, staged) = (git_dir.to_owned(), torrent.clone(), staged.clone());
+        tokio::task::spawn_blocking(move || {
+            let repo = git2::Repository::open(&git_dir)?;
+            scavenge::prefill(&repo, &torrent, &staged)
+        })
+        .await??
+    };
     let commit_raw: Arc<[u8]> = Arc::from(torrent.commit_raw.as_slice());
     let mut reused = 0u64;
     let backings: Vec<Backing> = torrent
@@ -217,11 +228,12 @@ async fn download(
         .with_context(|| format!("starting the download of {}", torrent.commit))?;
     let start = Engine::progress(&handle);
     eprintln!(
-        "commit {}: {} bytes in {} files; {} bytes of local blobs reused, {} bytes already verified, {} to download",
+        "commit {}: {} bytes in {} files; {} bytes of local blobs reused, {} bytes patched from older versions, {} bytes already verified, {} to download",
         torrent.commit,
         start.total,
         torrent.files.len(),
         reused,
+        patched.bytes,
         start.have,
         start.total - start.have
     );

@@ -26,6 +26,8 @@ pub struct SeedOptions {
     pub listen: SocketAddr,
     /// Peers to dial.
     pub peers: Vec<SocketAddr>,
+    /// Speed caps.
+    pub rates: crate::engine::RateLimits,
     /// Bound on inflated blob bytes kept in memory.
     pub cache_bytes: u64,
 }
@@ -78,6 +80,7 @@ pub async fn run(options: SeedOptions, out: &mut (dyn Write + Send)) -> anyhow::
     let engine = Engine::start(&EngineConfig {
         listen: options.listen,
         work_dir: git_dir.join("xus").join("session"),
+        rates: options.rates,
     })
     .await?;
     let addr = engine
