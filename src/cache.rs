@@ -16,6 +16,20 @@ fn entry_path(repo: &git2::Repository, commit: ObjectId) -> PathBuf {
         .join(format!("{commit}.info"))
 }
 
+/// Cached torrents of `commit`'s parents: most commits change a few files,
+/// so most of their pieces can be taken from the parent's torrent.
+fn parent_torrents(repo: &git2::Repository, commit: ObjectId) -> Vec<CommitTorrent> {
+    let Ok(commit) = repo.find_commit(commit.to_git()) else {
+        return Vec::new();
+    };
+    commit
+        .parent_ids()
+        .filter_map(ObjectId::from_git)
+        .filter_map(|parent| std::fs::read(entry_path(repo, parent)).ok())
+        .filter_map(|bytes| CommitTorrent::parse(&bytes).ok())
+        .collect()
+}
+
 /// The torrent of `commit`, from the cache or freshly built (and then cached;
 /// a cache that cannot be written only costs a rebuild next time).
 pub fn load_or_build(
@@ -29,7 +43,7 @@ pub fn load_or_build(
     {
         return Ok(torrent);
     }
-    let torrent = format::build(repo, commit)?;
+    let torrent = format::build_with_hints(repo, commit, &parent_torrents(repo, commit))?;
     if let Some(dir) = path.parent()
         && std::fs::create_dir_all(dir).is_ok()
     {

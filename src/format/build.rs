@@ -2,15 +2,18 @@
 //! No checkout, no export: objects are read straight from Git.
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 
 use git2::ObjectType;
+use sha1::{Digest, Sha1};
 
 use super::{
     CommitTorrent, FormatError, MAX_ENTRIES, MAX_INFO_BYTES, MAX_LINK_TARGET, MAX_TOTAL_LENGTH,
-    Parts, PieceHasher, Symlink, TorrentFile, assemble, commit_file_name, piece_length_for,
-    torrent_component, walk,
+    Parts, PieceKey, Symlink, TorrentFile, assemble, commit_file_name, piece_key, piece_length_for,
+    segments, torrent_component, walk,
 };
 use crate::gitobj::{self, ObjectId};
+use crate::weak;
 
 /// Returned by [`build`].
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +46,18 @@ pub enum BuildError {
 /// Builds the v1 commit torrent of `commit`. The result depends on nothing
 /// but the commit's objects.
 pub fn build(repo: &git2::Repository, commit: ObjectId) -> Result<CommitTorrent, BuildError> {
+    build_with_hints(repo, commit, &[])
+}
+
+/// Like [`build`], but pieces made of exactly the same blob ranges as a
+/// piece of one of `hints` (typically the parent commits' torrents) take
+/// that piece's hashes instead of being read and hashed again. The result is
+/// byte-identical to [`build`]'s: a hint only saves work.
+pub fn build_with_hints(
+    repo: &git2::Repository,
+    commit: ObjectId,
+    hints: &[CommitTorrent],
+) -> Result<CommitTorrent, BuildError> {
     let odb = repo.odb().map_err(|source| BuildError::Git {
         what: "object database of",
         id: commit,
@@ -111,17 +126,7 @@ pub fn build(repo: &git2::Repository, commit: ObjectId) -> Result<CommitTorrent,
     }
 
     let piece_length = piece_length_for(offset);
-    let mut hasher = PieceHasher::new(piece_length);
-    for f in &files {
-        match f.blob {
-            Some(blob) => {
-                let data = read(&odb, blob, ObjectType::Blob, "blob")?;
-                hasher.update(&data);
-            }
-            None => hasher.update(&commit_raw),
-        }
-    }
-    let (piece_hashes, weak) = hasher.finish();
+    let (piece_hashes, weak) = hash_pieces(repo.path(), &files, &commit_raw, piece_length, hints)?;
 
     let tree_list = layout
         .trees
@@ -151,6 +156,134 @@ pub fn build(repo: &git2::Repository, commit: ObjectId) -> Result<CommitTorrent,
     // Parsing our own output is cheap next to hashing the payload, and it
     // guarantees that whatever xus seeds, xus can fetch.
     Ok(CommitTorrent::parse(&info)?)
+}
+
+type Hints = HashMap<PieceKey, ([u8; 20], u32)>;
+
+/// Hashes every piece, on every core: each thread takes a contiguous run of
+/// pieces and its own repository handle.
+fn hash_pieces(
+    git_dir: &Path,
+    files: &[TorrentFile],
+    commit_raw: &[u8],
+    piece_length: u64,
+    hint_torrents: &[CommitTorrent],
+) -> Result<(Vec<[u8; 20]>, Vec<u32>), BuildError> {
+    let mut hints = Hints::new();
+    for torrent in hint_torrents {
+        for (i, key) in torrent.piece_keys().into_iter().enumerate() {
+            if let Some(key) = key {
+                hints.insert(key, (torrent.piece_hashes[i], torrent.weak[i]));
+            }
+        }
+    }
+    let total: u64 = files.iter().map(|f| f.length).sum();
+    let count = total.div_ceil(piece_length) as usize;
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 16)
+        .min(count.max(1));
+    let per_thread = count.div_ceil(threads);
+    let results: Vec<Result<Vec<([u8; 20], u32)>, BuildError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let range = (t * per_thread).min(count)..((t + 1) * per_thread).min(count);
+                let hints = &hints;
+                scope.spawn(move || {
+                    hash_range(
+                        git_dir,
+                        files,
+                        commit_raw,
+                        piece_length,
+                        total,
+                        range,
+                        hints,
+                    )
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut hashes = Vec::with_capacity(count);
+    let mut weak = Vec::with_capacity(count);
+    for result in results {
+        for (h, w) in result? {
+            hashes.push(h);
+            weak.push(w);
+        }
+    }
+    Ok((hashes, weak))
+}
+
+fn hash_range(
+    git_dir: &Path,
+    files: &[TorrentFile],
+    commit_raw: &[u8],
+    piece_length: u64,
+    total: u64,
+    pieces: std::ops::Range<usize>,
+    hints: &Hints,
+) -> Result<Vec<([u8; 20], u32)>, BuildError> {
+    let mut out = Vec::with_capacity(pieces.len());
+    if pieces.is_empty() {
+        return Ok(out);
+    }
+    let repo = git2::Repository::open(git_dir).map_err(|source| BuildError::Git {
+        what: "repository for hashing, opening",
+        id: ObjectId([0; 20]),
+        source,
+    })?;
+    let odb = repo.odb().map_err(|source| BuildError::Git {
+        what: "object database for hashing, opening",
+        id: ObjectId([0; 20]),
+        source,
+    })?;
+    let mut current: Option<(ObjectId, git2::OdbObject<'_>)> = None;
+    for piece in pieces {
+        let start = piece as u64 * piece_length;
+        let len = piece_length.min(total - start);
+        let segs = segments(files, start, len);
+        if let Some(hit) = piece_key(files, &segs).and_then(|key| hints.get(&key)) {
+            out.push(*hit);
+            continue;
+        }
+        let mut sha = Sha1::new();
+        let mut weak = weak::Streaming::default();
+        for (file, offset, len) in segs {
+            let bytes: &[u8] = match files[file].blob {
+                None => commit_raw,
+                Some(blob) => {
+                    if current.as_ref().map(|(id, _)| *id) != Some(blob) {
+                        let object = odb.read(blob.to_git()).map_err(|source| BuildError::Git {
+                            what: "blob",
+                            id: blob,
+                            source,
+                        })?;
+                        check_kind(blob, object.kind(), ObjectType::Blob)?;
+                        current = Some((blob, object));
+                    }
+                    current.as_ref().map(|(_, o)| o.data()).unwrap_or_default()
+                }
+            };
+            let slice = usize::try_from(offset)
+                .ok()
+                .and_then(|o| bytes.get(o..o + len as usize))
+                .ok_or_else(|| {
+                    BuildError::Format(FormatError::Mismatch(format!(
+                        "blob of {} is shorter than its header says",
+                        files[file].path.join("/")
+                    )))
+                })?;
+            sha.update(slice);
+            weak.update(slice);
+        }
+        out.push((sha.finalize().into(), weak.digest()));
+    }
+    Ok(out)
 }
 
 fn load_trees(

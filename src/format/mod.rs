@@ -9,11 +9,9 @@
 
 mod build;
 mod layout;
-mod pieces;
 
-pub use build::{BuildError, build};
+pub use build::{BuildError, build, build_with_hints};
 pub use layout::{Layout, LayoutFile, LayoutLink, walk};
-pub use pieces::PieceHasher;
 
 use std::collections::{HashMap, HashSet};
 
@@ -407,20 +405,15 @@ impl CommitTorrent {
     /// The parts of files piece `index` covers: `(file index, offset in file, length)`.
     pub fn piece_segments(&self, index: usize) -> Vec<(usize, u64, u64)> {
         let (start, len) = self.piece_span(index);
-        let end = start + len;
-        let first = self.files.partition_point(|f| f.offset + f.length <= start);
-        let mut out = Vec::new();
-        for (i, f) in self.files.iter().enumerate().skip(first) {
-            if f.offset >= end {
-                break;
-            }
-            let from = start.max(f.offset);
-            let to = end.min(f.offset + f.length);
-            if to > from {
-                out.push((i, from - f.offset, to - from));
-            }
-        }
-        out
+        segments(&self.files, start, len)
+    }
+
+    /// What each piece is made of, by blob: the key under which a piece hash
+    /// can be reused by a later commit whose piece is made of the same bytes.
+    pub fn piece_keys(&self) -> Vec<Option<PieceKey>> {
+        (0..self.piece_count())
+            .map(|i| piece_key(&self.files, &self.piece_segments(i)))
+            .collect()
     }
 
     /// A `.torrent` file around the info dictionary (no tracker: xus is trackerless).
@@ -485,6 +478,36 @@ pub fn webseeds_from_torrent_file(torrent: &[u8]) -> Result<Vec<String>, FormatE
                 .map(str::to_owned)
                 .ok_or(FormatError::Field("url-list"))
         })
+        .collect()
+}
+
+/// The parts of `files` that the byte range `start..start+len` covers:
+/// `(file index, offset in file, length)`, skipping empty files.
+pub fn segments(files: &[TorrentFile], start: u64, len: u64) -> Vec<(usize, u64, u64)> {
+    let end = start + len;
+    let first = files.partition_point(|f| f.offset + f.length <= start);
+    let mut out = Vec::new();
+    for (i, f) in files.iter().enumerate().skip(first) {
+        if f.offset >= end {
+            break;
+        }
+        let from = start.max(f.offset);
+        let to = end.min(f.offset + f.length);
+        if to > from {
+            out.push((i, from - f.offset, to - from));
+        }
+    }
+    out
+}
+
+/// A piece described by the blob ranges it is made of.
+pub type PieceKey = Vec<(ObjectId, u64, u64)>;
+
+/// The key of a piece, or `None` when it holds bytes that are not a blob.
+pub fn piece_key(files: &[TorrentFile], segments: &[(usize, u64, u64)]) -> Option<PieceKey> {
+    segments
+        .iter()
+        .map(|&(i, off, len)| files[i].blob.map(|b| (b, off, len)))
         .collect()
 }
 
