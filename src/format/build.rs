@@ -158,7 +158,9 @@ pub fn build_with_hints(
     Ok(CommitTorrent::parse(&info)?)
 }
 
-type Hints = HashMap<PieceKey, ([u8; 20], u32)>;
+/// A piece's SHA-1 and weak checksum.
+type PieceSums = ([u8; 20], u32);
+type Hints = HashMap<PieceKey, PieceSums>;
 
 /// Hashes every piece, on every core: each thread takes a contiguous run of
 /// pieces and its own repository handle.
@@ -185,7 +187,7 @@ fn hash_pieces(
         .clamp(1, 16)
         .min(count.max(1));
     let per_thread = count.div_ceil(threads);
-    let results: Vec<Result<Vec<([u8; 20], u32)>, BuildError>> = std::thread::scope(|scope| {
+    let results: Vec<Result<Vec<PieceSums>, BuildError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let range = (t * per_thread).min(count)..((t + 1) * per_thread).min(count);
@@ -227,7 +229,7 @@ fn hash_range(
     total: u64,
     pieces: std::ops::Range<usize>,
     hints: &Hints,
-) -> Result<Vec<([u8; 20], u32)>, BuildError> {
+) -> Result<Vec<PieceSums>, BuildError> {
     let mut out = Vec::with_capacity(pieces.len());
     if pieces.is_empty() {
         return Ok(out);
