@@ -112,6 +112,10 @@ pub struct FetchArgs {
     /// Give up when no peer sends the metadata within this many seconds.
     #[arg(long, default_value_t = 60)]
     pub metadata_timeout: u64,
+    /// Give up when no new piece verifies for this many seconds (what was
+    /// verified is kept; running again resumes).
+    #[arg(long, default_value_t = 300)]
+    pub stall_timeout: u64,
     /// Network options.
     #[command(flatten)]
     pub net: NetArgs,

@@ -38,6 +38,10 @@ pub struct RateLimits {
     pub download_bps: Option<u32>,
 }
 
+/// How long a connected peer may say nothing before it is dropped: the
+/// 2-minute keep-alive interval of BEP 3, plus slack.
+pub const PEER_SILENCE_TIMEOUT: Duration = Duration::from_secs(150);
+
 /// A running BitTorrent session.
 pub struct Engine {
     session: Arc<Session>,
@@ -82,6 +86,18 @@ impl Engine {
                 ..Default::default()
             }),
             ipv4_only: config.listen.is_ipv4(),
+            connect: Some(librqbit::ConnectionOptions {
+                peer_opts: Some(librqbit::PeerConnectionOptions {
+                    // BEP 3 peers may stay silent for two minutes between
+                    // keep-alives, and Transmission says nothing until its
+                    // first rechoke, about 10 s in: librqbit's default 10 s
+                    // read timeout drops such peers, and a finished torrent
+                    // never dials them again.
+                    read_write_timeout: Some(PEER_SILENCE_TIMEOUT),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
             ratelimits: librqbit::limits::LimitsConfig {
                 upload_bps: config.rates.upload_bps.and_then(std::num::NonZeroU32::new),
                 download_bps: config

@@ -35,7 +35,7 @@ pub enum ImportError {
     #[error("no bytes for {0}: neither downloaded nor in the object database")]
     Missing(String),
     /// Reading a staged file failed.
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}")]
     Io {
         /// The staged file.
         path: PathBuf,
@@ -43,7 +43,7 @@ pub enum ImportError {
         source: std::io::Error,
     },
     /// libgit2 failed.
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Git {
         /// What was being done.
         what: String,
@@ -82,7 +82,7 @@ pub enum ImportError {
     #[error("cannot check out into a bare repository")]
     Bare,
     /// Writing the shallow file failed.
-    #[error("recording the shallow boundary in {path}: {source}")]
+    #[error("recording the shallow boundary in {path}")]
     Shallow {
         /// The shallow file.
         path: PathBuf,
@@ -123,6 +123,12 @@ pub fn import(
         if odb.exists(blob.to_git()) || queued.contains(&blob) {
             continue;
         }
+        if file.length == 0 {
+            // Nothing was downloaded, so no staging file exists.
+            write_object(&odb, ObjectType::Blob, b"", blob)?;
+            queued.insert(blob);
+            continue;
+        }
         let path = staged
             .as_deref()
             .ok_or_else(|| ImportError::Missing(file.path.join("/")))?;
@@ -161,6 +167,20 @@ pub fn import(
         torrent.commit,
     )?;
     record_shallow_boundary(repo, &odb, torrent)?;
+    Ok(())
+}
+
+/// Refuses ref options that could only fail after a download: a branch name
+/// Git rejects, or a checkout into a repository created bare.
+pub fn check_ref_options(options: &RefOptions, bare: bool) -> Result<(), ImportError> {
+    if let Some(branch) = &options.branch
+        && !git2::Reference::is_valid_name(&format!("refs/heads/{branch}"))
+    {
+        return Err(ImportError::BadBranch(branch.clone()));
+    }
+    if options.checkout && bare {
+        return Err(ImportError::Bare);
+    }
     Ok(())
 }
 

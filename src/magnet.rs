@@ -69,11 +69,18 @@ impl Magnet {
                 _ => {}
             }
         }
-        Ok(Self {
+        let magnet = Self {
             info_hash: info_hash.ok_or(MagnetError::NoInfoHash)?,
             name,
             peers,
-        })
+        };
+        // Printing escapes what the link may carry raw (`!` becomes `%21`), so
+        // refuse a link whose printed form would itself be refused.
+        let printed = magnet.to_string().len();
+        if printed > MAX_MAGNET_LEN {
+            return Err(MagnetError::TooLong(printed));
+        }
+        Ok(magnet)
     }
 }
 
@@ -126,7 +133,9 @@ fn percent_decode(text: &str) -> Option<String> {
     while i < bytes.len() {
         match bytes[i] {
             b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))?;
                 let hex = std::str::from_utf8(hex).ok()?;
                 out.push(u8::from_str_radix(hex, 16).ok()?);
                 i += 3;
@@ -190,6 +199,36 @@ mod tests {
             Magnet::parse("magnet:?xt=urn:btih:abababababababababababababababababababab&x.pe=nope")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn percent_escape_with_a_sign_is_refused() {
+        // `u8::from_str_radix` takes a leading `+`, so `%+1` used to decode.
+        for bad in ["%+1", "%+f", "%-1", "% 1"] {
+            assert_eq!(
+                Magnet::parse(&format!(
+                    "magnet:?xt=urn:btih:abababababababababababababababababababab&dn={bad}"
+                )),
+                Err(MagnetError::Encoding("dn".into())),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn printed_magnet_stays_within_the_length_limit() {
+        let link = |name: &str| {
+            format!("magnet:?xt=urn:btih:abababababababababababababababababababab&dn={name}")
+        };
+        // Within the limit as written, three times over it once `!` is escaped.
+        let raw = link(&"!".repeat(MAX_MAGNET_LEN - 70));
+        assert!(raw.len() <= MAX_MAGNET_LEN);
+        assert!(matches!(
+            Magnet::parse(&raw),
+            Err(MagnetError::TooLong(n)) if n > MAX_MAGNET_LEN
+        ));
+        let m = Magnet::parse(&link(&"!".repeat(MAX_MAGNET_LEN / 3 - 70))).expect("fits");
+        assert_eq!(Magnet::parse(&m.to_string()), Ok(m));
     }
 
     proptest! {

@@ -72,6 +72,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 rates: args.net.rates(),
                 peers: args.net.peers,
                 metadata_timeout: Duration::from_secs(args.metadata_timeout),
+                stall_timeout: Duration::from_secs(args.stall_timeout),
             },
             &mut stdout,
         )),

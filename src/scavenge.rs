@@ -12,7 +12,7 @@
 //! straddles two files is downloaded unless its bytes are all local blobs.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use sha1::{Digest, Sha1};
@@ -145,15 +145,8 @@ pub fn prefill(
             }
             todo.retain(|p| !found.iter().any(|(f, _)| f == p));
         }
-        if staging_exists(&staging) {
-            staging.ensure_length(file.length)?;
-        }
     }
     Ok(recovered)
-}
-
-fn staging_exists(file: &StagedFile) -> bool {
-    Path::new(file.path()).exists()
 }
 
 /// For each wanted piece found in `old`, the offset where its bytes start.

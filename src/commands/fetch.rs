@@ -42,11 +42,13 @@ pub struct FetchOptions {
     pub rates: crate::engine::RateLimits,
     /// How long to wait for metadata from peers.
     pub metadata_timeout: Duration,
+    /// Give up after this long without a new verified piece.
+    pub stall_timeout: Duration,
 }
 
 /// What the user named.
 enum Source {
-    Metadata(Vec<u8>),
+    Torrent(Box<CommitTorrent>),
     InfoHash(ObjectId, Vec<SocketAddr>),
 }
 
@@ -72,26 +74,24 @@ fn parse_source(text: &str) -> anyhow::Result<Source> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {text}"))?;
     let info = format::info_from_torrent_file(&bytes)
         .with_context(|| format!("{text} is not a valid .torrent file"))?;
-    Ok(Source::Metadata(info.to_vec()))
+    let torrent = CommitTorrent::parse(info)
+        .with_context(|| format!("{text} is not a valid xus commit torrent"))?;
+    Ok(Source::Torrent(Box::new(torrent)))
 }
 
 /// Downloads, verifies and imports; prints `fetched <commit> <infohash>`.
 pub async fn run(options: FetchOptions, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
+    // Everything that can be refused is refused before anything is created.
     let source = parse_source(&options.source)?;
-    let repo_path = options.repo.clone();
-    let bare = options.bare;
-    let git_dir = tokio::task::spawn_blocking(move || {
-        repo::open_or_init(&repo_path, bare).map(|r| r.path().to_owned())
-    })
-    .await??;
-
+    import::check_ref_options(&options.refs, options.bare)?;
+    let scratch = tempfile::tempdir().context("creating a scratch directory")?;
     let engine = Engine::start(&EngineConfig {
         listen: options.listen,
-        work_dir: git_dir.join("xus").join("session"),
+        work_dir: scratch.path().to_owned(),
         rates: options.rates,
     })
     .await?;
-    let result = fetch_with(&engine, source, &git_dir, &options, out).await;
+    let result = fetch_with(&engine, source, &options, out).await;
     engine.stop().await;
     result
 }
@@ -99,13 +99,12 @@ pub async fn run(options: FetchOptions, out: &mut (dyn Write + Send)) -> anyhow:
 async fn fetch_with(
     engine: &Engine,
     source: Source,
-    git_dir: &Path,
     options: &FetchOptions,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<()> {
     let mut peers = options.peers.clone();
-    let (info, wanted) = match source {
-        Source::Metadata(info) => (info, None),
+    let torrent = match source {
+        Source::Torrent(torrent) => *torrent,
         Source::InfoHash(ih, magnet_peers) => {
             peers.extend(magnet_peers);
             anyhow::ensure!(
@@ -117,27 +116,38 @@ async fn fetch_with(
                 .resolve_metadata(ih, &peers, options.metadata_timeout)
                 .await?;
             peers.extend(seen);
-            (info, Some(ih))
+            let torrent = CommitTorrent::parse(&info)
+                .context("the metadata peers sent is not a valid xus commit torrent")?;
+            anyhow::ensure!(
+                torrent.info_hash == ih,
+                "peers sent metadata for {} instead of {ih}",
+                torrent.info_hash
+            );
+            torrent
         }
     };
-    let torrent =
-        CommitTorrent::parse(&info).context("the metadata is not a valid xus commit torrent")?;
-    if let Some(ih) = wanted {
-        anyhow::ensure!(
-            torrent.info_hash == ih,
-            "peers sent metadata for {} instead of {ih}",
-            torrent.info_hash
-        );
-    }
     peers.sort();
     peers.dedup();
 
+    let repo_path = options.repo.clone();
+    let (bare, checkout) = (options.bare, options.refs.checkout);
+    let git_dir = tokio::task::spawn_blocking(move || {
+        let repo = repo::open_or_init(&repo_path, bare)?;
+        if checkout && repo.is_bare() {
+            return Err(import::ImportError::Bare.into());
+        }
+        anyhow::Ok(repo.path().to_owned())
+    })
+    .await??;
+    let git_dir = git_dir.as_path();
     let repo = git2::Repository::open(git_dir)?;
     let already = repo.odb()?.exists(torrent.commit.to_git());
     if already {
         eprintln!("commit {} is already in the repository", torrent.commit);
     } else {
+        let started = std::time::Instant::now();
         download(engine, &torrent, git_dir, &peers, options).await?;
+        let downloaded = started.elapsed();
         let git_dir = git_dir.to_owned();
         let torrent = torrent.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
@@ -148,6 +158,11 @@ async fn fetch_with(
             Ok(())
         })
         .await??;
+        eprintln!(
+            "timing: download {:.3} s, import into Git {:.3} s",
+            downloaded.as_secs_f64(),
+            (started.elapsed() - downloaded).as_secs_f64()
+        );
     }
     let git_dir = git_dir.to_owned();
     let commit = torrent.commit;
@@ -193,7 +208,6 @@ async fn download(
     peers: &[SocketAddr],
     options: &FetchOptions,
 ) -> anyhow::Result<()> {
-    let _ = options;
     let source = BlobSource::open(git_dir, DEFAULT_CACHE_BYTES)?;
     let repo = git2::Repository::open(git_dir)?;
     let staged = staged_paths(&repo, torrent, git_dir)?;
@@ -243,7 +257,7 @@ async fn download(
             "{} bytes are missing and no peer is known: give one with --peer ADDR",
             start.total - start.have
         );
-        watch(&handle).await?;
+        watch(&handle, options.stall_timeout).await?;
     }
     let end = Engine::progress(&handle);
     eprintln!(
@@ -254,8 +268,11 @@ async fn download(
     Ok(())
 }
 
-/// Reports progress until the torrent is complete.
-async fn watch(handle: &TorrentHandle) -> anyhow::Result<()> {
+/// Reports progress until the torrent is complete, or fails when no piece
+/// arrives for `stall_timeout` (what was verified stays for the next run).
+async fn watch(handle: &TorrentHandle, stall_timeout: Duration) -> anyhow::Result<()> {
+    let mut last_have = Engine::progress(handle).have;
+    let mut last_change = std::time::Instant::now();
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(Engine::progress(handle).total);
         bar.set_style(
@@ -282,6 +299,21 @@ async fn watch(handle: &TorrentHandle) -> anyhow::Result<()> {
             }
             _ = tick.tick() => {
                 let p: Progress = Engine::progress(handle);
+                if p.have != last_have {
+                    last_have = p.have;
+                    last_change = std::time::Instant::now();
+                } else if last_change.elapsed() >= stall_timeout {
+                    if let Some(bar) = &bar {
+                        bar.abandon();
+                    }
+                    anyhow::bail!(
+                        "no progress for {} s with {} peers: {} of {} bytes verified and kept; run again to resume",
+                        stall_timeout.as_secs(),
+                        p.peers,
+                        p.have,
+                        p.total
+                    );
+                }
                 match &bar {
                     Some(bar) => {
                         bar.set_position(p.have);

@@ -19,7 +19,7 @@ use crate::weak;
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// The object database failed or lacks an object.
-    #[error("reading {what} {id} from the repository: {source}")]
+    #[error("reading {what} {id} from the repository")]
     Git {
         /// What was being read.
         what: &'static str,

@@ -16,7 +16,7 @@ pub use layout::{Layout, LayoutFile, LayoutLink, walk};
 use std::collections::{HashMap, HashSet};
 
 use crate::bencode::{self, Owned, Spanned};
-use crate::gitobj::{self, ObjectId};
+use crate::gitobj::{self, EntryKind, ObjectId};
 
 /// The format version written under `xus.v`.
 pub const VERSION: i64 = 1;
@@ -34,12 +34,15 @@ pub const MAX_DEPTH: usize = 256;
 pub const MAX_INFO_BYTES: usize = 32 * 1024 * 1024;
 /// Largest symlink target carried inline.
 pub const MAX_LINK_TARGET: usize = 4096;
+/// Path components the walk may build beyond one per byte of the info
+/// dictionary (see [`walk_cost`]).
+pub const MAX_WALK_SLACK: u64 = 1 << 20;
 
 /// Why bytes are not a valid commit torrent, or a commit cannot become one.
 #[derive(Debug, thiserror::Error)]
 pub enum FormatError {
     /// Not bencode, or not within bounds.
-    #[error("info dictionary is not valid bencode: {0}")]
+    #[error("info dictionary is not valid bencode")]
     Bencode(#[from] bencode::DecodeError),
     /// A key is missing or has the wrong type.
     #[error("info dictionary field `{0}` is missing or malformed")]
@@ -58,10 +61,10 @@ pub enum FormatError {
         actual: ObjectId,
     },
     /// A raw object does not parse.
-    #[error("commit object is malformed: {0}")]
+    #[error("commit object is malformed")]
     BadCommit(#[source] gitobj::ObjectError),
     /// A raw tree does not parse or holds an unsafe name.
-    #[error("tree {id} is malformed: {source}")]
+    #[error("tree {id} is malformed")]
     BadTree {
         /// The tree's id.
         id: ObjectId,
@@ -281,6 +284,17 @@ impl CommitTorrent {
                 return Err(FormatError::Mismatch(format!("tree {id} carried twice")));
             }
             tree_list.push(id);
+        }
+        // A subtree carried once can be named many times, so a few kilobytes
+        // of trees can describe millions of deep paths: count before walking.
+        let cost = walk_cost(root, &tree_map)?;
+        let budget = info_bytes.len() as u64 + MAX_WALK_SLACK;
+        if cost > budget {
+            return Err(FormatError::TooLarge {
+                what: "tree walk (path components)",
+                size: cost,
+                limit: budget,
+            });
         }
         let layout = walk(root, &tree_map)?;
         if layout.trees != tree_list {
@@ -568,14 +582,14 @@ fn parse_files(
             length,
             offset,
         });
-        offset = offset
-            .checked_add(length)
-            .filter(|&t| t <= MAX_TOTAL_LENGTH)
-            .ok_or(FormatError::TooLarge {
+        offset = offset.saturating_add(length);
+        if offset > MAX_TOTAL_LENGTH {
+            return Err(FormatError::TooLarge {
                 what: "payload",
-                size: u64::MAX,
+                size: offset,
                 limit: MAX_TOTAL_LENGTH,
-            })?;
+            });
+        }
     }
     if files.len() < layout.files.len() {
         return Err(FormatError::Mismatch(format!(
@@ -597,6 +611,46 @@ fn parse_files(
         return Err(FormatError::Field("files.length"));
     }
     Ok(files)
+}
+
+/// The path components [`walk`] would build from `root` (every entry's path,
+/// summed), counted once per distinct tree and saturating. Honest metadata
+/// stays under one component per byte: every file's path is also spelled out
+/// in `files`. Missing or malformed trees count as empty; the walk reports them.
+fn walk_cost(root: ObjectId, trees: &HashMap<ObjectId, Vec<u8>>) -> Result<u64, FormatError> {
+    /// `(entries, path components)` under tree `id`, relative to it.
+    fn visit(
+        id: ObjectId,
+        depth: usize,
+        trees: &HashMap<ObjectId, Vec<u8>>,
+        memo: &mut HashMap<ObjectId, (u64, u64)>,
+    ) -> Result<(u64, u64), FormatError> {
+        if let Some(&counts) = memo.get(&id) {
+            return Ok(counts);
+        }
+        let entries = trees
+            .get(&id)
+            .and_then(|raw| gitobj::parse_tree(raw).ok())
+            .unwrap_or_default();
+        let (mut count, mut components) = (0u64, 0u64);
+        for entry in entries {
+            count = count.saturating_add(1);
+            components = components.saturating_add(1);
+            if entry.kind == EntryKind::Tree {
+                if depth + 1 > MAX_DEPTH {
+                    return Err(FormatError::TooDeep(MAX_DEPTH));
+                }
+                let (sub_count, sub_components) = visit(entry.id, depth + 1, trees, memo)?;
+                count = count.saturating_add(sub_count);
+                components = components
+                    .saturating_add(sub_components)
+                    .saturating_add(sub_count);
+            }
+        }
+        memo.insert(id, (count, components));
+        Ok((count, components))
+    }
+    Ok(visit(root, 0, trees, &mut HashMap::new())?.1)
 }
 
 fn int(d: &Spanned<'_>, key: &[u8], what: &'static str) -> Result<i64, FormatError> {
@@ -640,6 +694,72 @@ mod tests {
         assert_eq!(piece_length_for(1 << 40), MAX_PIECE_LENGTH);
         for total in [1u64, 1000, 16 << 20, 1 << 34] {
             assert!(total.div_ceil(piece_length_for(total)) <= 1024);
+        }
+    }
+
+    /// Info bytes whose trees are a chain of `chain` directories, then
+    /// `fanout` levels that each name the next tree twice, then two leaves of
+    /// `leaf_mode`: 2^(fanout + 1) paths about `chain + fanout` deep.
+    fn shared_subtree_info(chain: usize, fanout: usize, leaf_mode: &str) -> Vec<u8> {
+        let entry = |mode: &str, name: &str, id: ObjectId| {
+            [format!("{mode} {name}\0").as_bytes(), &id.0[..]].concat()
+        };
+        let blob = ObjectId::for_object("blob", b"");
+        let mut trees = vec![[entry(leaf_mode, "a", blob), entry(leaf_mode, "b", blob)].concat()];
+        for level in 0..fanout + chain {
+            let next = ObjectId::for_object("tree", &trees[trees.len() - 1]);
+            trees.push(if level < fanout {
+                [entry("40000", "a", next), entry("40000", "b", next)].concat()
+            } else {
+                entry("40000", "c", next)
+            });
+        }
+        trees.reverse();
+        let root = ObjectId::for_object("tree", &trees[0]);
+        let commit = format!("tree {root}\n\nmessage\n").into_bytes();
+        bencode::dict([
+            ("files", Owned::List(Vec::new())),
+            (
+                "name",
+                Owned::bytes(ObjectId::for_object("commit", &commit).to_hex()),
+            ),
+            ("piece length", Owned::Int(MIN_PIECE_LENGTH as i64)),
+            ("pieces", Owned::bytes("")),
+            (
+                "xus",
+                bencode::dict([
+                    ("commit", Owned::bytes(&commit)),
+                    ("links", Owned::List(Vec::new())),
+                    (
+                        "trees",
+                        Owned::List(trees.iter().map(Owned::bytes).collect()),
+                    ),
+                    ("v", Owned::Int(VERSION)),
+                    ("weak", Owned::bytes("")),
+                ]),
+            ),
+        ])
+        .encode()
+    }
+
+    #[test]
+    fn shared_subtrees_cannot_blow_up_the_walk() {
+        // 2^16 gitlinks 250 directories down: 16 million path components from
+        // 8 KB of metadata, seconds of walking (and gigabytes with files).
+        let info = shared_subtree_info(234, 15, "160000");
+        assert!(info.len() < 10_000);
+        match CommitTorrent::parse(&info) {
+            Err(FormatError::TooLarge { what, size, .. }) => {
+                assert!(what.starts_with("tree walk"), "{what}");
+                assert!(size > 16_000_000, "{size}");
+            }
+            other => panic!("expected the walk to be refused up front, got {other:?}"),
+        }
+        // The same shape, shallow and narrow, is within bounds and walks (it
+        // then fails only because its `files` is empty).
+        match CommitTorrent::parse(&shared_subtree_info(3, 3, "100644")) {
+            Err(FormatError::Mismatch(m)) => assert!(m.contains("files listed"), "{m}"),
+            other => panic!("expected the walk to run, got {other:?}"),
         }
     }
 

@@ -20,7 +20,7 @@ pub const DEFAULT_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
     /// Opening the repository failed.
-    #[error("opening repository {path}: {source}")]
+    #[error("opening repository {path}")]
     Open {
         /// The repository path.
         path: PathBuf,
@@ -28,7 +28,7 @@ pub enum BlobError {
         source: git2::Error,
     },
     /// The blob is missing or unreadable.
-    #[error("reading blob {id}: {source}")]
+    #[error("reading blob {id}")]
     Read {
         /// The blob.
         id: ObjectId,

@@ -63,14 +63,4 @@ impl StagedFile {
             .write_all_at(buf, offset)
             .with_context(|| format!("writing {} at {offset}", self.path.display()))
     }
-
-    /// Grows the file to `length` (sparse), never shrinks it.
-    pub fn ensure_length(&self, length: u64) -> anyhow::Result<()> {
-        let file = self.open(true)?;
-        if file.metadata()?.len() < length {
-            file.set_len(length)
-                .with_context(|| format!("sizing {}", self.path.display()))?;
-        }
-        Ok(())
-    }
 }

@@ -1,0 +1,167 @@
+#!/usr/bin/python3
+"""A libtorrent (python3-libtorrent 2.0) peer for xus interop tests, on 127.0.0.1 only.
+
+Run with /usr/bin/python3 (the Debian bindings import only there).
+
+  lt_peer.py download --save DIR (--torrent FILE | --magnet URI) [--peer IP:PORT]... [--timeout S]
+  lt_peer.py seed --save DIR --torrent FILE [--timeout S]
+
+Protocol on stdout, one line each, flushed:
+  listening <port>        the session accepts peers on 127.0.0.1:<port>
+  seeding <infohash>      (seed) every piece checked: ready to serve
+  finished <infohash>     (download) every piece downloaded and verified, storage flushed
+  error <text>            then a non-zero exit
+Alerts and progress go to stderr. The process exits by itself after --timeout seconds
+(status 3), so it never outlives a test that lost track of it.
+"""
+
+import argparse
+import signal
+import sys
+import time
+
+import libtorrent as lt
+
+
+def out(*words):
+    print(*words, flush=True)
+
+
+def log(*words):
+    print("[lt %.2f]" % (time.monotonic() - START), *words, file=sys.stderr, flush=True)
+
+
+START = time.monotonic()
+
+
+def make_session():
+    cat = lt.alert.category_t
+    mask = (
+        cat.error_notification
+        | cat.peer_notification
+        | cat.status_notification
+        | cat.storage_notification
+        | cat.connect_notification
+    )
+    # Everything on loopback; nothing that could reach beyond it.
+    return lt.session(
+        {
+            "listen_interfaces": "127.0.0.1:0",
+            "outgoing_interfaces": "127.0.0.1",
+            "enable_dht": False,
+            "enable_lsd": False,
+            "enable_upnp": False,
+            "enable_natpmp": False,
+            "dht_bootstrap_nodes": "",
+            "allow_multiple_connections_per_ip": True,
+            "enable_outgoing_utp": False,
+            "enable_incoming_utp": False,
+            "alert_mask": int(mask),
+            "user_agent": "xus-interop-libtorrent/" + lt.__version__,
+        }
+    )
+
+
+def parse_peer(text):
+    host, _, port = text.rpartition(":")
+    return (host, int(port))
+
+
+def drain(ses):
+    for a in ses.pop_alerts():
+        log(a.what(), a.message())
+
+
+def fail(text, code=2):
+    out("error", text)
+    sys.exit(code)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("mode", choices=["download", "seed"])
+    p.add_argument("--save", required=True)
+    p.add_argument("--torrent")
+    p.add_argument("--magnet")
+    p.add_argument("--peer", action="append", default=[])
+    p.add_argument("--timeout", type=float, default=300)
+    args = p.parse_args()
+    if (args.torrent is None) == (args.magnet is None):
+        fail("give exactly one of --torrent and --magnet")
+    if args.mode == "seed" and args.torrent is None:
+        fail("seed needs --torrent")
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    deadline = START + args.timeout
+    ses = make_session()
+    if args.magnet is not None:
+        atp = lt.parse_magnet_uri(args.magnet)
+    else:
+        atp = lt.add_torrent_params()
+        atp.ti = lt.torrent_info(args.torrent)
+    atp.save_path = args.save
+    peers = [parse_peer(x) for x in args.peer]
+    if peers:
+        atp.peers = list(atp.peers) + peers
+    h = ses.add_torrent(atp)
+    for peer in peers:
+        h.connect_peer(peer)
+    info_hash = str(h.info_hashes().v1)
+    out("listening", ses.listen_port())
+
+    reported = False
+    last_log = 0.0
+    while True:
+        drain(ses)
+        st = h.status()
+        if st.errc.value() != 0:
+            fail("torrent error: %s (file %d)" % (st.errc.message(), st.error_file))
+        now = time.monotonic()
+        if now - last_log >= 1.0:
+            last_log = now
+            log(
+                "state=%s progress=%.4f done=%d/%d peers=%d down=%d up=%d"
+                % (
+                    st.state,
+                    st.progress,
+                    st.total_wanted_done,
+                    st.total_wanted,
+                    st.num_peers,
+                    st.total_payload_download,
+                    st.total_payload_upload,
+                )
+            )
+        checking = st.state in (
+            lt.torrent_status.checking_files,
+            lt.torrent_status.checking_resume_data,
+        )
+        if args.mode == "seed" and not reported and not checking and st.has_metadata:
+            if not st.is_seeding:
+                fail(
+                    "only %d of %d bytes under %s verify against the torrent"
+                    % (st.total_wanted_done, st.total_wanted, args.save)
+                )
+            out("seeding", info_hash)
+            reported = True
+        if args.mode == "download" and st.is_seeding:
+            h.flush_cache()
+            h.pause()
+            ses.remove_torrent(h)
+            end = time.monotonic() + 10
+            while time.monotonic() < end:
+                if ses.wait_for_alert(200) is not None:
+                    alerts = ses.pop_alerts()
+                    for a in alerts:
+                        log(a.what(), a.message())
+                    if any(isinstance(a, lt.torrent_removed_alert) for a in alerts):
+                        break
+            log("downloaded %d payload bytes" % st.total_payload_download)
+            out("finished", info_hash)
+            return
+        if now > deadline:
+            fail("timed out after %.0f s in state %s" % (args.timeout, st.state), 3)
+        ses.wait_for_alert(100)
+
+
+if __name__ == "__main__":
+    main()
