@@ -386,6 +386,26 @@ impl Aria2 {
     /// `dir/<torrent name>/`); returns once aria2c reports it is listening
     /// for peers, which it does only after the torrent is set up.
     pub fn download(torrent: &Path, dir: &Path, log: &Path) -> Self {
+        Self::start(torrent, dir, log, &["--seed-time=0"])
+    }
+
+    /// Starts `aria2c` seeding whatever is in `dir/<torrent name>/` without
+    /// checking it (`--bt-seed-unverified`): with altered files, a real
+    /// client that sends bad pieces.
+    pub fn seed_unverified(torrent: &Path, dir: &Path, log: &Path) -> Self {
+        Self::start(
+            torrent,
+            dir,
+            log,
+            &[
+                "--bt-seed-unverified=true",
+                "--check-integrity=false",
+                "--seed-ratio=0.0",
+            ],
+        )
+    }
+
+    fn start(torrent: &Path, dir: &Path, log: &Path, mode_args: &[&str]) -> Self {
         let program = require_program("aria2c", "aria2");
         let port = free_port();
         let mut child = Command::new(program)
@@ -404,13 +424,13 @@ impl Aria2 {
                 "--enable-peer-exchange=false",
                 "--bt-exclude-tracker=*",
                 "--bt-save-metadata=false",
-                "--seed-time=0",
                 "--file-allocation=none",
                 "--auto-file-renaming=false",
             ])
             .arg(format!("--log={}", log.display()))
             .arg(format!("--listen-port={port}"))
             .arg(format!("--dir={}", dir.display()))
+            .args(mode_args)
             .arg(format!("--torrent-file={}", torrent.display()))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
