@@ -5,8 +5,8 @@
 //! unreferenced objects behind, which `git fsck` accepts and `git gc` removes;
 //! no ref ever names a commit whose objects are not all present.
 
-use std::collections::{HashMap, HashSet};
-use std::io::{Read, Write};
+use std::collections::HashSet;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use git2::{ObjectType, Repository};
@@ -14,6 +14,8 @@ use sha1::Digest;
 
 use crate::format::CommitTorrent;
 use crate::gitobj::{self, ObjectId};
+use crate::pack::{PackError, PackWriter};
+use crate::repo;
 
 /// The namespace where every fetched commit is kept reachable.
 pub const COMMIT_REF_PREFIX: &str = "refs/xus/commits/";
@@ -50,16 +52,9 @@ pub enum ImportError {
         /// libgit2's error.
         source: git2::Error,
     },
-    /// Git computed another id than the metadata promised.
-    #[error("{kind} written to Git got id {actual}, expected {expected}")]
-    IdMismatch {
-        /// Object type.
-        kind: String,
-        /// The id from the metadata.
-        expected: ObjectId,
-        /// The id Git gave it.
-        actual: ObjectId,
-    },
+    /// The pack was installed but the commit is not readable from it.
+    #[error("commit {0} is not in the object database after writing its pack")]
+    NotInstalled(ObjectId),
     /// The branch exists elsewhere and the commit does not descend from it.
     #[error(
         "branch {branch} is at {current}, and {commit} is not a fast-forward from it; \
@@ -81,6 +76,9 @@ pub enum ImportError {
     /// `--checkout` in a bare repository.
     #[error("cannot check out into a bare repository")]
     Bare,
+    /// Writing the pack failed.
+    #[error(transparent)]
+    Pack(#[from] PackError),
     /// Writing the shallow file failed.
     #[error("recording the shallow boundary in {path}")]
     Shallow {
@@ -109,63 +107,100 @@ pub struct RefOptions {
 
 /// Writes the commit of `torrent` into `repo`. `staged[i]` is the downloaded
 /// file for torrent file `i`, or `None` when its blob is already in Git.
+///
+/// Every downloaded file is hashed first; only when all match the ids the
+/// trees name are the missing objects streamed into one pack, which libgit2
+/// indexes and installs atomically.
 pub fn import(
     repo: &Repository,
     torrent: &CommitTorrent,
     staged: &[Option<PathBuf>],
 ) -> Result<(), ImportError> {
     let odb = repo.odb().map_err(git("opening the object database"))?;
-    // Pass 1: verify every downloaded file before writing anything.
-    let mut to_write: Vec<(ObjectId, &Path, u64)> = Vec::new();
-    let mut queued = HashSet::new();
+    odb.refresh().map_err(git("reading the object database"))?;
+    let mut planned = HashSet::new();
+    let mut blobs: Vec<(ObjectId, Option<&Path>, u64, &crate::format::TorrentFile)> = Vec::new();
     for (file, staged) in torrent.files.iter().zip(staged) {
         let Some(blob) = file.blob else { continue };
-        if odb.exists(blob.to_git()) || queued.contains(&blob) {
+        if repo::has_object(&odb, blob) || !planned.insert(blob) {
             continue;
         }
-        if file.length == 0 {
-            // Nothing was downloaded, so no staging file exists.
-            write_object(&odb, ObjectType::Blob, b"", blob)?;
-            queued.insert(blob);
-            continue;
-        }
-        let path = staged
-            .as_deref()
-            .ok_or_else(|| ImportError::Missing(file.path.join("/")))?;
-        let actual = hash_file_as_blob(path, file.length)?;
-        if actual != blob {
-            return Err(ImportError::BlobMismatch {
-                path: file.path.join("/"),
-                expected: blob,
-                actual,
-            });
-        }
-        queued.insert(blob);
-        to_write.push((blob, path, file.length));
+        // An empty file was never downloaded, so it has no staging file.
+        let path = match (file.length, staged.as_deref()) {
+            (0, _) => None,
+            (_, Some(path)) => Some(path),
+            (_, None) => return Err(ImportError::Missing(file.path.join("/"))),
+        };
+        blobs.push((blob, path, file.length, file));
     }
-    // Pass 2: blobs, then trees children first, then the commit.
-    for (blob, path, length) in to_write {
-        write_blob_from_file(&odb, blob, path, length)?;
-    }
-    for link in &torrent.links {
-        write_object(&odb, ObjectType::Blob, &link.target, link.blob)?;
-    }
-    let trees: HashMap<ObjectId, &[u8]> = torrent
-        .trees
-        .iter()
-        .map(|(id, raw)| (*id, raw.as_slice()))
-        .collect();
-    for id in children_first(&torrent.trees) {
-        if !odb.exists(id.to_git()) {
-            write_object(&odb, ObjectType::Tree, trees[&id], id)?;
-        }
-    }
-    write_object(
-        &odb,
-        ObjectType::Commit,
-        &torrent.commit_raw,
-        torrent.commit,
+    in_parallel(
+        &blobs,
+        || Ok(()),
+        |_, &(blob, path, length, file)| {
+            let actual = match path {
+                Some(path) => hash_file_as_blob(path, length)?,
+                None => ObjectId::for_object("blob", b""),
+            };
+            if actual != blob {
+                return Err(ImportError::BlobMismatch {
+                    path: file.path.join("/"),
+                    expected: blob,
+                    actual,
+                });
+            }
+            Ok(())
+        },
     )?;
+    // Symlink targets, trees and the commit were hashed when the metadata
+    // was parsed: their ids are the hashes of these very bytes.
+    let mut small: Vec<(ObjectType, &[u8])> = Vec::new();
+    for link in &torrent.links {
+        if !repo::has_object(&odb, link.blob) && planned.insert(link.blob) {
+            small.push((ObjectType::Blob, &link.target));
+        }
+    }
+    for (id, raw) in &torrent.trees {
+        if !repo::has_object(&odb, *id) && planned.insert(*id) {
+            small.push((ObjectType::Tree, raw));
+        }
+    }
+    if !repo::has_object(&odb, torrent.commit) {
+        small.push((ObjectType::Commit, &torrent.commit_raw));
+    }
+    let count = blobs.len() + small.len();
+    if count > 0 {
+        let count = u32::try_from(count).map_err(|_| {
+            ImportError::Pack(PackError::Count {
+                announced: u32::MAX,
+                written: 0,
+            })
+        })?;
+        let mut pack = PackWriter::new(&odb, count)?;
+        for &(_, path, length, _) in &blobs {
+            match path {
+                Some(path) => {
+                    let file = std::fs::File::open(path).map_err(|source| ImportError::Io {
+                        path: path.to_owned(),
+                        source,
+                    })?;
+                    pack.add(
+                        ObjectType::Blob,
+                        length,
+                        std::io::BufReader::with_capacity(1 << 20, file),
+                    )?;
+                }
+                None => pack.add_bytes(ObjectType::Blob, b"")?,
+            }
+        }
+        for (kind, data) in small {
+            pack.add_bytes(kind, data)?;
+        }
+        pack.finish()?;
+        odb.refresh().map_err(git("reading the new pack"))?;
+    }
+    if !repo::has_object(&odb, torrent.commit) {
+        return Err(ImportError::NotInstalled(torrent.commit));
+    }
     record_shallow_boundary(repo, &odb, torrent)?;
     Ok(())
 }
@@ -242,6 +277,52 @@ pub fn set_refs(
     Ok(())
 }
 
+/// Runs `job` over `items` on every core, each thread with its own state
+/// from `init`; the first error wins and stops the threads taking more work.
+fn in_parallel<T: Sync, S>(
+    items: &[T],
+    init: impl Fn() -> Result<S, ImportError> + Sync,
+    job: impl Fn(&mut S, &T) -> Result<(), ImportError> + Sync,
+) -> Result<(), ImportError> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let first_error = Mutex::new(None);
+    let fail = |e: ImportError| {
+        failed.store(true, Ordering::Relaxed);
+        first_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert(e);
+    };
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(items.len());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                let mut state = match init() {
+                    Ok(state) => state,
+                    Err(e) => return fail(e),
+                };
+                while !failed.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    if let Err(e) = job(&mut state, item) {
+                        fail(e);
+                    }
+                }
+            });
+        }
+    });
+    match first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
 fn hash_file_as_blob(path: &Path, length: u64) -> Result<ObjectId, ImportError> {
     let io = |source| ImportError::Io {
         path: path.to_owned(),
@@ -269,86 +350,6 @@ fn hash_file_as_blob(path: &Path, length: u64) -> Result<ObjectId, ImportError> 
     Ok(ObjectId(hasher.finalize().into()))
 }
 
-fn write_blob_from_file(
-    odb: &git2::Odb<'_>,
-    expected: ObjectId,
-    path: &Path,
-    length: u64,
-) -> Result<(), ImportError> {
-    let io = |source| ImportError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let len = usize::try_from(length)
-        .map_err(|_| io(std::io::Error::other("file too large for this platform")))?;
-    let mut writer = odb
-        .writer(len, ObjectType::Blob)
-        .map_err(git(format!("writing blob {expected}")))?;
-    let mut reader = std::fs::File::open(path).map_err(io)?.take(length);
-    std::io::copy(&mut reader, &mut writer).map_err(io)?;
-    writer.flush().map_err(io)?;
-    let actual = writer
-        .finalize()
-        .map_err(git(format!("writing blob {expected}")))?;
-    check_id("blob", expected, actual)
-}
-
-fn write_object(
-    odb: &git2::Odb<'_>,
-    kind: ObjectType,
-    data: &[u8],
-    expected: ObjectId,
-) -> Result<(), ImportError> {
-    let actual = odb
-        .write(kind, data)
-        .map_err(git(format!("writing {} {expected}", kind.str())))?;
-    check_id(kind.str(), expected, actual)
-}
-
-fn check_id(kind: &str, expected: ObjectId, actual: git2::Oid) -> Result<(), ImportError> {
-    let actual = ObjectId::from_git(actual).unwrap_or(ObjectId([0; 20]));
-    if actual != expected {
-        return Err(ImportError::IdMismatch {
-            kind: kind.to_owned(),
-            expected,
-            actual,
-        });
-    }
-    Ok(())
-}
-
-/// Tree ids ordered so that every tree comes after all its subtrees.
-fn children_first(trees: &[(ObjectId, Vec<u8>)]) -> Vec<ObjectId> {
-    let map: HashMap<ObjectId, &[u8]> = trees
-        .iter()
-        .map(|(id, raw)| (*id, raw.as_slice()))
-        .collect();
-    let mut done = HashSet::new();
-    let mut order = Vec::with_capacity(trees.len());
-    for (root, _) in trees.iter().take(1) {
-        // Iterative post-order: (id, expanded?)
-        let mut stack = vec![(*root, false)];
-        while let Some((id, expanded)) = stack.pop() {
-            if done.contains(&id) {
-                continue;
-            }
-            if expanded {
-                done.insert(id);
-                order.push(id);
-                continue;
-            }
-            stack.push((id, true));
-            let entries = map.get(&id).and_then(|raw| gitobj::parse_tree(raw).ok());
-            for entry in entries.into_iter().flatten() {
-                if entry.kind == gitobj::EntryKind::Tree && !done.contains(&entry.id) {
-                    stack.push((entry.id, false));
-                }
-            }
-        }
-    }
-    order
-}
-
 /// Marks the commit as a shallow boundary when any of its parents is absent,
 /// as `git clone --depth` does, so that `git fsck` and `git log` accept a
 /// repository holding one commit without its history.
@@ -363,7 +364,7 @@ fn record_shallow_boundary(
         .take_while(|line| !line.is_empty())
         .filter_map(|line| line.strip_prefix(b"parent "))
         .filter_map(|hex| std::str::from_utf8(hex).ok().and_then(ObjectId::from_hex))
-        .any(|parent| !odb.exists(parent.to_git()));
+        .any(|parent| !repo::has_object(odb, parent));
     if !missing_parent {
         return Ok(());
     }

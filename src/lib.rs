@@ -14,6 +14,7 @@ pub mod format;
 pub mod gitobj;
 pub mod import;
 pub mod magnet;
+pub mod pack;
 pub mod repo;
 pub mod scavenge;
 pub mod storage;

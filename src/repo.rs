@@ -66,3 +66,11 @@ pub fn all_branches(repo: &Repository) -> anyhow::Result<Vec<(String, ObjectId)>
     tips.sort();
     Ok(tips)
 }
+
+/// Whether the object database holds `id`, without rescanning the pack
+/// directory on a miss (libgit2's default, which costs a directory scan per
+/// missing object: thousands of them when planning a fetch). Callers that
+/// need to see packs written by another process call `odb.refresh()` once.
+pub fn has_object(odb: &git2::Odb<'_>, id: ObjectId) -> bool {
+    odb.exists_ext(id.to_git(), git2::OdbLookupFlags::NO_REFRESH)
+}

@@ -195,7 +195,7 @@ fn staged_paths(
         .iter()
         .enumerate()
         .map(|(i, f)| match f.blob {
-            Some(blob) if !odb.exists(blob.to_git()) => Some(dir.join(i.to_string())),
+            Some(blob) if !repo::has_object(&odb, blob) => Some(dir.join(i.to_string())),
             _ => None,
         })
         .collect())

@@ -75,7 +75,7 @@ impl BlobSource {
     pub fn contains(&self, id: ObjectId) -> Result<bool, BlobError> {
         self.with_repo(|repo| {
             repo.odb()
-                .map(|odb| odb.exists(id.to_git()))
+                .map(|odb| crate::repo::has_object(&odb, id))
                 .map_err(|source| BlobError::Read { id, source })
         })
     }
