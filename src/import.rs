@@ -105,8 +105,9 @@ pub struct RefOptions {
     pub checkout: bool,
 }
 
-/// Writes the commit of `torrent` into `repo`. `staged[i]` is the downloaded
-/// file for torrent file `i`, or `None` when its blob is already in Git.
+/// Writes the commit of `torrent` into `repo`. `payload` holds the
+/// downloaded bytes at their offsets in the torrent; blobs already in Git
+/// are not read from it.
 ///
 /// Every downloaded file is hashed first; only when all match the ids the
 /// trees name are the missing objects streamed into one pack, which libgit2
@@ -114,33 +115,24 @@ pub struct RefOptions {
 pub fn import(
     repo: &Repository,
     torrent: &CommitTorrent,
-    staged: &[Option<PathBuf>],
+    payload: &Path,
 ) -> Result<(), ImportError> {
     let odb = repo.odb().map_err(git("opening the object database"))?;
     odb.refresh().map_err(git("reading the object database"))?;
     let mut planned = HashSet::new();
-    let mut blobs: Vec<(ObjectId, Option<&Path>, u64, &crate::format::TorrentFile)> = Vec::new();
-    for (file, staged) in torrent.files.iter().zip(staged) {
+    let mut blobs: Vec<(ObjectId, &crate::format::TorrentFile)> = Vec::new();
+    for file in &torrent.files {
         let Some(blob) = file.blob else { continue };
         if repo::has_object(&odb, blob) || !planned.insert(blob) {
             continue;
         }
-        // An empty file was never downloaded, so it has no staging file.
-        let path = match (file.length, staged.as_deref()) {
-            (0, _) => None,
-            (_, Some(path)) => Some(path),
-            (_, None) => return Err(ImportError::Missing(file.path.join("/"))),
-        };
-        blobs.push((blob, path, file.length, file));
+        blobs.push((blob, file));
     }
     in_parallel(
         &blobs,
         || Ok(()),
-        |_, &(blob, path, length, file)| {
-            let actual = match path {
-                Some(path) => hash_file_as_blob(path, length)?,
-                None => ObjectId::for_object("blob", b""),
-            };
+        |_, &(blob, file)| {
+            let actual = hash_range_as_blob(payload, file.offset, file.length)?;
             if actual != blob {
                 return Err(ImportError::BlobMismatch {
                     path: file.path.join("/"),
@@ -176,21 +168,12 @@ pub fn import(
             })
         })?;
         let mut pack = PackWriter::new(&odb, count)?;
-        for &(_, path, length, _) in &blobs {
-            match path {
-                Some(path) => {
-                    let file = std::fs::File::open(path).map_err(|source| ImportError::Io {
-                        path: path.to_owned(),
-                        source,
-                    })?;
-                    pack.add(
-                        ObjectType::Blob,
-                        length,
-                        std::io::BufReader::with_capacity(1 << 20, file),
-                    )?;
-                }
-                None => pack.add_bytes(ObjectType::Blob, b"")?,
-            }
+        for &(_, file) in &blobs {
+            pack.add(
+                ObjectType::Blob,
+                file.length,
+                payload_range(payload, file.offset, file.length)?,
+            )?;
         }
         for (kind, data) in small {
             pack.add_bytes(kind, data)?;
@@ -323,14 +306,31 @@ fn in_parallel<T: Sync, S>(
     }
 }
 
-fn hash_file_as_blob(path: &Path, length: u64) -> Result<ObjectId, ImportError> {
+/// A reader of `length` bytes of the payload at `offset`. An empty range
+/// needs no file (an empty file is never downloaded, so it may not exist).
+fn payload_range(payload: &Path, offset: u64, length: u64) -> Result<Box<dyn Read>, ImportError> {
+    if length == 0 {
+        return Ok(Box::new(std::io::empty()));
+    }
     let io = |source| ImportError::Io {
-        path: path.to_owned(),
+        path: payload.to_owned(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(io)?;
+    let mut file = std::fs::File::open(payload).map_err(io)?;
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(offset)).map_err(io)?;
+    Ok(Box::new(std::io::BufReader::with_capacity(
+        1 << 20,
+        file.take(length),
+    )))
+}
+
+fn hash_range_as_blob(payload: &Path, offset: u64, length: u64) -> Result<ObjectId, ImportError> {
+    let io = |source| ImportError::Io {
+        path: payload.to_owned(),
+        source,
+    };
+    let mut reader = payload_range(payload, offset, length)?;
     let mut hasher = gitobj::object_hasher("blob", length);
-    let mut reader = file.take(length);
     let mut buf = vec![0u8; 1 << 20];
     let mut read_total = 0u64;
     loop {
@@ -344,7 +344,7 @@ fn hash_file_as_blob(path: &Path, length: u64) -> Result<ObjectId, ImportError> 
     if read_total != length {
         return Err(io(std::io::Error::new(
             std::io::ErrorKind::UnexpectedEof,
-            format!("{read_total} of {length} bytes present"),
+            format!("{read_total} of {length} bytes present at offset {offset}"),
         )));
     }
     Ok(ObjectId(hasher.finalize().into()))

@@ -88,22 +88,20 @@ fn older_versions(
     out
 }
 
-/// Fills staging files with pieces found in older versions. `staged[i]` is
-/// the staging path of torrent file `i` (or `None` when its blob is local).
-/// Files whose staging file already exists (an interrupted fetch) are left
-/// alone: the engine re-checks them anyway.
+/// Writes pieces found in older versions into `payload` (the torrent's
+/// staging file, bytes at their torrent offsets). `missing[i]` says whether
+/// torrent file `i` is to be downloaded.
 pub fn prefill(
     repo: &git2::Repository,
     torrent: &CommitTorrent,
-    staged: &[Option<PathBuf>],
+    missing: &[bool],
+    payload: &StagedFile,
 ) -> anyhow::Result<Recovered> {
-    // Pieces that lie wholly inside one staged file, grouped by file.
+    // Pieces that lie wholly inside one missing file, grouped by file.
     let mut wanted: HashMap<usize, Vec<usize>> = HashMap::new();
     for piece in 0..torrent.piece_count() {
         if let [(file, _, _)] = torrent.piece_segments(piece)[..]
-            && staged
-                .get(file)
-                .is_some_and(|s| s.as_ref().is_some_and(|p| !p.exists()))
+            && missing.get(file).copied().unwrap_or(false)
         {
             wanted.entry(file).or_default().push(piece);
         }
@@ -119,14 +117,13 @@ pub fn prefill(
     let mut recovered = Recovered::default();
     for (file_index, pieces) in wanted {
         let file = &torrent.files[file_index];
-        let (Some(target), Some(Some(path))) = (file.blob, staged.get(file_index)) else {
+        let Some(target) = file.blob else {
             continue;
         };
         let bases = older_versions(&trees, &file.raw_path, target);
         if bases.is_empty() {
             continue;
         }
-        let staging = StagedFile::new(path.clone());
         let mut todo = pieces;
         for base in bases {
             if todo.is_empty() {
@@ -139,7 +136,7 @@ pub fn prefill(
             for (piece, at) in &found {
                 let (start, len) = torrent.piece_span(*piece);
                 let data = &object.data()[*at..*at + len as usize];
-                staging.write_at(start - file.offset, data)?;
+                payload.write_at(start, data)?;
                 recovered.pieces += 1;
                 recovered.bytes += len;
             }

@@ -330,31 +330,26 @@ proptest! {
         let total: u64 = parsed.files.iter().filter(|f| f.blob.is_some()).map(|f| f.length).sum();
         prop_assert_eq!(parsed.files.len() > git_files_len(&listing), total == 0);
 
-        // Stage the downloaded files from the source's blobs, as a fetch
-        // would; some blobs are already in the target (as after an earlier
-        // fetch), those files are not staged.
+        // Stage the downloaded bytes from the source's blobs at their torrent
+        // offsets, as a fetch would; some blobs are already in the target (as
+        // after an earlier fetch), their bytes are not staged.
         let dst_path = dir.path().join("dst");
         let dst = init(&dst_path);
-        let staging = dir.path().join("staging");
-        std::fs::create_dir(&staging).expect("mkdir");
-        let mut staged = Vec::new();
+        let payload_path = dir.path().join("payload");
+        let payload = std::fs::File::create(&payload_path).expect("payload");
         for (i, f) in parsed.files.iter().enumerate() {
-            let Some(blob) = f.blob else {
-                staged.push(None);
-                continue;
-            };
+            let Some(blob) = f.blob else { continue };
             let data = src.find_blob(blob.to_git()).expect("source blob").content().to_vec();
             prop_assert_eq!(data.len() as u64, f.length);
             if (preload >> (i % 64)) & 1 == 1 {
                 dst.blob(&data).expect("preload blob");
-                staged.push(None);
             } else {
-                let path = staging.join(i.to_string());
-                std::fs::write(&path, &data).expect("stage");
-                staged.push(Some(path));
+                use std::os::unix::fs::FileExt;
+                payload.write_all_at(&data, f.offset).expect("stage");
             }
         }
-        xus::import::import(&dst, &parsed, &staged).expect("import");
+        drop(payload);
+        xus::import::import(&dst, &parsed, &payload_path).expect("import");
         xus::import::set_refs(&dst, id, &xus::import::RefOptions {
             branch: Some("main".into()),
             ..Default::default()

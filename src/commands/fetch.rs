@@ -2,7 +2,7 @@
 //!
 //! Blobs already in the object database back their files directly, so the
 //! pieces they cover verify at start-up and are never downloaded. Missing
-//! files are staged under `<git dir>/xus/partial/<infohash>/` and survive an
+//! bytes are staged in `<git dir>/xus/partial/<infohash>` and survive an
 //! interruption: the next run re-checks them and downloads only what is
 //! missing. Nothing enters Git until every piece is verified and every blob
 //! hashes to the id its tree names.
@@ -152,9 +152,9 @@ async fn fetch_with(
         let torrent = torrent.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             let repo = git2::Repository::open(&git_dir)?;
-            let staged = staged_paths(&repo, &torrent, &git_dir)?;
-            import::import(&repo, &torrent, &staged)?;
-            let _ = std::fs::remove_dir_all(partial_dir(&git_dir, torrent.info_hash));
+            let payload = payload_path(&git_dir, torrent.info_hash);
+            import::import(&repo, &torrent, &payload)?;
+            let _ = std::fs::remove_file(&payload);
             Ok(())
         })
         .await??;
@@ -178,26 +178,18 @@ async fn fetch_with(
     Ok(())
 }
 
-fn partial_dir(git_dir: &Path, info_hash: ObjectId) -> PathBuf {
+/// The staging file of a torrent's downloaded bytes.
+fn payload_path(git_dir: &Path, info_hash: ObjectId) -> PathBuf {
     git_dir.join("xus").join("partial").join(info_hash.to_hex())
 }
 
-/// For each file, the staging path when its blob is not in the repository.
-fn staged_paths(
-    repo: &git2::Repository,
-    torrent: &CommitTorrent,
-    git_dir: &Path,
-) -> anyhow::Result<Vec<Option<PathBuf>>> {
+/// For each file, whether its blob must be downloaded (is not in Git).
+fn missing_files(repo: &git2::Repository, torrent: &CommitTorrent) -> anyhow::Result<Vec<bool>> {
     let odb = repo.odb()?;
-    let dir = partial_dir(git_dir, torrent.info_hash);
     Ok(torrent
         .files
         .iter()
-        .enumerate()
-        .map(|(i, f)| match f.blob {
-            Some(blob) if !repo::has_object(&odb, blob) => Some(dir.join(i.to_string())),
-            _ => None,
-        })
+        .map(|f| f.blob.is_some_and(|blob| !repo::has_object(&odb, blob)))
         .collect())
 }
 
@@ -210,13 +202,18 @@ async fn download(
 ) -> anyhow::Result<()> {
     let source = BlobSource::open(git_dir, DEFAULT_CACHE_BYTES)?;
     let repo = git2::Repository::open(git_dir)?;
-    let staged = staged_paths(&repo, torrent, git_dir)?;
+    let missing = missing_files(&repo, torrent)?;
     drop(repo);
-    let patched = {
-        let (git_dir, torrent, staged) = (git_dir.to_owned(), torrent.clone(), staged.clone());
+    let payload = Arc::new(StagedFile::new(payload_path(git_dir, torrent.info_hash)));
+    let patched = if payload.path().exists() {
+        // An interrupted fetch: the engine re-checks what is there.
+        scavenge::Recovered::default()
+    } else {
+        let (git_dir, torrent, missing) = (git_dir.to_owned(), torrent.clone(), missing.clone());
+        let payload = payload.clone();
         tokio::task::spawn_blocking(move || {
             let repo = git2::Repository::open(&git_dir)?;
-            scavenge::prefill(&repo, &torrent, &staged)
+            scavenge::prefill(&repo, &torrent, &missing, &payload)
         })
         .await??
     };
@@ -225,11 +222,14 @@ async fn download(
     let backings: Vec<Backing> = torrent
         .files
         .iter()
-        .zip(&staged)
-        .map(|(f, staged)| match (f.blob, staged) {
-            (None, _) => Backing::Inline(commit_raw.clone()),
-            (Some(_), Some(path)) => Backing::Staged(Arc::new(StagedFile::new(path.clone()))),
-            (Some(blob), None) => {
+        .zip(&missing)
+        .map(|(f, &missing)| match f.blob {
+            None => Backing::Inline(commit_raw.clone()),
+            Some(_) if missing => Backing::Staged {
+                file: payload.clone(),
+                base: f.offset,
+            },
+            Some(blob) => {
                 reused += f.length;
                 Backing::Blob(blob)
             }

@@ -1,7 +1,8 @@
 //! Piece storage for librqbit backed by Git: the bytes of every torrent file
 //! come from a blob in the object database, from the metadata itself, or
-//! (while fetching) from a staging file that is hashed and moved into Git only
-//! once the whole commit is verified.
+//! (while fetching) from the torrent's staging file, which holds downloaded
+//! bytes at their offsets in the torrent and is hashed and moved into Git
+//! only once the whole commit is verified.
 
 mod blobs;
 mod staged;
@@ -25,8 +26,14 @@ pub enum Backing {
     Blob(ObjectId),
     /// Bytes known from the metadata (the commit file of an empty payload).
     Inline(Arc<[u8]>),
-    /// A file being downloaded.
-    Staged(Arc<StagedFile>),
+    /// A file being downloaded, kept in the torrent's staging file at
+    /// `base` (its offset in the torrent's byte stream).
+    Staged {
+        /// The staging file of the whole torrent.
+        file: Arc<StagedFile>,
+        /// Where this torrent file starts in it.
+        base: u64,
+    },
 }
 
 /// Builds [`GitStorage`] for exactly one torrent, refusing any other.
@@ -120,14 +127,14 @@ impl TorrentStorage for GitStorage {
         match self.backing(file_id)? {
             Backing::Blob(id) => copy_range(&self.source.get(*id)?, offset, buf),
             Backing::Inline(data) => copy_range(data, offset, buf),
-            Backing::Staged(file) => file.read_at(offset, buf),
+            Backing::Staged { file, base } => file.read_at(base + offset, buf),
         }
     }
 
     fn pwrite_all(&self, file_id: usize, offset: u64, buf: &[u8]) -> anyhow::Result<()> {
         match self.backing(file_id)? {
             Backing::Blob(_) | Backing::Inline(_) => Ok(()),
-            Backing::Staged(file) => file.write_at(offset, buf),
+            Backing::Staged { file, base } => file.write_at(base + offset, buf),
         }
     }
 

@@ -1,4 +1,7 @@
-//! A file being downloaded, outside the object database until verified.
+//! The bytes of a torrent being downloaded, outside the object database
+//! until verified: one sparse file per torrent, each byte at its offset in
+//! the torrent's stream (one file, not one per torrent file, so a commit of
+//! ten thousand files costs one file create, not ten thousand).
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
