@@ -213,8 +213,12 @@ impl Engine {
         self.session.delete(id.into(), false).await
     }
 
-    /// Stops the session and every torrent in it.
+    /// Stops the session and every torrent in it. librqbit's own `stop`
+    /// sleeps a second for its tasks to wind down; xus has nothing for them
+    /// to flush (storage writes are synchronous and verified data is already
+    /// in Git), so cancelling is enough.
     pub async fn stop(self) {
-        self.session.stop().await;
+        self.session.cancellation_token().cancel();
+        tokio::task::yield_now().await;
     }
 }

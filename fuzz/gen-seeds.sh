@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Regenerates fuzz/seeds/: small valid inputs for every fuzz target.
+#
+# Commit torrents come from `xus torrent` on throwaway repositories built here
+# with fixed dates, so the output is the same on every machine. Usage:
+#   fuzz/gen-seeds.sh            (builds target/debug/xus when missing)
+#   XUS=/path/to/xus fuzz/gen-seeds.sh
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(dirname "$here")"
+seeds="$here/seeds"
+xus="${XUS:-$root/target/debug/xus}"
+if [[ ! -x "$xus" ]]; then
+    cargo build --quiet --manifest-path "$root/Cargo.toml" --bin xus
+fi
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+rm -rf "$seeds"
+mkdir -p "$seeds"/{bencode_decode,commit_torrent_parse,magnet_parse,tree_parse}
+
+export GIT_AUTHOR_NAME=fuzz GIT_AUTHOR_EMAIL=fuzz@example.com
+export GIT_COMMITTER_NAME=fuzz GIT_COMMITTER_EMAIL=fuzz@example.com
+export GIT_AUTHOR_DATE="2020-01-01T00:00:00Z" GIT_COMMITTER_DATE="2020-01-01T00:00:00Z"
+export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
+
+# repo NAME SETUP: a fresh repository, SETUP run inside it, then one commit.
+repo() {
+    local name="$1" setup="$2" dir="$work/$1"
+    if [[ "$setup" != "$root" ]]; then
+        git init --quiet "$dir"
+        (cd "$dir" && eval "$setup" && git add -A && git commit --quiet --allow-empty -m "$name")
+    else
+        dir="$root"
+    fi
+    "$xus" torrent HEAD --repo "$dir" -o "$work/$name.torrent" >"$work/$name.out"
+    local t="$work/$name.torrent" size
+    size=$(stat -c %s "$t")
+    # A .torrent without webseeds is exactly `d4:info<info dict>e`.
+    cp "$t" "$seeds/commit_torrent_parse/$name.torrent"
+    tail -c +8 "$t" | head -c $((size - 8)) >"$seeds/commit_torrent_parse/$name.info"
+    cp "$t" "$seeds/bencode_decode/$name.torrent"
+    grep -o 'magnet:?[^ ]*' "$work/$name.out" | head -n 1 | tr -d '\n' \
+        >"$seeds/magnet_parse/$name.magnet"
+    # Raw trees and the commit, as Git stores them.
+    (cd "$dir" && git cat-file commit HEAD) >"$seeds/tree_parse/$name.commit"
+    local i=0 tree
+    for tree in $(git -C "$dir" rev-list --objects --no-object-names HEAD |
+        git -C "$dir" cat-file --batch-check='%(objecttype) %(objectname)' |
+        awk '$1 == "tree" { print $2 }'); do
+        (cd "$dir" && git cat-file tree "$tree") >"$seeds/tree_parse/$name.tree$i"
+        i=$((i + 1))
+    done
+}
+
+repo empty ':'
+repo empty-files 'touch a b && mkdir d && touch d/c'
+repo small 'printf "hello\n" > hello.txt && printf "#!/bin/sh\n" > run.sh && chmod +x run.sh &&
+    mkdir -p src/deep/er && printf "x" > src/deep/er/x && ln -s hello.txt link &&
+    ln -s ../../hello.txt src/deep/up'
+repo odd-names 'printf "a" > "$(printf "caf\xc3\xa9")" && printf "b" > "$(printf "raw\xff")" &&
+    printf "c" > "sp ace" && mkdir "d%FF" && printf "d" > "d%FF/f"'
+repo big 'head -c 70000 /dev/zero | tr "\0" "z" > big && printf "tail" > small'
+# xus's own HEAD: a real, larger commit (its seed changes with every commit).
+repo xus "$root"
+repo gitlink 'printf "x" > x && git update-index --add --cacheinfo \
+    160000,1111111111111111111111111111111111111111,sub'
+
+printf 'magnet:?xt=urn:btih:VOV2XK5LVOV2XK5LVOV2XK5LVOV2XK5L&dn=a+b%%26c&x.pe=127.0.0.1:6881&x.pe=%%5B::1%%5D:1&tr=x' \
+    >"$seeds/magnet_parse/base32"
+printf 'abababababababababababababababababababab' >"$seeds/magnet_parse/hex"
+printf 'd3:agei-5e4:listli1e0:le3:subd1:xdeee' >"$seeds/bencode_decode/mixed"
+printf 'i-9223372036854775808e' >"$seeds/bencode_decode/min"
+
+du -sh "$seeds"
