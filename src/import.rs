@@ -15,6 +15,7 @@ use sha1::Digest;
 use crate::format::CommitTorrent;
 use crate::gitobj::{self, ObjectId};
 use crate::pack::{PackError, PackWriter};
+
 use crate::repo;
 
 /// The namespace where every fetched commit is kept reachable.
@@ -145,47 +146,79 @@ pub fn import(
     )?;
     // Symlink targets, trees and the commit were hashed when the metadata
     // was parsed: their ids are the hashes of these very bytes.
-    let mut small: Vec<(ObjectType, &[u8])> = Vec::new();
+    let mut small: Vec<(ObjectId, ObjectType, &[u8])> = Vec::new();
     for link in &torrent.links {
         if !repo::has_object(&odb, link.blob) && planned.insert(link.blob) {
-            small.push((ObjectType::Blob, &link.target));
+            small.push((link.blob, ObjectType::Blob, &link.target));
         }
     }
     for (id, raw) in &torrent.trees {
         if !repo::has_object(&odb, *id) && planned.insert(*id) {
-            small.push((ObjectType::Tree, raw));
+            small.push((*id, ObjectType::Tree, raw));
         }
     }
     if !repo::has_object(&odb, torrent.commit) {
-        small.push((ObjectType::Commit, &torrent.commit_raw));
+        small.push((torrent.commit, ObjectType::Commit, &torrent.commit_raw));
     }
-    let count = blobs.len() + small.len();
-    if count > 0 {
-        let count = u32::try_from(count).map_err(|_| {
-            ImportError::Pack(PackError::Count {
-                announced: u32::MAX,
-                written: 0,
-            })
-        })?;
-        let mut pack = PackWriter::new(&odb, count)?;
-        for &(_, file) in &blobs {
-            pack.add(
-                ObjectType::Blob,
-                file.length,
-                payload_range(payload, file.offset, file.length)?,
-            )?;
-        }
-        for (kind, data) in small {
-            pack.add_bytes(kind, data)?;
-        }
-        pack.finish()?;
-        odb.refresh().map_err(git("reading the new pack"))?;
-    }
+    write_packs(repo.path(), payload, &blobs, &small)?;
+    odb.refresh().map_err(git("reading the new packs"))?;
     if !repo::has_object(&odb, torrent.commit) {
         return Err(ImportError::NotInstalled(torrent.commit));
     }
     record_shallow_boundary(repo, &odb, torrent)?;
     Ok(())
+}
+
+/// Writes the verified objects as one pack per core, blobs spread by size
+/// (deflating is the slow part); the small objects go in the first pack.
+fn write_packs(
+    git_dir: &Path,
+    payload: &Path,
+    blobs: &[(ObjectId, &crate::format::TorrentFile)],
+    small: &[(ObjectId, ObjectType, &[u8])],
+) -> Result<(), ImportError> {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let mut groups: Vec<(u64, Vec<(ObjectId, &crate::format::TorrentFile)>)> =
+        vec![(0, Vec::new()); cores.max(1)];
+    let mut by_size: Vec<_> = blobs.to_vec();
+    by_size.sort_by_key(|(_, f)| std::cmp::Reverse(f.length));
+    for blob in by_size {
+        if let Some(lightest) = groups.iter_mut().min_by_key(|(bytes, _)| *bytes) {
+            lightest.0 += blob.1.length;
+            lightest.1.push(blob);
+        }
+    }
+    let jobs: Vec<(usize, Vec<(ObjectId, &crate::format::TorrentFile)>)> = groups
+        .into_iter()
+        .map(|(_, g)| g)
+        .enumerate()
+        .filter(|(i, g)| !g.is_empty() || (*i == 0 && !small.is_empty()))
+        .collect();
+    in_parallel(
+        &jobs,
+        || Ok(()),
+        |_, (index, group)| {
+            let extra: &[(ObjectId, ObjectType, &[u8])] = if *index == 0 { small } else { &[] };
+            let count = u32::try_from(group.len() + extra.len())
+                .map_err(|_| ImportError::Missing("more than 2^32 objects".into()))?;
+            let mut pack = PackWriter::new(git_dir, count)?;
+            for (id, file) in group {
+                pack.add(
+                    *id,
+                    ObjectType::Blob,
+                    file.length,
+                    payload_range(payload, file.offset, file.length)?,
+                )?;
+            }
+            for (id, kind, data) in extra {
+                pack.add_bytes(*id, *kind, data)?;
+            }
+            pack.finish()?;
+            Ok(())
+        },
+    )
 }
 
 /// Refuses ref options that could only fail after a download: a branch name

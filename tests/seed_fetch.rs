@@ -36,3 +36,181 @@ fn fetch_by_magnet_rebuilds_the_exact_commit() {
     let archive = git_archive(src.path(), &commit);
     assert_same_files(archive.path(), &repo, true);
 }
+
+#[test]
+fn fetch_by_infohash_and_by_torrent_file_into_a_bare_repository() {
+    let src = TestRepo::new();
+    src.write("a.txt", "alpha\n");
+    let first = src.commit("first");
+    git(src.path(), &["checkout", "-q", "-b", "side"]);
+    src.write("b.txt", vec![b'b'; 100_000]);
+    let side = src.commit("side");
+    git(src.path(), &["checkout", "-q", "main"]);
+
+    // --all-branches seeds both tips; HEAD (main) is not repeated.
+    let seeder = spawn_seed(src.path(), &["--all-branches"]);
+    let mut commits: Vec<&str> = seeder.seeded.iter().map(|s| s.commit.as_str()).collect();
+    commits.sort();
+    let mut expected = vec![first.as_str(), side.as_str()];
+    expected.sort();
+    assert_eq!(commits, expected);
+    let peer = seeder.addr.to_string();
+
+    let dst = tempfile::tempdir().expect("tempdir");
+    let bare = dst.path().join("bare.git");
+    let bare_str = bare.to_str().expect("utf8");
+    let by_hash = seeder
+        .seeded
+        .iter()
+        .find(|s| s.commit == first)
+        .expect("main is seeded");
+    let out = xus_ok(
+        &[
+            "fetch",
+            &by_hash.info_hash,
+            "--repo",
+            bare_str,
+            "--bare",
+            "--peer",
+            &peer,
+            "--branch",
+            "main",
+        ],
+        T,
+    );
+    assert!(out.contains(&first), "{out}");
+    assert_eq!(git(&bare, &["rev-parse", "--is-bare-repository"]), "true");
+    assert_eq!(git(&bare, &["rev-parse", "main"]), first);
+
+    let torrent = dst.path().join("side.torrent");
+    xus_ok(
+        &[
+            "torrent",
+            "side",
+            "--repo",
+            src.path().to_str().expect("utf8"),
+            "-o",
+            torrent.to_str().expect("utf8"),
+        ],
+        T,
+    );
+    xus_ok(
+        &[
+            "fetch",
+            torrent.to_str().expect("utf8"),
+            "--repo",
+            bare_str,
+            "--peer",
+            &peer,
+            "--branch",
+            "side",
+        ],
+        T,
+    );
+    assert_eq!(git(&bare, &["rev-parse", "side"]), side);
+    assert_eq!(
+        git(
+            &bare,
+            &["for-each-ref", "--format=%(refname)", "refs/xus/commits"]
+        ),
+        {
+            let mut refs = [
+                format!("refs/xus/commits/{first}"),
+                format!("refs/xus/commits/{side}"),
+            ];
+            refs.sort();
+            refs.join("\n")
+        }
+    );
+    assert_fsck_clean(&bare);
+}
+
+#[test]
+fn seed_shuts_down_cleanly_on_sigterm() {
+    let src = TestRepo::new();
+    src.write("x", "x\n");
+    src.commit("x");
+    let mut seeder = spawn_seed(src.path(), &[]);
+    let status = seeder
+        .guard
+        .terminate(Duration::from_secs(10))
+        .expect("xus seed exits within 10 s of SIGTERM");
+    assert!(status.success(), "xus seed exited with {status}");
+}
+
+#[test]
+fn fetch_refuses_to_move_a_branch_backwards_without_force() {
+    let src = TestRepo::new();
+    src.write("a", "1\n");
+    let old = src.commit("old");
+    src.write("a", "2\n");
+    let new = src.commit("new");
+    let seeder = spawn_seed(src.path(), &[&old, &new]);
+    let dst = tempfile::tempdir().expect("tempdir");
+    let repo = dst.path().join("r");
+    let repo_str = repo.to_str().expect("utf8");
+    let magnet = |c: &str| {
+        seeder
+            .seeded
+            .iter()
+            .find(|s| s.commit == c)
+            .expect("seeded")
+            .magnet
+            .clone()
+    };
+    xus_ok(
+        &[
+            "fetch",
+            &magnet(&old),
+            "--repo",
+            repo_str,
+            "--branch",
+            "main",
+        ],
+        T,
+    );
+    xus_ok(
+        &[
+            "fetch",
+            &magnet(&new),
+            "--repo",
+            repo_str,
+            "--branch",
+            "main",
+        ],
+        T,
+    );
+    assert_eq!(git(&repo, &["rev-parse", "main"]), new);
+    // Going back is not a fast-forward: refused, branch unchanged.
+    let out = run_xus(
+        &[
+            "fetch",
+            &magnet(&old),
+            "--repo",
+            repo_str,
+            "--branch",
+            "main",
+        ],
+        T,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("not a fast-forward"),
+        "{stderr}"
+    );
+    assert_eq!(git(&repo, &["rev-parse", "main"]), new);
+    xus_ok(
+        &[
+            "fetch",
+            &magnet(&old),
+            "--repo",
+            repo_str,
+            "--branch",
+            "main",
+            "--force",
+        ],
+        T,
+    );
+    assert_eq!(git(&repo, &["rev-parse", "main"]), old);
+    assert_fsck_clean(&repo);
+}
