@@ -125,7 +125,7 @@ impl TorrentStorage for GitStorage {
 
     fn pread_exact(&self, file_id: usize, offset: u64, buf: &mut [u8]) -> anyhow::Result<()> {
         match self.backing(file_id)? {
-            Backing::Blob(id) => copy_range(&self.source.get(*id)?, offset, buf),
+            Backing::Blob(id) => Ok(self.source.read_at(*id, offset, buf)?),
             Backing::Inline(data) => copy_range(data, offset, buf),
             Backing::Staged { file, base } => file.read_at(base + offset, buf),
         }
