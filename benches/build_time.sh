@@ -11,7 +11,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 xus=$(realpath "${1:-$here/../target/release/xus}")
-tarball=$(ls /usr/src/linux-source-*.tar.xz | head -n 1)
+tarball=$(ls /usr/src/linux-source-*.tar.xz | sed -n 1p)
 work=$(mktemp -d /tmp/xus-build-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=b@x.invalid GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=b@x.invalid
@@ -24,7 +24,8 @@ mkdir "$work/repo"
 tar -xJf "$tarball" -C "$work/repo" --strip-components=1
 cd "$work/repo"
 git init -q -b main
-git add -A
+# Debian's linux-source ships a .gitignore that ignores the whole top level.
+git add -A -f .
 git commit -q -m "linux source"
 files=$(git ls-files | wc -l)
 bytes=$(git archive HEAD | wc -c)
@@ -50,7 +51,7 @@ tr=$(secs "$t0" "$t1")
 
 # One file changes: an append to the first file in walk order (worst case: every
 # later piece shifts), an in-place edit of the same size, an append to the last file.
-first=$(git ls-files | head -n 1)
+first=$(git ls-files | sed -n 1p)
 last=$(git ls-files | tail -n 1)
 rebuild() {
     git commit -q -am "$1"
