@@ -223,17 +223,8 @@ impl BlobSource {
         Ok(data)
     }
 
-    /// Whether the object database holds `id` (of any type).
-    pub fn contains(&self, id: ObjectId) -> Result<bool, BlobError> {
-        self.with_repo(|repo| {
-            repo.odb()
-                .map(|odb| crate::repo::has_object(&odb, id))
-                .map_err(|source| BlobError::Read { id, source })
-        })
-    }
-
-    /// The bytes of blob `id`, from the cache when they are there.
-    pub fn get(&self, id: ObjectId) -> Result<Arc<[u8]>, BlobError> {
+    /// The bytes of a small blob `id`, from the memory cache when they are there.
+    fn get(&self, id: ObjectId) -> Result<Arc<[u8]>, BlobError> {
         if let Some(data) = self.lock_cache().entries.get(&id) {
             return Ok(data.clone());
         }
@@ -260,11 +251,6 @@ impl BlobSource {
             }
         }
         Ok(data)
-    }
-
-    /// The repository's `.git` directory.
-    pub fn git_dir(&self) -> &Path {
-        &self.path
     }
 
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, Cache> {
