@@ -4,6 +4,21 @@
 //! straight from the object database ([`storage`]) and fetch it back into Git
 //! ([`import`]), verifying every piece and rebuilding the exact commit before
 //! any ref moves.
+//!
+//! Everything a user types or a peer sends goes through a bounded parser
+//! first; a magnet link, for instance:
+//!
+//! ```
+//! use xus::magnet::Magnet;
+//!
+//! let m = Magnet::parse(
+//!     "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567&x.pe=127.0.0.1:6881",
+//! )
+//! .expect("a valid magnet link");
+//! assert_eq!(m.info_hash.to_hex(), "0123456789abcdef0123456789abcdef01234567");
+//! assert_eq!(m.peers, vec!["127.0.0.1:6881".parse().expect("address")]);
+//! assert!(Magnet::parse("magnet:?dn=no-infohash").is_err());
+//! ```
 
 pub mod bencode;
 pub mod cache;
