@@ -204,7 +204,23 @@ impl BlobSource {
             .as_ref()
             .map(|d| d.path().to_owned())
             .unwrap_or_default();
-        let data = self.with_repo(|repo| {
+        let data = self.with_blob(id, |bytes| {
+            let path = dir.join(id.to_hex());
+            std::fs::write(&path, bytes).map_err(io)?;
+            let file = std::fs::File::open(&path).map_err(io)?;
+            Ok((Arc::new(file), bytes.len() as u64))
+        })?;
+        spilled.files.insert(id, data.clone());
+        Ok(data)
+    }
+
+    /// Inflates blob `id` and hands its bytes to `f`, refusing other object types.
+    fn with_blob<T>(
+        &self,
+        id: ObjectId,
+        f: impl FnOnce(&[u8]) -> Result<T, BlobError>,
+    ) -> Result<T, BlobError> {
+        self.with_repo(|repo| {
             let odb = repo
                 .odb()
                 .map_err(|source| BlobError::Read { id, source })?;
@@ -214,13 +230,8 @@ impl BlobSource {
             if object.kind() != ObjectType::Blob {
                 return Err(BlobError::NotBlob(id));
             }
-            let path = dir.join(id.to_hex());
-            std::fs::write(&path, object.data()).map_err(io)?;
-            let file = std::fs::File::open(&path).map_err(io)?;
-            Ok((Arc::new(file), object.data().len() as u64))
-        })?;
-        spilled.files.insert(id, data.clone());
-        Ok(data)
+            f(object.data())
+        })
     }
 
     /// The bytes of a small blob `id`, from the memory cache when they are there.
@@ -228,18 +239,7 @@ impl BlobSource {
         if let Some(data) = self.lock_cache().entries.get(&id) {
             return Ok(data.clone());
         }
-        let data: Arc<[u8]> = self.with_repo(|repo| {
-            let odb = repo
-                .odb()
-                .map_err(|source| BlobError::Read { id, source })?;
-            let object = odb
-                .read(id.to_git())
-                .map_err(|source| BlobError::Read { id, source })?;
-            if object.kind() != ObjectType::Blob {
-                return Err(BlobError::NotBlob(id));
-            }
-            Ok(Arc::from(object.data()))
-        })?;
+        let data: Arc<[u8]> = self.with_blob(id, |bytes| Ok(Arc::from(bytes)))?;
         let mut cache = self.lock_cache();
         if cache.entries.put(id, data.clone()).is_none() {
             cache.bytes += data.len() as u64;
