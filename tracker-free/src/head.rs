@@ -1,0 +1,486 @@
+//! Branch heads as BEP 44 mutable items: the value format, signature
+//! checks, and the choice of which head to follow. Pure: no I/O here.
+//!
+//! The value is the bencoded dict `{commit: <raw commit id>, ih: <infohash>}`
+//! (BEP 46's `{ih: ...}` plus the commit id), carried as a bencode byte
+//! string because the `mainline` crate signs and sends `v` as bytes.
+
+use std::fmt;
+
+use ed25519_dalek::{Signature, Verifier};
+
+use crate::topic::{TopicKey, encode_hex};
+
+/// BEP 44's limit on a value, in bytes. Larger values are refused unread.
+pub const MAX_VALUE_LEN: usize = 1000;
+
+/// BEP 44's limit on a salt: a branch name longer than this cannot be a head.
+const MAX_SALT_LEN: usize = 64;
+
+/// A BitTorrent v1 infohash.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InfoHash(pub [u8; 20]);
+
+impl InfoHash {
+    /// Lowercase hex.
+    pub fn to_hex(&self) -> String {
+        encode_hex(&self.0)
+    }
+}
+
+impl fmt::Display for InfoHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for InfoHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "InfoHash({})", self.to_hex())
+    }
+}
+
+/// A branch name used as the BEP 44 salt. Checked once here so that every
+/// head in the program has a salt the DHT accepts.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Branch(String);
+
+/// Returned by [`Branch::new`].
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BranchError {
+    /// Empty names have no salt.
+    #[error("a branch name cannot be empty")]
+    Empty,
+    /// Longer than the 64-byte salt of BEP 44.
+    #[error("branch name '{0}' is longer than the 64 bytes a DHT salt can hold")]
+    TooLong(String),
+    /// Control characters never belong in a branch name.
+    #[error("branch name {0:?} contains control characters")]
+    Control(String),
+}
+
+impl Branch {
+    /// Checks `name` fits in a salt.
+    pub fn new(name: &str) -> Result<Self, BranchError> {
+        if name.is_empty() {
+            return Err(BranchError::Empty);
+        }
+        if name.len() > MAX_SALT_LEN {
+            return Err(BranchError::TooLong(name.to_string()));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(BranchError::Control(name.to_string()));
+        }
+        Ok(Self(name.to_string()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The salt bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl fmt::Display for Branch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Branch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Branch({:?})", self.0)
+    }
+}
+
+/// What a head says: this commit, shared as this torrent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// The torrent to fetch.
+    pub infohash: InfoHash,
+    /// The raw commit id (20 bytes for SHA-1 repositories, 32 for SHA-256),
+    /// so a reader can check the torrent it gets is the commit it was told.
+    pub commit: Vec<u8>,
+}
+
+/// Why a head value or signature was refused.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum HeadError {
+    /// Over [`MAX_VALUE_LEN`].
+    #[error("head value of {0} bytes is over the {MAX_VALUE_LEN}-byte limit")]
+    Oversized(usize),
+    /// Not exactly `d6:commit<20|32>:...2:ih20:...e`.
+    #[error("head value is not a {{commit, ih}} dictionary: {0}")]
+    Malformed(&'static str),
+    /// The signature does not match the topic key.
+    #[error("head signature does not verify against topic {0}")]
+    BadSignature(TopicKey),
+}
+
+impl Head {
+    /// The canonical value bytes: `d6:commit<n>:<id>2:ih20:<infohash>e`.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(b"d6:commit");
+        out.extend_from_slice(self.commit.len().to_string().as_bytes());
+        out.push(b':');
+        out.extend_from_slice(&self.commit);
+        out.extend_from_slice(b"2:ih20:");
+        out.extend_from_slice(&self.infohash.0);
+        out.push(b'e');
+        out
+    }
+
+    /// Parses exactly the canonical form [`Head::encode`] writes; anything
+    /// else (extra keys, other lengths, trailing bytes) is refused.
+    pub fn decode(value: &[u8]) -> Result<Self, HeadError> {
+        if value.len() > MAX_VALUE_LEN {
+            return Err(HeadError::Oversized(value.len()));
+        }
+        let rest = value
+            .strip_prefix(b"d6:commit")
+            .ok_or(HeadError::Malformed("no leading 'commit' key"))?;
+        let (commit_len, rest) = if let Some(r) = rest.strip_prefix(b"20:") {
+            (20, r)
+        } else if let Some(r) = rest.strip_prefix(b"32:") {
+            (32, r)
+        } else {
+            return Err(HeadError::Malformed("commit id is not 20 or 32 bytes"));
+        };
+        if rest.len() < commit_len {
+            return Err(HeadError::Malformed("value ends inside the commit id"));
+        }
+        let (commit, rest) = rest.split_at(commit_len);
+        let rest = rest
+            .strip_prefix(b"2:ih20:")
+            .ok_or(HeadError::Malformed("no 20-byte 'ih' key after 'commit'"))?;
+        if rest.len() != 21 || rest[20] != b'e' {
+            return Err(HeadError::Malformed("value does not end after 'ih'"));
+        }
+        let mut infohash = [0u8; 20];
+        infohash.copy_from_slice(&rest[..20]);
+        Ok(Self {
+            infohash: InfoHash(infohash),
+            commit: commit.to_vec(),
+        })
+    }
+}
+
+/// A head as signed by its topic: everything needed to verify it again or
+/// to store it on more DHT nodes (anyone may republish a signed item).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedHead {
+    /// Who signed.
+    pub topic: TopicKey,
+    /// The salt.
+    pub branch: Branch,
+    /// BEP 44 sequence number; higher wins.
+    pub seq: i64,
+    /// The value bytes exactly as signed.
+    pub value: Vec<u8>,
+    /// ed25519 signature over salt, seq and value.
+    pub signature: [u8; 64],
+    /// The decoded value.
+    pub head: Head,
+}
+
+impl SignedHead {
+    /// Checks the signature, then decodes the value. The only way to build a
+    /// `SignedHead` from bytes that came from elsewhere.
+    pub fn verify(
+        topic: TopicKey,
+        branch: Branch,
+        seq: i64,
+        value: Vec<u8>,
+        signature: [u8; 64],
+    ) -> Result<Self, HeadError> {
+        if value.len() > MAX_VALUE_LEN {
+            return Err(HeadError::Oversized(value.len()));
+        }
+        let key = topic
+            .verifying_key()
+            .ok_or(HeadError::BadSignature(topic))?;
+        key.verify(
+            &signable(branch.as_bytes(), seq, &value),
+            &Signature::from_bytes(&signature),
+        )
+        .map_err(|_| HeadError::BadSignature(topic))?;
+        let head = Head::decode(&value)?;
+        Ok(Self {
+            topic,
+            branch,
+            seq,
+            value,
+            signature,
+            head,
+        })
+    }
+}
+
+/// The bytes BEP 44 signs: `4:salt<n>:<salt>3:seqi<seq>e1:v<n>:<value>`
+/// (the value as a byte string, as `mainline` sends it).
+pub(crate) fn signable(salt: &[u8], seq: i64, value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len() + salt.len() + 40);
+    if !salt.is_empty() {
+        out.extend_from_slice(format!("4:salt{}:", salt.len()).as_bytes());
+        out.extend_from_slice(salt);
+    }
+    out.extend_from_slice(format!("3:seqi{seq}e1:v{}:", value.len()).as_bytes());
+    out.extend_from_slice(value);
+    out
+}
+
+/// A head that was read from the DHT and not followed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Nodes answered with items whose signature did not verify.
+    BadSignature {
+        /// How many answers.
+        count: u32,
+    },
+    /// Correctly signed, but the value is not a head.
+    Malformed {
+        /// Its sequence number.
+        seq: i64,
+        /// What is wrong with it.
+        error: HeadError,
+    },
+    /// The newest head found is older than one this machine already saw.
+    Rollback {
+        /// The newest found.
+        seq: i64,
+        /// The highest seen before.
+        seen: i64,
+    },
+    /// Two different values signed with the same sequence number.
+    Equivocation {
+        /// The sequence number.
+        seq: i64,
+    },
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::BadSignature { count } => {
+                write!(f, "{count} answer(s) carried a head with a bad signature")
+            }
+            Refusal::Malformed { seq, error } => write!(f, "head seq {seq}: {error}"),
+            Refusal::Rollback { seq, seen } => write!(
+                f,
+                "newest head found has seq {seq}, lower than seq {seen} already seen (rollback)"
+            ),
+            Refusal::Equivocation { seq } => {
+                write!(f, "two different heads were signed with seq {seq}")
+            }
+        }
+    }
+}
+
+/// Everything one DHT read of a head brought back.
+#[derive(Debug, Clone, Default)]
+pub struct HeadLookup {
+    /// Heads that verified and decoded.
+    pub candidates: Vec<SignedHead>,
+    /// What was thrown away, and why.
+    pub refused: Vec<Refusal>,
+    /// DHT nodes asked.
+    pub queried: u32,
+    /// DHT nodes that answered.
+    pub responded: u32,
+}
+
+/// Outcome of [`HeadLookup::choose`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeadChoice {
+    /// A head newer than anything seen: follow it.
+    New(SignedHead),
+    /// Nothing newer than what was seen.
+    Unchanged,
+    /// No valid head at all.
+    NotFound,
+}
+
+impl HeadLookup {
+    /// Picks the head to follow given the highest head this machine saw
+    /// before (`seen`), recording rollbacks and equivocations in
+    /// [`HeadLookup::refused`]. Never goes backwards.
+    pub fn choose(&mut self, seen: Option<&SignedHead>) -> HeadChoice {
+        let Some(top_seq) = self.candidates.iter().map(|c| c.seq).max() else {
+            return HeadChoice::NotFound;
+        };
+        let mut top: Vec<&SignedHead> = self
+            .candidates
+            .iter()
+            .filter(|c| c.seq == top_seq)
+            .collect();
+        top.sort_by(|a, b| b.value.cmp(&a.value));
+        top.dedup_by(|a, b| a.value == b.value);
+        if top.len() > 1 {
+            self.refused.push(Refusal::Equivocation { seq: top_seq });
+        }
+        let best = top[0].clone();
+        match seen {
+            Some(seen) if best.seq < seen.seq => {
+                self.refused.push(Refusal::Rollback {
+                    seq: best.seq,
+                    seen: seen.seq,
+                });
+                HeadChoice::Unchanged
+            }
+            Some(seen) if best.seq == seen.seq => {
+                if best.value != seen.value && top.len() == 1 {
+                    self.refused.push(Refusal::Equivocation { seq: best.seq });
+                }
+                HeadChoice::Unchanged
+            }
+            _ => HeadChoice::New(best),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TopicSecret;
+
+    fn head(byte: u8) -> Head {
+        Head {
+            infohash: InfoHash([byte; 20]),
+            commit: vec![byte; 20],
+        }
+    }
+
+    #[test]
+    fn value_round_trips_and_strict_decoder_refuses_variants() {
+        for commit_len in [20, 32] {
+            let h = Head {
+                infohash: InfoHash([9; 20]),
+                commit: vec![3; commit_len],
+            };
+            assert_eq!(Head::decode(&h.encode()), Ok(h));
+        }
+        let good = head(1).encode();
+        for bad in [
+            &b""[..],
+            b"de",
+            b"d2:ih20:aaaaaaaaaaaaaaaaaaaae",
+            &good[..good.len() - 1],
+            &[good.as_slice(), b"x"].concat(),
+            b"d6:commit19:aaaaaaaaaaaaaaaaaaa2:ih20:aaaaaaaaaaaaaaaaaaaae",
+            b"d6:commit20:aaaaaaaaaaaaaaaaaaaa2:ih21:aaaaaaaaaaaaaaaaaaaaae",
+            b"d6:commit20:aaaaaaaaaaaaaaaaaaaa2:ih20:aaaaaaaaaaaaaaaaaaaa1:xi0ee",
+        ] {
+            assert!(
+                Head::decode(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(
+            Head::decode(&vec![b'd'; MAX_VALUE_LEN + 1]),
+            Err(HeadError::Oversized(MAX_VALUE_LEN + 1))
+        );
+    }
+
+    #[test]
+    fn decode_never_panics_on_prefixes_and_bytes() {
+        let good = head(7).encode();
+        for cut in 0..good.len() {
+            let _ = Head::decode(&good[..cut]);
+            let mut flipped = good.clone();
+            flipped[cut] ^= 0xff;
+            let _ = Head::decode(&flipped);
+        }
+    }
+
+    #[test]
+    fn signatures_bind_topic_branch_seq_and_value() {
+        let secret = TopicSecret::from_seed([5; 32]);
+        let main = Branch::new("main").expect("branch");
+        let signed = secret.sign_head(&main, &head(1), 10);
+        let ok = SignedHead::verify(
+            signed.topic,
+            main.clone(),
+            10,
+            signed.value.clone(),
+            signed.signature,
+        );
+        assert_eq!(ok.as_ref().map(|h| &h.head), Ok(&head(1)));
+        let other = TopicSecret::from_seed([6; 32]).topic();
+        let dev = Branch::new("dev").expect("branch");
+        for (topic, branch, seq, value) in [
+            (other, main.clone(), 10, signed.value.clone()),
+            (signed.topic, dev, 10, signed.value.clone()),
+            (signed.topic, main.clone(), 11, signed.value.clone()),
+            (signed.topic, main.clone(), 10, head(2).encode()),
+        ] {
+            assert!(matches!(
+                SignedHead::verify(topic, branch, seq, value, signed.signature),
+                Err(HeadError::BadSignature(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn signable_matches_mainline() {
+        let secret = TopicSecret::from_seed([5; 32]);
+        let main = Branch::new("main").expect("branch");
+        let ours = secret.sign_head(&main, &head(4), 77);
+        let theirs = mainline::MutableItem::new(
+            secret.signing_key().clone(),
+            &ours.value,
+            77,
+            Some(b"main"),
+        );
+        assert_eq!(theirs.signature(), &ours.signature);
+    }
+
+    #[test]
+    fn choose_follows_newest_and_refuses_rollback() {
+        let secret = TopicSecret::from_seed([5; 32]);
+        let main = Branch::new("main").expect("branch");
+        let old = secret.sign_head(&main, &head(1), 1);
+        let new = secret.sign_head(&main, &head(2), 2);
+
+        let mut lookup = HeadLookup {
+            candidates: vec![old.clone(), new.clone()],
+            ..Default::default()
+        };
+        assert_eq!(lookup.choose(None), HeadChoice::New(new.clone()));
+        assert_eq!(lookup.choose(Some(&new)), HeadChoice::Unchanged);
+        assert!(lookup.refused.is_empty());
+
+        let mut rollback = HeadLookup {
+            candidates: vec![old.clone()],
+            ..Default::default()
+        };
+        assert_eq!(rollback.choose(Some(&new)), HeadChoice::Unchanged);
+        assert_eq!(
+            rollback.refused,
+            vec![Refusal::Rollback { seq: 1, seen: 2 }]
+        );
+
+        let forked = secret.sign_head(&main, &head(3), 2);
+        let mut equivocation = HeadLookup {
+            candidates: vec![forked],
+            ..Default::default()
+        };
+        assert_eq!(equivocation.choose(Some(&new)), HeadChoice::Unchanged);
+        assert_eq!(equivocation.refused, vec![Refusal::Equivocation { seq: 2 }]);
+
+        assert_eq!(HeadLookup::default().choose(None), HeadChoice::NotFound);
+    }
+
+    #[test]
+    fn branch_names_must_fit_a_salt() {
+        assert!(Branch::new("main").is_ok());
+        assert_eq!(Branch::new(""), Err(BranchError::Empty));
+        assert!(Branch::new(&"x".repeat(65)).is_err());
+        assert!(Branch::new("a\nb").is_err());
+    }
+}

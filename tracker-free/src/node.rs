@@ -1,0 +1,359 @@
+//! A running DHT node: announce and find peers (BEP 5), read and write
+//! branch heads (BEP 44). A thin layer over `mainline` that turns its items
+//! into verified [`SignedHead`]s and its errors into ours.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_lite::StreamExt;
+use mainline::async_dht::{AsyncDht, GetStream};
+use mainline::errors::{PutMutableError, PutQueryError};
+use mainline::{Id, MutableItem};
+use tracing::debug;
+
+use crate::config::{ConfigError, DhtConfig};
+use crate::head::{Branch, Head, HeadLookup, InfoHash, Refusal, SignedHead};
+use crate::topic::{TopicKey, TopicSecret};
+
+/// How many times a head write re-reads and retries after a concurrent write.
+const PUBLISH_ATTEMPTS: u32 = 6;
+
+/// A node of the mainline DHT. Cheap to share behind an `Arc`; the node runs
+/// on its own thread until the last handle is dropped.
+pub struct Dht {
+    inner: AsyncDht,
+}
+
+/// Returned by [`Dht::start`].
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The UDP socket could not be opened.
+    #[error("opening the DHT socket (port {port:?}): {source}")]
+    Bind {
+        /// Port asked for.
+        port: Option<u16>,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Returned by [`Dht::announce`].
+#[derive(Debug, thiserror::Error)]
+pub enum AnnounceError {
+    /// The routing table is empty: the node reached no bootstrap node.
+    #[error("no DHT node is reachable to announce {0} to")]
+    NoNodes(InfoHash),
+    /// Nodes were found but none took the announce.
+    #[error("announcing {infohash} failed: {reason}")]
+    Failed {
+        /// What was announced.
+        infohash: InfoHash,
+        /// The DHT's answer.
+        reason: String,
+    },
+}
+
+/// Returned by [`Dht::publish_head`] and [`Dht::republish`].
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The routing table is empty: the node reached no bootstrap node.
+    #[error("no DHT node is reachable to store the head of {branch}")]
+    NoNodes {
+        /// The branch.
+        branch: Branch,
+    },
+    /// Other writers kept winning.
+    #[error(
+        "the head of {branch} kept changing under us ({attempts} attempts); another writer is publishing"
+    )]
+    Contended {
+        /// The branch.
+        branch: Branch,
+        /// How many times it was tried.
+        attempts: u32,
+    },
+    /// Nodes refused or never answered.
+    #[error("storing the head of {branch} failed: {reason}")]
+    Failed {
+        /// The branch.
+        branch: Branch,
+        /// The DHT's answer.
+        reason: String,
+    },
+}
+
+/// Peers for one infohash as DHT nodes report them; a lookup ends when the
+/// closest nodes have all answered or timed out.
+pub struct PeerStream(GetStream<Vec<SocketAddrV4>>);
+
+impl PeerStream {
+    /// The next batch of peers, or `None` once the lookup is over.
+    pub async fn next(&mut self) -> Option<Vec<SocketAddrV4>> {
+        self.0.next().await
+    }
+}
+
+impl Dht {
+    /// Starts a node with `config`. Returns once its socket is bound;
+    /// bootstrapping continues in the background.
+    pub fn start(config: &DhtConfig) -> Result<Self, StartError> {
+        let bootstrap = config.resolve_bootstrap()?;
+        let mut builder = mainline::Dht::builder();
+        match &bootstrap {
+            Some(nodes) if nodes.is_empty() => {
+                builder.no_bootstrap();
+            }
+            Some(nodes) => {
+                builder.bootstrap(nodes);
+            }
+            None => {}
+        }
+        if let Some(port) = config.port {
+            builder.port(port);
+        }
+        if let Some(bind) = config.bind {
+            builder.bind_address(bind);
+        }
+        if config.server_mode {
+            builder.server_mode();
+        }
+        builder.request_timeout(config.request_timeout);
+        let dht = builder.build().map_err(|source| StartError::Bind {
+            port: config.port,
+            source,
+        })?;
+        Ok(Self {
+            inner: dht.as_async(),
+        })
+    }
+
+    /// Starts `count` server nodes on `bind` that know each other and
+    /// nobody else: a private DHT, for a cluster with no Internet or a test.
+    pub fn start_private_network(count: usize, bind: Ipv4Addr) -> Result<Vec<Self>, StartError> {
+        let testnet = mainline::Testnet::builder(count)
+            .bind_address(bind)
+            .build()
+            .map_err(|source| StartError::Bind { port: None, source })?;
+        Ok(testnet
+            .nodes
+            .into_iter()
+            .map(|node| Self {
+                inner: node.as_async(),
+            })
+            .collect())
+    }
+
+    /// The UDP address this node listens on.
+    pub async fn local_addr(&self) -> SocketAddrV4 {
+        self.inner.info().await.local_addr()
+    }
+
+    /// Waits for the first bootstrap to finish; false if no node answered.
+    pub async fn bootstrapped(&self) -> bool {
+        self.inner.bootstrapped().await
+    }
+
+    /// Tells the nodes closest to `infohash` that this machine serves it on
+    /// TCP `port`. Entries expire after about 30 minutes: call again before.
+    pub async fn announce(&self, infohash: InfoHash, port: u16) -> Result<(), AnnounceError> {
+        match self
+            .inner
+            .announce_peer(Id::from(infohash.0), Some(port))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(PutQueryError::NoClosestNodes) => Err(AnnounceError::NoNodes(infohash)),
+            Err(other) => Err(AnnounceError::Failed {
+                infohash,
+                reason: other.to_string(),
+            }),
+        }
+    }
+
+    /// Starts a peer lookup for `infohash`.
+    pub fn peers(&self, infohash: InfoHash) -> PeerStream {
+        PeerStream(self.inner.get_peers(Id::from(infohash.0)))
+    }
+
+    /// Reads every copy of a branch head the closest nodes hold. Items that
+    /// fail their signature or do not decode are listed in
+    /// [`HeadLookup::refused`], never in the candidates.
+    pub async fn lookup_head(&self, topic: &TopicKey, branch: &Branch) -> HeadLookup {
+        let mut detailed = self
+            .inner
+            .get_mutable_detailed(&topic.0, Some(branch.as_bytes()), None);
+        let mut lookup = HeadLookup::default();
+        while let Some(item) = detailed.items.next().await {
+            if lookup
+                .candidates
+                .iter()
+                .any(|c| c.seq == item.seq() && c.value.as_slice() == item.value())
+            {
+                continue;
+            }
+            match SignedHead::verify(
+                *topic,
+                branch.clone(),
+                item.seq(),
+                item.value().to_vec(),
+                *item.signature(),
+            ) {
+                Ok(head) => lookup.candidates.push(head),
+                Err(error) => {
+                    let refusal = Refusal::Malformed {
+                        seq: item.seq(),
+                        error,
+                    };
+                    if !lookup.refused.contains(&refusal) {
+                        lookup.refused.push(refusal);
+                    }
+                }
+            }
+        }
+        let outcome = detailed.outcome.recv().await;
+        lookup.queried = outcome.queried;
+        lookup.responded = outcome.responded();
+        if outcome.invalid_values > 0 {
+            lookup.refused.push(Refusal::BadSignature {
+                count: outcome.invalid_values,
+            });
+        }
+        debug!(
+            topic = %topic,
+            branch = %branch,
+            queried = outcome.queried,
+            responded = lookup.responded,
+            candidates = lookup.candidates.len(),
+            "head lookup done"
+        );
+        lookup
+    }
+
+    /// Signs and stores `head` as the newest head of `branch`: reads the
+    /// current head, writes with compare-and-swap on its seq, and re-reads
+    /// and retries when another write wins. The new seq is above the current
+    /// one, above `min_seq` (the highest this machine knows), and at least
+    /// the Unix time in seconds, so a publisher that lost its state still
+    /// moves forward. Publishing the head that is already current only
+    /// stores it again.
+    pub async fn publish_head(
+        &self,
+        secret: &TopicSecret,
+        branch: &Branch,
+        head: &Head,
+        min_seq: i64,
+    ) -> Result<SignedHead, PublishError> {
+        let topic = secret.topic();
+        let value = head.encode();
+        for attempt in 1..=PUBLISH_ATTEMPTS {
+            let mut lookup = self.lookup_head(&topic, branch).await;
+            let current = match lookup.choose(None) {
+                crate::HeadChoice::New(current) => Some(current),
+                _ => None,
+            };
+            let contested = lookup
+                .refused
+                .iter()
+                .any(|r| matches!(r, Refusal::Equivocation { .. }));
+            if let Some(current) = &current
+                && current.value == value
+                && current.seq >= min_seq
+                && !contested
+            {
+                self.republish(current).await?;
+                return Ok(current.clone());
+            }
+            let seq = current
+                .as_ref()
+                .map_or(1, |c| c.seq.saturating_add(1))
+                .max(min_seq)
+                .max(unix_seconds());
+            let signed = secret.sign_head(branch, head, seq);
+            let item = MutableItem::new(
+                secret.signing_key().clone(),
+                &signed.value,
+                seq,
+                Some(branch.as_bytes()),
+            );
+            match self
+                .inner
+                .put_mutable(item, current.as_ref().map(|c| c.seq))
+                .await
+            {
+                Ok(_) => {
+                    // Nodes take an equal seq without a CAS, so two first
+                    // writes can both land: read back, and if another value
+                    // holds our seq anywhere, go round again above it.
+                    let check = self.lookup_head(&topic, branch).await;
+                    let clash = check
+                        .candidates
+                        .iter()
+                        .any(|c| c.seq == seq && c.value != signed.value);
+                    if !clash {
+                        return Ok(signed);
+                    }
+                    debug!(branch = %branch, attempt, seq, "another head was written with the same seq; retrying");
+                }
+                Err(PutMutableError::Concurrency(conflict)) => {
+                    debug!(branch = %branch, attempt, %conflict, "head write lost a race; re-reading");
+                }
+                Err(PutMutableError::Query(error)) => return Err(put_error(branch, error)),
+            }
+            backoff(attempt).await;
+        }
+        Err(PublishError::Contended {
+            branch: branch.clone(),
+            attempts: PUBLISH_ATTEMPTS,
+        })
+    }
+
+    /// Stores an already signed head again, on the nodes now closest to it:
+    /// DHT nodes forget items after about two hours, and anyone holding a
+    /// signed head may refresh it.
+    pub async fn republish(&self, head: &SignedHead) -> Result<(), PublishError> {
+        let item = MutableItem::new_signed_unchecked(
+            head.topic.0,
+            head.signature,
+            &head.value,
+            head.seq,
+            Some(head.branch.as_bytes()),
+        );
+        match self.inner.put_mutable(item, None).await {
+            Ok(_) => Ok(()),
+            Err(PutMutableError::Query(error)) => Err(put_error(&head.branch, error)),
+            Err(PutMutableError::Concurrency(conflict)) => Err(PublishError::Failed {
+                branch: head.branch.clone(),
+                reason: format!("a newer head is already stored ({conflict})"),
+            }),
+        }
+    }
+}
+
+fn put_error(branch: &Branch, error: PutQueryError) -> PublishError {
+    match error {
+        PutQueryError::NoClosestNodes => PublishError::NoNodes {
+            branch: branch.clone(),
+        },
+        other => PublishError::Failed {
+            branch: branch.clone(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// A randomised pause that grows with each attempt, so racing writers
+/// stop colliding.
+async fn backoff(attempt: u32) {
+    let jitter = getrandom::u64().unwrap_or(0) % 100;
+    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt) + jitter)).await;
+}
+
+fn unix_seconds() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}

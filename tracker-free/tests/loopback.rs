@@ -1,0 +1,112 @@
+//! The crate against a real private DHT on 127.0.0.1: every node here is
+//! bootstrapped from loopback only.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+
+use tracker_free::{Branch, Dht, DhtConfig, Head, HeadChoice, InfoHash, TopicSecret};
+
+const NODES: usize = 20;
+
+fn network() -> (Vec<Dht>, DhtConfig) {
+    let nodes = Dht::start_private_network(NODES, Ipv4Addr::LOCALHOST).expect("private DHT");
+    let first = futures_lite::future::block_on(nodes[0].local_addr());
+    let config = DhtConfig {
+        bootstrap: Some(vec![first.to_string()]),
+        bind: Some(Ipv4Addr::LOCALHOST),
+        request_timeout: Duration::from_millis(200),
+        ..DhtConfig::default()
+    };
+    config
+        .require_loopback()
+        .expect("test DHT is loopback only");
+    (nodes, config)
+}
+
+fn head(byte: u8) -> Head {
+    Head {
+        infohash: InfoHash([byte; 20]),
+        commit: vec![byte; 20],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn announced_peer_is_found_by_another_node() {
+    let (_nodes, config) = network();
+    let seeder = Dht::start(&config).expect("seeder node");
+    let reader = Dht::start(&config).expect("reader node");
+    assert!(seeder.bootstrapped().await && reader.bootstrapped().await);
+    let infohash = InfoHash([0xab; 20]);
+    seeder.announce(infohash, 45678).await.expect("announce");
+    let mut found = Vec::new();
+    let mut stream = reader.peers(infohash);
+    while let Some(batch) = stream.next().await {
+        found.extend(batch);
+    }
+    assert!(
+        found.contains(&SocketAddrV4::new(Ipv4Addr::LOCALHOST, 45678)),
+        "{found:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heads_move_forward_and_survive_the_writer() {
+    let (_nodes, config) = network();
+    let secret = TopicSecret::generate().expect("key");
+    let main = Branch::new("main").expect("branch");
+    let first = {
+        let writer = Dht::start(&config).expect("writer node");
+        assert!(writer.bootstrapped().await);
+        let first = writer
+            .publish_head(&secret, &main, &head(1), 0)
+            .await
+            .expect("first publish");
+        let second = writer
+            .publish_head(&secret, &main, &head(2), 0)
+            .await
+            .expect("second publish");
+        assert!(second.seq > first.seq);
+        // Publishing the current head again changes nothing.
+        let again = writer
+            .publish_head(&secret, &main, &head(2), 0)
+            .await
+            .expect("same head");
+        assert_eq!(again, second);
+        first
+    };
+    // The writer is gone; a reader still gets the newest head.
+    let reader = Dht::start(&config).expect("reader node");
+    assert!(reader.bootstrapped().await);
+    let mut lookup = reader.lookup_head(&secret.topic(), &main).await;
+    let HeadChoice::New(newest) = lookup.choose(Some(&first)) else {
+        panic!("no newer head: {lookup:?}");
+    };
+    assert_eq!(newest.head, head(2));
+    assert!(lookup.refused.is_empty(), "{:?}", lookup.refused);
+    // Another branch of the same topic is independent.
+    let dev = Branch::new("dev").expect("branch");
+    let mut other = reader.lookup_head(&secret.topic(), &dev).await;
+    assert_eq!(other.choose(None), HeadChoice::NotFound);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_both_finish_with_distinct_seqs() {
+    let (_nodes, config) = network();
+    let secret = TopicSecret::generate().expect("key");
+    let main = Branch::new("main").expect("branch");
+    let a = Dht::start(&config).expect("node a");
+    let b = Dht::start(&config).expect("node b");
+    assert!(a.bootstrapped().await && b.bootstrapped().await);
+    let (one, two) = (head(1), head(2));
+    let (ra, rb) = tokio::join!(
+        a.publish_head(&secret, &main, &one, 0),
+        b.publish_head(&secret, &main, &two, 0)
+    );
+    let (ra, rb) = (ra.expect("writer a"), rb.expect("writer b"));
+    assert_ne!(ra.seq, rb.seq, "two different heads share a seq");
+    let mut lookup = a.lookup_head(&secret.topic(), &main).await;
+    let HeadChoice::New(winner) = lookup.choose(None) else {
+        panic!("no head: {lookup:?}");
+    };
+    assert_eq!(winner.seq, ra.seq.max(rb.seq));
+}
