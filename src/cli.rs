@@ -1,7 +1,7 @@
 //! Command-line syntax. Parsed into these structs, then handed to
 //! `commands::*` as plain option structs; nothing below this module sees clap.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -27,6 +27,137 @@ pub enum Command {
     Seed(SeedArgs),
     /// Download a commit into a repository, reusing every blob already there.
     Fetch(FetchArgs),
+    /// Make and list topics: key pairs whose owner signs branch heads.
+    #[command(subcommand)]
+    Topic(TopicCommand),
+    /// Sign a branch head into the DHT and announce its torrent.
+    Publish(PublishArgs),
+    /// Keep a local branch at a topic's head, fetching each new head.
+    Follow(FollowArgs),
+    /// Run DHT nodes (a bootstrap node, or a whole private DHT).
+    #[command(subcommand)]
+    Dht(DhtCommand),
+}
+
+/// DHT options of the commands that use the DHT; each overrides the `[dht]`
+/// section of `config.toml` in xus's home.
+#[derive(Debug, Args, Clone)]
+pub struct DhtArgs {
+    /// DHT node to join through (repeatable). Default: `config.toml`, else
+    /// the public mainline routers.
+    #[arg(long = "bootstrap", value_name = "HOST:PORT")]
+    pub bootstrap: Vec<String>,
+    /// UDP port of this machine's DHT node (default: a free port).
+    #[arg(long, value_name = "PORT")]
+    pub dht_port: Option<u16>,
+    /// IPv4 address the DHT node binds (default: all).
+    #[arg(long, value_name = "ADDR")]
+    pub dht_bind: Option<Ipv4Addr>,
+    /// How long one DHT request may take, in milliseconds (default 2000).
+    #[arg(long, value_name = "MS")]
+    pub dht_timeout_ms: Option<u64>,
+}
+
+impl DhtArgs {
+    /// As the plain options the commands take.
+    pub fn options(&self) -> crate::discovery::DhtOptions {
+        crate::discovery::DhtOptions {
+            bootstrap: self.bootstrap.clone(),
+            port: self.dht_port,
+            bind: self.dht_bind,
+            request_timeout: self.dht_timeout_ms.map(std::time::Duration::from_millis),
+        }
+    }
+}
+
+/// `xus topic`.
+#[derive(Debug, Subcommand)]
+pub enum TopicCommand {
+    /// Make a key pair; prints the topic id readers use.
+    New {
+        /// A local name for the topic.
+        name: String,
+    },
+    /// List local topics: `<name> <topic id>`.
+    List,
+}
+
+/// `xus publish`.
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The commit (default: the tip of --branch).
+    pub rev: Option<String>,
+    /// Topic to publish under, by name or id (default: the only local topic).
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Branch name the head is published as (default: the current branch).
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// The repository.
+    #[arg(long, default_value = ".")]
+    pub repo: PathBuf,
+    /// TCP port to announce the torrent on (default: the port of the
+    /// `xus seed` running on this repository, if any).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// DHT options.
+    #[command(flatten)]
+    pub dht: DhtArgs,
+}
+
+/// `xus follow`.
+#[derive(Debug, Args)]
+pub struct FollowArgs {
+    /// The head to follow: `xus://TOPIC/BRANCH` or a BEP 46 magnet link.
+    pub head: String,
+    /// The repository (created when missing).
+    #[arg(long, default_value = ".")]
+    pub repo: PathBuf,
+    /// Create the repository bare when it does not exist.
+    #[arg(long)]
+    pub bare: bool,
+    /// Local branch to keep at the head (default: the topic's branch name).
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// Seconds between checks for a new head.
+    #[arg(long, default_value_t = 10)]
+    pub interval: u64,
+    /// Give up on one head when no new piece verifies for this many seconds;
+    /// the next check tries again.
+    #[arg(long, default_value_t = 300)]
+    pub stall_timeout: u64,
+    /// Network options.
+    #[command(flatten)]
+    pub net: NetArgs,
+    /// DHT options.
+    #[command(flatten)]
+    pub dht: DhtArgs,
+}
+
+/// `xus dht`.
+#[derive(Debug, Subcommand)]
+pub enum DhtCommand {
+    /// Run DHT nodes that answer others until interrupted; prints
+    /// `dht <addr>` per node. With no --bootstrap and --nodes N > 1 the
+    /// nodes form a private DHT of their own.
+    Serve(DhtServeArgs),
+}
+
+/// `xus dht serve`.
+#[derive(Debug, Args)]
+pub struct DhtServeArgs {
+    /// How many nodes to run.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
+    /// IPv4 address to bind.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind: Ipv4Addr,
+    /// UDP port of the first node (default: a free port).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Existing nodes to join (repeatable); none starts a new DHT.
+    #[arg(long = "bootstrap", value_name = "HOST:PORT")]
+    pub bootstrap: Vec<String>,
 }
 
 /// `xus torrent`.
@@ -87,12 +218,26 @@ pub struct SeedArgs {
     /// Memory for inflated blobs, in MiB.
     #[arg(long, default_value_t = 256)]
     pub cache_mb: u64,
+    /// Do not join the DHT (no announces, no head refresh).
+    #[arg(long)]
+    pub no_dht: bool,
+    /// Seconds between looks for newly published heads and branch moves.
+    #[arg(long, default_value_t = 5)]
+    pub rescan: u64,
+    /// Seconds between refreshes of stored heads in the DHT (items expire
+    /// after about two hours).
+    #[arg(long, default_value_t = 3600)]
+    pub republish: u64,
+    /// DHT options.
+    #[command(flatten)]
+    pub dht: DhtArgs,
 }
 
 /// `xus fetch`.
 #[derive(Debug, Args)]
 pub struct FetchArgs {
-    /// A `.torrent` file, a magnet link or an infohash.
+    /// A `.torrent` file, a magnet link, an infohash, `xus://TOPIC/BRANCH`
+    /// or a BEP 46 magnet (`magnet:?xs=urn:btpk:<key>&s=<hex branch>`).
     pub source: String,
     /// The repository to fetch into (created when missing).
     #[arg(long, default_value = ".")]
@@ -119,4 +264,10 @@ pub struct FetchArgs {
     /// Network options.
     #[command(flatten)]
     pub net: NetArgs,
+    /// Never use the DHT: only --peer and magnet peers are asked.
+    #[arg(long)]
+    pub no_dht: bool,
+    /// DHT options (used when no --peer is given, and for heads).
+    #[command(flatten)]
+    pub dht: DhtArgs,
 }

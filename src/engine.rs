@@ -42,6 +42,9 @@ pub struct RateLimits {
 /// 2-minute keep-alive interval of BEP 3, plus slack.
 pub const PEER_SILENCE_TIMEOUT: Duration = Duration::from_secs(150);
 
+/// How often a torrent asks the loopback peer feed for new peers.
+const FEED_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
 /// A running BitTorrent session.
 pub struct Engine {
     session: Arc<Session>,
@@ -74,7 +77,12 @@ impl Engine {
             .with_context(|| format!("creating {}", config.work_dir.display()))?;
         let options = SessionOptions {
             dht: None,
-            disable_trackers: true,
+            // Trackers stay on for one reason: a torrent may name xus's own
+            // loopback peer feed (see `discovery::feed`), the only way to hand
+            // peers found later on the DHT to a running librqbit torrent.
+            // The session itself knows no tracker, and xus never passes a
+            // torrent's own announce URLs through.
+            disable_trackers: false,
             disable_local_service_discovery: true,
             fastresume: false,
             persistence: None,
@@ -119,18 +127,21 @@ impl Engine {
         self.session.listen_addr()
     }
 
-    /// Adds a torrent whose bytes are stored by `storage`, dialing `peers`.
+    /// Adds a torrent whose bytes are stored by `storage`, dialing `peers`
+    /// and polling `feed` (a loopback peer feed URL) for more.
     /// The returned handle is live once the start-up hash check is done.
     pub async fn add(
         &self,
         torrent_file: Vec<u8>,
         storage: GitStorageFactory,
         peers: &[SocketAddr],
+        feed: Option<&str>,
     ) -> anyhow::Result<TorrentHandle> {
         use librqbit::storage::StorageFactoryExt;
         let options = AddTorrentOptions {
             overwrite: true,
-            disable_trackers: true,
+            trackers: feed.map(|url| vec![url.to_string()]),
+            force_tracker_interval: feed.map(|_| FEED_POLL_INTERVAL),
             initial_peers: (!peers.is_empty()).then(|| peers.to_vec()),
             storage_factory: Some(storage.boxed()),
             ..Default::default()
@@ -159,13 +170,26 @@ impl Engine {
         &self,
         info_hash: ObjectId,
         peers: &[SocketAddr],
+        feed: Option<&str>,
         timeout: Duration,
     ) -> anyhow::Result<(Vec<u8>, Vec<SocketAddr>)> {
-        let magnet = format!("magnet:?xt=urn:btih:{info_hash}");
+        // librqbit reads a magnet's trackers from the link itself and
+        // ignores `AddTorrentOptions::trackers` for it.
+        let mut magnet = format!("magnet:?xt=urn:btih:{info_hash}");
+        if let Some(url) = feed {
+            magnet.push_str("&tr=");
+            for b in url.bytes() {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    magnet.push(char::from(b));
+                } else {
+                    magnet.push_str(&format!("%{b:02X}"));
+                }
+            }
+        }
         let options = AddTorrentOptions {
             list_only: true,
-            disable_trackers: true,
-            initial_peers: Some(peers.to_vec()),
+            force_tracker_interval: feed.map(|_| FEED_POLL_INTERVAL),
+            initial_peers: (!peers.is_empty()).then(|| peers.to_vec()),
             ..Default::default()
         };
         let response = tokio::time::timeout(

@@ -104,6 +104,9 @@ pub struct RefOptions {
     pub force: bool,
     /// Fill the work tree and point HEAD at the commit (or branch).
     pub checkout: bool,
+    /// A full ref name that simply records the commit (moved even when not
+    /// a fast-forward): where a topic's signed head was last seen.
+    pub tracking: Option<String>,
 }
 
 /// Writes the commit of `torrent` into `repo`. `payload` holds the
@@ -245,6 +248,10 @@ pub fn set_refs(
     let kept = format!("{COMMIT_REF_PREFIX}{commit}");
     repo.reference(&kept, commit.to_git(), true, "xus fetch")
         .map_err(git(format!("setting {kept}")))?;
+    if let Some(tracking) = &options.tracking {
+        repo.reference(tracking, commit.to_git(), true, "xus fetch")
+            .map_err(git(format!("setting {tracking}")))?;
+    }
     let branch_ref = match &options.branch {
         Some(branch) => {
             let name = format!("refs/heads/{branch}");

@@ -4,8 +4,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use xus::cli::{Cli, Command};
-use xus::commands::{fetch, seed, torrent};
+use xus::cli::{Cli, Command, DhtCommand, TopicCommand};
+use xus::commands::{dht, fetch, follow, publish, seed, topic, torrent};
+use xus::home::Home;
 use xus::import::RefOptions;
 
 fn main() -> ExitCode {
@@ -56,6 +57,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 rates: args.net.rates(),
                 peers: args.net.peers,
                 cache_bytes: args.cache_mb.saturating_mul(1024 * 1024),
+                dht: (!args.no_dht).then(|| args.dht.options()),
+                rescan: Duration::from_secs(args.rescan.max(1)),
+                republish: Duration::from_secs(args.republish.max(1)),
+                home: Home::locate()?,
             },
             &mut stdout,
         )),
@@ -68,12 +73,63 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     branch: args.branch,
                     force: args.force,
                     checkout: args.checkout,
+                    tracking: None,
                 },
                 listen: args.net.listen,
                 rates: args.net.rates(),
                 peers: args.net.peers,
                 metadata_timeout: Duration::from_secs(args.metadata_timeout),
                 stall_timeout: Duration::from_secs(args.stall_timeout),
+                dht: args.dht.options(),
+                no_dht: args.no_dht,
+                home: Home::locate()?,
+            },
+            &mut stdout,
+        )),
+        Command::Topic(TopicCommand::New { name }) => {
+            topic::new(&Home::locate()?, &name, &mut stdout)
+        }
+        Command::Topic(TopicCommand::List) => topic::list(&Home::locate()?, &mut stdout),
+        Command::Publish(args) => runtime()?.block_on(publish::run(
+            publish::PublishOptions {
+                repo: args.repo,
+                rev: args.rev,
+                topic: args.topic,
+                branch: args.branch,
+                port: args.port,
+                dht: args.dht.options(),
+                home: Home::locate()?,
+            },
+            &mut stdout,
+        )),
+        Command::Follow(args) => runtime()?.block_on(follow::run(
+            follow::FollowOptions {
+                head: args.head,
+                branch: args.branch,
+                interval: Duration::from_secs(args.interval.max(1)),
+                fetch: fetch::FetchOptions {
+                    source: String::new(),
+                    repo: args.repo,
+                    bare: args.bare,
+                    refs: RefOptions::default(),
+                    listen: args.net.listen,
+                    rates: args.net.rates(),
+                    peers: args.net.peers,
+                    metadata_timeout: Duration::from_secs(60),
+                    stall_timeout: Duration::from_secs(args.stall_timeout),
+                    dht: args.dht.options(),
+                    no_dht: false,
+                    home: Home::locate()?,
+                },
+            },
+            &mut stdout,
+        )),
+        Command::Dht(DhtCommand::Serve(args)) => runtime()?.block_on(dht::serve(
+            dht::ServeOptions {
+                nodes: args.nodes,
+                bind: args.bind,
+                port: args.port,
+                bootstrap: args.bootstrap,
             },
             &mut stdout,
         )),

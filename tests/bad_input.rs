@@ -196,7 +196,7 @@ fn garbage_and_truncated_torrent_files() {
         target.path(),
         "/nonexistent/x.torrent",
         &[],
-        &["is not a magnet link, an infohash or a readable .torrent file"],
+        &["is not a magnet link, an infohash, a xus:// head or a readable .torrent file"],
     );
 }
 
@@ -289,7 +289,7 @@ fn malformed_magnets() {
         (&long, "over the 16384-byte limit"),
         (
             "magnet-ish-nonsense",
-            "is not a magnet link, an infohash or a readable .torrent file",
+            "is not a magnet link, an infohash, a xus:// head or a readable .torrent file",
         ),
         // Well-formed, but names no peer to ask.
         (
@@ -299,7 +299,7 @@ fn malformed_magnets() {
         (hex, "no peer to ask for the metadata"),
     ];
     for (magnet, needle) in cases {
-        refused(target.path(), magnet, &[], &[needle]);
+        refused(target.path(), magnet, &["--no-dht"], &[needle]);
     }
 }
 
@@ -600,7 +600,7 @@ fn plausible_but_false_length() {
     let (torrent, _) = crafted_tree_torrent(vec![tree], &[CraftedFile::new(&[b"big"], length)]);
     let path = write_file(dir.path(), "false.torrent", &torrent);
     let started = Instant::now();
-    refused(target.path(), &path, &[], &["no peer is known"]);
+    refused(target.path(), &path, &["--no-dht"], &["no peer is known"]);
     assert!(started.elapsed() < Duration::from_secs(20));
     let xus_dir = target.path().join(".git/xus");
     let allocated = |what: &str| {

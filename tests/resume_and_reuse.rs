@@ -5,7 +5,7 @@
 mod util;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use util::*;
@@ -102,7 +102,7 @@ fn interrupted_fetch_leaves_a_valid_repository_and_resumes() {
     let dst = tempfile::tempdir().expect("tempdir");
     let repo = dst.path().join("r");
 
-    let mut child = Command::new(xus_bin())
+    let mut child = xus_command()
         .args([
             "fetch",
             &magnet,

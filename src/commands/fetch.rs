@@ -10,14 +10,19 @@
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use tracker_free::{Dht, HeadChoice, InfoHash, SignedHead};
+
+use crate::discovery::{self, DhtOptions, PeerFeed};
 use crate::engine::{Engine, EngineConfig, Progress, TorrentHandle};
 use crate::format::{self, CommitTorrent};
 use crate::gitobj::ObjectId;
+use crate::head_address::HeadAddress;
+use crate::home::Home;
 use crate::import::{self, RefOptions};
 use crate::magnet::{self, Magnet};
 use crate::storage::{Backing, BlobSource, DEFAULT_CACHE_BYTES, GitStorageFactory, StagedFile};
@@ -26,7 +31,8 @@ use crate::{repo, scavenge};
 /// Options of `xus fetch`.
 #[derive(Debug, Clone)]
 pub struct FetchOptions {
-    /// `.torrent` path, magnet link or infohash.
+    /// `.torrent` path, magnet link, infohash, or a topic head
+    /// (`xus://TOPIC/BRANCH`, BEP 46 magnet).
     pub source: String,
     /// Repository to fetch into.
     pub repo: PathBuf,
@@ -44,15 +50,32 @@ pub struct FetchOptions {
     pub metadata_timeout: Duration,
     /// Give up after this long without a new verified piece.
     pub stall_timeout: Duration,
+    /// Which DHT to use when peers must be found.
+    pub dht: DhtOptions,
+    /// Never start the DHT.
+    pub no_dht: bool,
+    /// xus's directory (topics, seen heads, config).
+    pub home: Home,
 }
+
+/// Longest single metadata request before asking again with fresh peers.
+const METADATA_ROUND: Duration = Duration::from_secs(8);
 
 /// What the user named.
-enum Source {
+pub enum Source {
+    /// A complete torrent.
     Torrent(Box<CommitTorrent>),
+    /// An infohash, with the peers a magnet link named.
     InfoHash(ObjectId, Vec<SocketAddr>),
+    /// A topic's branch head, resolved on the DHT.
+    Head(HeadAddress),
 }
 
-fn parse_source(text: &str) -> anyhow::Result<Source> {
+/// Reads what the user typed as a fetch source.
+pub fn parse_source(text: &str, home: &Home) -> anyhow::Result<Source> {
+    if let Some(address) = HeadAddress::parse(text, home)? {
+        return Ok(Source::Head(address));
+    }
     if text.starts_with("magnet:") {
         let m = Magnet::parse(text)?;
         return Ok(Source::InfoHash(m.info_hash, m.peers));
@@ -64,7 +87,9 @@ fn parse_source(text: &str) -> anyhow::Result<Source> {
         return Ok(Source::InfoHash(ih, Vec::new()));
     }
     let meta = std::fs::metadata(path).with_context(|| {
-        format!("{text:?} is not a magnet link, an infohash or a readable .torrent file")
+        format!(
+            "{text:?} is not a magnet link, an infohash, a xus:// head or a readable .torrent file"
+        )
     })?;
     anyhow::ensure!(
         meta.len() <= format::MAX_TORRENT_FILE_BYTES as u64,
@@ -79,42 +104,258 @@ fn parse_source(text: &str) -> anyhow::Result<Source> {
     Ok(Source::Torrent(Box::new(torrent)))
 }
 
+/// A BitTorrent session plus, when peers must be found, a DHT node and the
+/// loopback feed that hands its peers to the session. `xus follow` keeps one
+/// for many fetches.
+pub struct Swarm {
+    engine: Engine,
+    dht: Option<Arc<Dht>>,
+    feed: Option<Arc<PeerFeed>>,
+    started: Instant,
+    _scratch: tempfile::TempDir,
+}
+
+impl Swarm {
+    /// Starts the session, and the DHT node when `dht` is given.
+    pub async fn start(
+        listen: SocketAddr,
+        rates: crate::engine::RateLimits,
+        dht: Option<&tracker_free::DhtConfig>,
+    ) -> anyhow::Result<Self> {
+        let started = Instant::now();
+        let scratch = tempfile::tempdir().context("creating a scratch directory")?;
+        let engine = Engine::start(&EngineConfig {
+            listen,
+            work_dir: scratch.path().to_owned(),
+            rates,
+        })
+        .await?;
+        let (dht, feed) = match dht {
+            Some(config) => (
+                Some(discovery::start(config).await?),
+                Some(Arc::new(PeerFeed::start().await?)),
+            ),
+            None => (None, None),
+        };
+        Ok(Self {
+            engine,
+            dht,
+            feed,
+            started,
+            _scratch: scratch,
+        })
+    }
+
+    /// The DHT node, when this swarm has one.
+    pub fn dht(&self) -> Option<&Arc<Dht>> {
+        self.dht.as_ref()
+    }
+
+    /// Stops the session.
+    pub async fn stop(self) {
+        self.engine.stop().await;
+    }
+}
+
+/// Reads a topic's branch head from the DHT and picks the one to follow:
+/// the newest correctly signed head, never older than one this machine saw
+/// before. Refused heads are reported on stderr. `Ok(None)`: no head at all.
+pub async fn resolve_head(
+    dht: &Dht,
+    home: &Home,
+    address: &HeadAddress,
+) -> anyhow::Result<Option<SignedHead>> {
+    let seen = home.seen_head(&address.topic, &address.branch)?;
+    let mut lookup = dht.lookup_head(&address.topic, &address.branch).await;
+    let choice = lookup.choose(seen.as_ref());
+    for refusal in &lookup.refused {
+        eprintln!("warning: refused a head of {}: {refusal}", address.url());
+    }
+    Ok(match choice {
+        HeadChoice::New(head) => {
+            home.record_head(&head)?;
+            Some(head)
+        }
+        HeadChoice::Unchanged => seen,
+        HeadChoice::NotFound => {
+            if seen.is_some() {
+                eprintln!(
+                    "warning: no DHT node holds a head of {} ({} asked, {} answered); using the one seen before",
+                    address.url(),
+                    lookup.queried,
+                    lookup.responded
+                );
+            }
+            seen
+        }
+    })
+}
+
 /// Downloads, verifies and imports; prints `fetched <commit> <infohash>`.
 pub async fn run(options: FetchOptions, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
     // Everything that can be refused is refused before anything is created.
-    let source = parse_source(&options.source)?;
+    let source = parse_source(&options.source, &options.home)?;
     import::check_ref_options(&options.refs, options.bare)?;
-    let scratch = tempfile::tempdir().context("creating a scratch directory")?;
-    let engine = Engine::start(&EngineConfig {
-        listen: options.listen,
-        work_dir: scratch.path().to_owned(),
-        rates: options.rates,
-    })
-    .await?;
-    let result = fetch_with(&engine, source, &options, out).await;
-    engine.stop().await;
-    result
+    let magnet_peers = matches!(&source, Source::InfoHash(_, p) if !p.is_empty());
+    let is_head = matches!(source, Source::Head(_));
+    anyhow::ensure!(
+        !(is_head && options.no_dht),
+        "{} is a topic head, which is read from the DHT: drop --no-dht",
+        options.source
+    );
+    let needs_dht = !options.no_dht && (is_head || (options.peers.is_empty() && !magnet_peers));
+    let dht_config = if needs_dht {
+        Some(discovery::config(&options.dht, &options.home)?)
+    } else {
+        None
+    };
+    let swarm = Swarm::start(options.listen, options.rates, dht_config.as_ref()).await?;
+    let result = fetch_source(&swarm, source, &options, out).await;
+    swarm.stop().await;
+    result.map(|_| ())
 }
 
-async fn fetch_with(
-    engine: &Engine,
+/// Fetches one source through `swarm`; returns the commit.
+pub async fn fetch_source(
+    swarm: &Swarm,
     source: Source,
     options: &FetchOptions,
     out: &mut (dyn Write + Send),
-) -> anyhow::Result<()> {
+) -> anyhow::Result<ObjectId> {
+    match source {
+        Source::Head(address) => {
+            let dht = swarm.dht().context("resolving a head needs the DHT")?;
+            let head = resolve_head(dht, &options.home, &address)
+                .await?
+                .with_context(|| format!("no head of {} was found on the DHT", address.url()))?;
+            fetch_head(swarm, &address, &head, options, out).await
+        }
+        other => fetch_with(swarm, other, None, options, out).await,
+    }
+}
+
+/// Fetches the commit a resolved head names, refusing a torrent that holds
+/// another commit, and records it under `refs/xus/topics/<topic>/<branch>`.
+pub async fn fetch_head(
+    swarm: &Swarm,
+    address: &HeadAddress,
+    head: &SignedHead,
+    options: &FetchOptions,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<ObjectId> {
+    eprintln!(
+        "head of {}: commit {} torrent {} seq {} (resolved after {} ms)",
+        address.url(),
+        hex(&head.head.commit),
+        head.head.infohash,
+        head.seq,
+        swarm.started.elapsed().as_millis()
+    );
+    let mut options = options.clone();
+    options.refs.tracking = Some(format!(
+        "refs/xus/topics/{}/{}",
+        address.topic, address.branch
+    ));
+    let commit = ObjectId::from_slice(&head.head.commit)
+        .with_context(|| format!("the head of {} names a non-SHA-1 commit", address.url()))?;
+    let source = Source::InfoHash(ObjectId(head.head.infohash.0), Vec::new());
+    fetch_with(swarm, source, Some(commit), &options, out).await
+}
+
+async fn fetch_with(
+    swarm: &Swarm,
+    source: Source,
+    expected: Option<ObjectId>,
+    options: &FetchOptions,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<ObjectId> {
+    let engine = &swarm.engine;
     let mut peers = options.peers.clone();
+    let info_hash = match &source {
+        Source::Torrent(t) => t.info_hash,
+        Source::InfoHash(ih, _) => *ih,
+        Source::Head(_) => anyhow::bail!("a head must be resolved before fetching"),
+    };
+    // Peers found on the DHT reach the engine through the feed, however late.
+    let first_peer = Arc::new(OnceLock::new());
+    let search = match (swarm.dht(), &swarm.feed) {
+        (Some(dht), Some(feed)) => Some(AbortOnDrop(discovery::spawn_peer_search(
+            dht.clone(),
+            InfoHash(info_hash.0),
+            feed.clone(),
+            first_peer.clone(),
+        ))),
+        _ => None,
+    };
+    let feed_url = swarm.feed.as_ref().map(|f| f.url().to_string());
+    if let Some(commit) = expected
+        && already_have(&options.repo, commit)
+    {
+        eprintln!("commit {commit} is already in the repository");
+        set_refs(&options.repo, commit, &options.refs).await?;
+        writeln!(out, "fetched {commit} {info_hash}")?;
+        out.flush()?;
+        return Ok(commit);
+    }
+    let metadata_deadline = Instant::now() + options.metadata_timeout;
     let torrent = match source {
         Source::Torrent(torrent) => *torrent,
         Source::InfoHash(ih, magnet_peers) => {
             peers.extend(magnet_peers);
             anyhow::ensure!(
-                !peers.is_empty(),
+                !peers.is_empty() || feed_url.is_some(),
                 "no peer to ask for the metadata of {ih}: give one with --peer ADDR"
             );
-            eprintln!("asking {} peer(s) for the metadata of {ih}", peers.len());
-            let (info, seen) = engine
-                .resolve_metadata(ih, &peers, options.metadata_timeout)
-                .await?;
+            eprintln!(
+                "asking {} for the metadata of {ih}",
+                if feed_url.is_some() {
+                    "peers found on the DHT".to_string()
+                } else {
+                    format!("{} peer(s)", peers.len())
+                }
+            );
+            if peers.is_empty()
+                && let Some(feed) = &swarm.feed
+            {
+                // Hand the first DHT peers straight to the metadata request
+                // rather than waiting for the engine's next feed poll.
+                while first_peer.get().is_none() && Instant::now() < metadata_deadline {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                peers.extend(feed.peers(ih.0));
+            }
+            // librqbit never dials a peer twice within one metadata request,
+            // and a peer found on the DHT may not serve the torrent yet:
+            // ask again in rounds, each with every peer known by then.
+            let (info, seen) = loop {
+                let left = metadata_deadline.saturating_duration_since(Instant::now());
+                let round = left.min(METADATA_ROUND);
+                let result = engine
+                    .resolve_metadata(ih, &peers, feed_url.as_deref(), round)
+                    .await;
+                match result {
+                    Ok(found) => break found,
+                    Err(error) if round == left => return Err(error),
+                    Err(error) => {
+                        tracing::debug!(%ih, error = %format!("{error:#}"), "no metadata yet; asking again");
+                        if let Some(feed) = &swarm.feed {
+                            peers.extend(feed.peers(ih.0));
+                            peers.sort();
+                            peers.dedup();
+                        }
+                    }
+                }
+            };
+            if let Some(found) = first_peer.get() {
+                eprintln!(
+                    "timing: first peer found on the DHT after {} ms",
+                    found.duration_since(swarm.started).as_millis()
+                );
+            }
+            eprintln!(
+                "timing: metadata received from a connected peer after {} ms",
+                swarm.started.elapsed().as_millis()
+            );
             peers.extend(seen);
             let torrent = CommitTorrent::parse(&info)
                 .context("the metadata peers sent is not a valid xus commit torrent")?;
@@ -125,7 +366,16 @@ async fn fetch_with(
             );
             torrent
         }
+        Source::Head(_) => anyhow::bail!("a head must be resolved before fetching"),
     };
+    if let Some(expected) = expected {
+        anyhow::ensure!(
+            torrent.commit == expected,
+            "the head names commit {expected} but its torrent {} holds commit {}; refusing it",
+            torrent.info_hash,
+            torrent.commit
+        );
+    }
     peers.sort();
     peers.dedup();
 
@@ -146,7 +396,15 @@ async fn fetch_with(
         eprintln!("commit {} is already in the repository", torrent.commit);
     } else {
         let started = std::time::Instant::now();
-        download(engine, &torrent, git_dir, &peers, options).await?;
+        download(
+            swarm,
+            &torrent,
+            git_dir,
+            &peers,
+            feed_url.as_deref(),
+            options,
+        )
+        .await?;
         let downloaded = started.elapsed();
         let git_dir = git_dir.to_owned();
         let torrent = torrent.clone();
@@ -164,18 +422,42 @@ async fn fetch_with(
             (started.elapsed() - downloaded).as_secs_f64()
         );
     }
-    let git_dir = git_dir.to_owned();
-    let commit = torrent.commit;
-    let refs = options.refs.clone();
+    drop(search);
+    set_refs(git_dir, torrent.commit, &options.refs).await?;
+    writeln!(out, "fetched {} {}", torrent.commit, torrent.info_hash)?;
+    out.flush()?;
+    Ok(torrent.commit)
+}
+
+/// Whether the repository at `path` exists and holds `commit`.
+fn already_have(path: &Path, commit: ObjectId) -> bool {
+    git2::Repository::open(path)
+        .ok()
+        .and_then(|repo| repo.odb().ok().map(|odb| odb.exists(commit.to_git())))
+        .unwrap_or(false)
+}
+
+async fn set_refs(repo: &Path, commit: ObjectId, refs: &RefOptions) -> anyhow::Result<()> {
+    let (repo, refs) = (repo.to_owned(), refs.clone());
     tokio::task::spawn_blocking(move || {
-        let repo = git2::Repository::open(&git_dir)?;
+        let repo = git2::Repository::open(&repo)?;
         import::set_refs(&repo, commit, &refs)?;
         anyhow::Ok(())
     })
-    .await??;
-    writeln!(out, "fetched {} {}", torrent.commit, torrent.info_hash)?;
-    out.flush()?;
-    Ok(())
+    .await?
+}
+
+/// Aborts a background task when the fetch that needs it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The staging file of a torrent's downloaded bytes.
@@ -194,12 +476,14 @@ fn missing_files(repo: &git2::Repository, torrent: &CommitTorrent) -> anyhow::Re
 }
 
 async fn download(
-    engine: &Engine,
+    swarm: &Swarm,
     torrent: &CommitTorrent,
     git_dir: &Path,
     peers: &[SocketAddr],
+    feed_url: Option<&str>,
     options: &FetchOptions,
 ) -> anyhow::Result<()> {
+    let engine = &swarm.engine;
     let source = BlobSource::open(git_dir, DEFAULT_CACHE_BYTES)?;
     let repo = git2::Repository::open(git_dir)?;
     let missing = missing_files(&repo, torrent)?;
@@ -237,9 +521,18 @@ async fn download(
         .collect();
     let storage = GitStorageFactory::new(torrent.info_hash, source, backings);
     let handle = engine
-        .add(torrent.torrent_file(&[]), storage, peers)
+        .add(torrent.torrent_file(&[]), storage, peers, feed_url)
         .await
         .with_context(|| format!("starting the download of {}", torrent.commit))?;
+    // While downloading this machine is a peer too: say so on the DHT.
+    let _announcer = match (swarm.dht(), engine.listen_addr()) {
+        (Some(dht), Some(addr)) => Some(AbortOnDrop(discovery::spawn_announcer(
+            dht.clone(),
+            InfoHash(torrent.info_hash.0),
+            addr.port(),
+        ))),
+        _ => None,
+    };
     let start = Engine::progress(&handle);
     eprintln!(
         "commit {}: {} bytes in {} files; {} bytes of local blobs reused, {} bytes patched from older versions, {} bytes already verified, {} to download",
@@ -253,7 +546,7 @@ async fn download(
     );
     if !start.finished {
         anyhow::ensure!(
-            !peers.is_empty(),
+            !peers.is_empty() || feed_url.is_some(),
             "{} bytes are missing and no peer is known: give one with --peer ADDR",
             start.total - start.have
         );

@@ -1,8 +1,12 @@
 //! One module per subcommand. Each takes plain options and an output writer
 //! for results (stdout in the binary, a buffer in tests); logs go to stderr.
 
+pub mod dht;
 pub mod fetch;
+pub mod follow;
+pub mod publish;
 pub mod seed;
+pub mod topic;
 pub mod torrent;
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod clients;
+pub mod dht;
 pub mod fixtures;
 
 use std::collections::BTreeMap;
@@ -18,6 +19,26 @@ use std::time::{Duration, Instant};
 /// The `xus` binary under test.
 pub fn xus_bin() -> &'static str {
     env!("CARGO_BIN_EXE_xus")
+}
+
+/// A `xus` command that can never leave loopback: the DHT guard is on (any
+/// setting that would reach the public routers is an error), and xus's home
+/// is a scratch directory of this test process unless the caller sets
+/// `XUS_HOME` itself.
+pub fn xus_command() -> Command {
+    let mut command = Command::new(xus_bin());
+    command
+        .env("XUS_DHT_LOOPBACK_ONLY", "1")
+        .env("XUS_HOME", scratch_home());
+    command
+}
+
+/// The default `XUS_HOME` of this test process.
+fn scratch_home() -> PathBuf {
+    static HOME: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    HOME.get_or_init(|| tempfile::tempdir().expect("scratch XUS_HOME"))
+        .path()
+        .to_owned()
 }
 
 /// A child process killed (and reaped) on drop.
@@ -115,8 +136,17 @@ impl TestRepo {
 
 /// Runs `xus` to completion under a timeout.
 pub fn run_xus(args: &[&str], timeout: Duration) -> Output {
-    let mut child = Command::new(xus_bin())
-        .args(args)
+    run_xus_with(xus_command().args(args), timeout)
+}
+
+/// Runs a prepared `xus` command (see [`xus_command`]) to completion under
+/// a timeout.
+pub fn run_xus_with(command: &mut Command, timeout: Duration) -> Output {
+    let args: Vec<String> = command
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -168,8 +198,14 @@ pub struct Seeder {
 }
 
 /// Starts `xus seed --repo REPO --listen 127.0.0.1:0 EXTRA...` and waits for
-/// its `listening` line.
+/// its `listening` line. Off the DHT (`--no-dht`) unless EXTRA names a
+/// `--bootstrap` node.
 pub fn spawn_seed(repo: &Path, extra: &[&str]) -> Seeder {
+    spawn_seed_with(xus_command(), repo, extra)
+}
+
+/// [`spawn_seed`] from a prepared command (to set `XUS_HOME`, say).
+pub fn spawn_seed_with(mut command: Command, repo: &Path, extra: &[&str]) -> Seeder {
     let mut args = vec![
         "seed".to_owned(),
         "--repo".into(),
@@ -178,7 +214,10 @@ pub fn spawn_seed(repo: &Path, extra: &[&str]) -> Seeder {
         "127.0.0.1:0".into(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
-    let mut child = Command::new(xus_bin())
+    if !extra.contains(&"--bootstrap") {
+        args.push("--no-dht".into());
+    }
+    let mut child = command
         .args(&args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

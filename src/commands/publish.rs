@@ -1,0 +1,163 @@
+//! `xus publish`: sign a branch head into the DHT and announce its torrent.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use tracker_free::{Branch, Head, InfoHash};
+
+use crate::discovery::{self, DhtOptions};
+use crate::gitobj::ObjectId;
+use crate::head_address::HeadAddress;
+use crate::home::Home;
+use crate::{cache, repo};
+
+/// Options of `xus publish`.
+#[derive(Debug, Clone)]
+pub struct PublishOptions {
+    /// Repository.
+    pub repo: PathBuf,
+    /// Commit; default the tip of `branch`.
+    pub rev: Option<String>,
+    /// Topic name or id; default the only local topic.
+    pub topic: Option<String>,
+    /// Branch name; default the current branch.
+    pub branch: Option<String>,
+    /// TCP port to announce; default the running seed's.
+    pub port: Option<u16>,
+    /// Which DHT.
+    pub dht: DhtOptions,
+    /// xus's directory.
+    pub home: Home,
+}
+
+/// Where `xus seed` records its BitTorrent address, so that `xus publish`
+/// can announce the port that actually serves the commit.
+pub fn seed_addr_path(git_dir: &Path) -> PathBuf {
+    git_dir.join("xus").join("seed.addr")
+}
+
+/// How long `xus publish` waits for a running seed to pick up the commit.
+const SEED_PICKUP_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The TCP port of the `xus seed` running on this repository once it serves
+/// `infohash`; `None` when no seed runs or it does not pick the commit up in
+/// time. Announcing a port before the torrent is served there would send
+/// peers to a refusal they never retry.
+async fn wait_for_seed(seed_file: &Path, infohash: ObjectId) -> Option<u16> {
+    let wanted = infohash.to_hex();
+    let deadline = tokio::time::Instant::now() + SEED_PICKUP_WAIT;
+    loop {
+        let text = std::fs::read_to_string(seed_file).ok()?;
+        let mut lines = text.lines();
+        let port = lines
+            .next()?
+            .split_whitespace()
+            .next()?
+            .parse::<std::net::SocketAddr>()
+            .ok()?
+            .port();
+        if lines.any(|l| l == wanted) {
+            return Some(port);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Publishes; prints `published <xus url> <commit> <infohash> seq <n>` and
+/// `magnet <BEP 46 link>`.
+pub async fn run(options: PublishOptions, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
+    let home = options.home.clone();
+    let secret = match &options.topic {
+        Some(topic) => home.topic_secret(topic)?,
+        None => {
+            let mut topics = home.topics()?;
+            match topics.len() {
+                1 => topics.remove(0).1,
+                0 => anyhow::bail!("no topic yet: make one with `xus topic new NAME`"),
+                _ => anyhow::bail!(
+                    "several topics exist ({}); choose one with --topic",
+                    topics
+                        .iter()
+                        .map(|(n, _)| n.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }
+        }
+    };
+    let (repo_path, rev, branch) = (
+        options.repo.clone(),
+        options.rev.clone(),
+        options.branch.clone(),
+    );
+    let (branch, torrent, seed_file) = tokio::task::spawn_blocking(move || {
+        let repo = repo::open(&repo_path)?;
+        let branch = match branch {
+            Some(branch) => branch,
+            None => repo
+                .head()
+                .ok()
+                .filter(|h| h.is_branch())
+                .and_then(|h| h.shorthand().ok().map(str::to_string))
+                .context("HEAD is not on a branch: name one with --branch")?,
+        };
+        let rev = rev.unwrap_or_else(|| format!("refs/heads/{branch}"));
+        let commit = repo::resolve_commit(&repo, &rev)?;
+        let torrent = cache::load_or_build(&repo, commit)
+            .with_context(|| format!("building the torrent of commit {commit}"))?;
+        let seed_file = seed_addr_path(repo.path());
+        anyhow::Ok((branch, torrent, seed_file))
+    })
+    .await??;
+    let branch = Branch::new(&branch)?;
+    let address = HeadAddress {
+        topic: secret.topic(),
+        branch: branch.clone(),
+    };
+    let head = Head {
+        infohash: InfoHash(torrent.info_hash.0),
+        commit: torrent.commit.0.to_vec(),
+    };
+    let config = discovery::config(&options.dht, &home)?;
+    let dht = discovery::start(&config).await?;
+    let min_seq = match home.seen_head(&address.topic, &branch)? {
+        Some(seen) if seen.head == head => seen.seq,
+        Some(seen) => seen.seq.saturating_add(1),
+        None => 0,
+    };
+    let signed = dht
+        .publish_head(&secret, &branch, &head, min_seq)
+        .await
+        .with_context(|| format!("publishing the head of {}", address.url()))?;
+    home.record_head(&signed)?;
+    let port = match options.port {
+        Some(port) => Some(port),
+        None => wait_for_seed(&seed_file, torrent.info_hash).await,
+    };
+    match port {
+        Some(port) => {
+            if let Err(error) = dht.announce(head.infohash, port).await {
+                eprintln!("warning: announcing {} failed: {error}", head.infohash);
+            }
+        }
+        None => eprintln!(
+            "note: no `xus seed` serves commit {} yet; the head is published, and a seed announces the commit once it serves it",
+            torrent.commit
+        ),
+    }
+    writeln!(
+        out,
+        "published {} {} {} seq {}",
+        address.url(),
+        torrent.commit,
+        torrent.info_hash,
+        signed.seq
+    )?;
+    writeln!(out, "magnet {}", address.magnet())?;
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,27 @@
+//! `xus topic`: make and list topic key pairs.
+
+use std::io::Write;
+
+use crate::home::Home;
+
+/// `xus topic new NAME`: prints `topic <name> <id>` and the secret's path.
+pub fn new(home: &Home, name: &str, out: &mut dyn Write) -> anyhow::Result<()> {
+    let secret = home.create_topic(name)?;
+    writeln!(out, "topic {name} {}", secret.topic())?;
+    eprintln!(
+        "secret stored in {} (mode 0600): whoever holds it can move this topic's heads",
+        home.root()
+            .join("topics")
+            .join(format!("{name}.secret"))
+            .display()
+    );
+    Ok(())
+}
+
+/// `xus topic list`: prints `<name> <id>` per local topic.
+pub fn list(home: &Home, out: &mut dyn Write) -> anyhow::Result<()> {
+    for (name, secret) in home.topics()? {
+        writeln!(out, "{name} {}", secret.topic())?;
+    }
+    Ok(())
+}
