@@ -111,6 +111,8 @@ def main():
                     help="DHT request timeout of the xus processes (xus default 2000)")
     ap.add_argument("--commits", type=int, default=1000)
     ap.add_argument("--idle-seconds", type=int, default=60)
+    ap.add_argument("--settle-seconds", type=int, default=120,
+                    help="wait after start-up so the first announce round is over")
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--skip-idle", action="store_true")
     args = ap.parse_args()
@@ -191,6 +193,18 @@ def latency(args, work, flags, children):
 
 
 def idle(args, work, flags, children):
+    """Runs the idle measurement with the DHT on, then off for comparison."""
+    repo = make_many_commits(args, work)
+    rows = [measure_idle(args, work, repo, flags, "DHT on", children),
+            measure_idle(args, work, repo, ["--no-dht"], "DHT off", children)]
+    print("\nxus seed serving %d commits (%d s settle, %d s window):" % (args.commits, args.settle_seconds, args.idle_seconds))
+    print("| seed | start-up to `listening` | resident memory (max) | CPU in the idle window |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, startup, rss, cpu in rows:
+        print("| %s | %.1f s | %.1f MiB | %.1f %% of one core |" % (name, startup, rss, cpu))
+
+
+def make_many_commits(args, work):
     repo = os.path.join(work, "many")
     os.makedirs(repo)
     git(repo, "init", "-q", "-b", "main")
@@ -201,35 +215,39 @@ def idle(args, work, flags, children):
         stream.append(b"commit refs/heads/main\n")
         stream.append(b"committer bench <bench@xus.invalid> %d +0000\n" % (1700000000 + i))
         stream.append(b"data 2\nc\n")
-        if i > 0:
-            stream.append(b"from refs/heads/main^0\n")
         stream.append(b"M 100644 inline file%d\n" % (i % 50))
         stream.append(b"data %d\n%s\n" % (len(data), data))
     git(repo, "fast-import", "--quiet", input=b"".join(stream))
+    return repo
+
+
+def measure_idle(args, work, repo, flags, name, children):
     revs = git(repo, "rev-list", "main", text=False).stdout.decode().split()
     assert len(revs) == args.commits, len(revs)
-    home = os.path.join(work, "idle-home")
+    home = os.path.join(work, "idle-home-" + name.replace(" ", "-"))
     t0 = time.time()
+    env = env_for(home)
+    env["XUS_LOG"] = "warn,xus=info"
+    log_path = os.path.join(work, "seed-%s.err" % name.replace(" ", "-"))
+    log = open(log_path, "w")
     seed = start([args.xus, "seed", "--repo", repo, "--listen", "127.0.0.1:0", *flags, *revs],
-                 env_for(home))
+                 env, stderr=log)
     children.append(seed)
     Lines(seed).wait(lambda l: l.startswith("listening "), 1800)
     startup = time.time() - t0
-    settle = 30
-    time.sleep(settle)
+    time.sleep(args.settle_seconds)
+    rounds = re.findall(r"announce round done count=(\d+) seconds=([0-9.]+)", open(log_path).read())
+    for count, seconds in rounds:
+        print("  %s: announced %s infohashes in %.1f s" % (name, count, float(seconds)))
     c0, w0 = cpu_seconds(seed.pid), time.time()
     rss_samples = []
     while time.time() - w0 < args.idle_seconds:
         rss_samples.append(rss_mib(seed.pid))
         time.sleep(1)
     cpu = (cpu_seconds(seed.pid) - c0) / (time.time() - w0) * 100
-    print("\nxus seed serving %d commits, DHT on (announces every 15 min):" % args.commits)
-    print("| what | value |")
-    print("| --- | ---: |")
-    print("| start-up to `listening` (build + add %d torrents) | %.1f s |" % (args.commits, startup))
-    print("| resident memory, max over the idle window | %.1f MiB |" % max(rss_samples))
-    print("| CPU, %d s idle window starting %d s after start-up | %.1f %% of one core |"
-          % (args.idle_seconds, settle, cpu))
+    seed.kill()
+    seed.wait()
+    return (name, startup, max(rss_samples), cpu)
 
 
 if __name__ == "__main__":

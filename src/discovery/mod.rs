@@ -62,13 +62,18 @@ pub fn config(options: &DhtOptions, home: &Home) -> anyhow::Result<DhtConfig> {
     Ok(config)
 }
 
-/// Starts this machine's DHT node and waits for its first bootstrap.
+/// Starts this machine's DHT node. Queries may start at once (they go to
+/// the bootstrap nodes while the routing table fills); a bootstrap that
+/// reaches nobody is reported in the background.
 pub async fn start(config: &DhtConfig) -> anyhow::Result<Arc<Dht>> {
-    let dht = Dht::start(config).context("starting the DHT node")?;
-    if !dht.bootstrapped().await {
-        tracing::warn!(bootstrap = ?config.bootstrap, "no DHT bootstrap node answered");
-    }
-    Ok(Arc::new(dht))
+    let dht = Arc::new(Dht::start(config).context("starting the DHT node")?);
+    let (watch, bootstrap) = (dht.clone(), config.bootstrap.clone());
+    tokio::spawn(async move {
+        if !watch.bootstrapped().await {
+            tracing::warn!(?bootstrap, "no DHT bootstrap node answered");
+        }
+    });
+    Ok(dht)
 }
 
 /// Looks `infohash` up on the DHT again and again, handing every peer found

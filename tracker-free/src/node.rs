@@ -76,6 +76,13 @@ pub enum PublishError {
         /// How many times it was tried.
         attempts: u32,
     },
+    /// The DHT already holds a newer head than the one being stored again:
+    /// nothing to refresh (read the newer one instead).
+    #[error("the DHT holds a newer head of {branch} than the one being refreshed")]
+    Superseded {
+        /// The branch.
+        branch: Branch,
+    },
     /// Nodes refused or never answered.
     #[error("storing the head of {branch} failed: {reason}")]
     Failed {
@@ -325,9 +332,8 @@ impl Dht {
         match self.inner.put_mutable(item, None).await {
             Ok(_) => Ok(()),
             Err(PutMutableError::Query(error)) => Err(put_error(&head.branch, error)),
-            Err(PutMutableError::Concurrency(conflict)) => Err(PublishError::Failed {
+            Err(PutMutableError::Concurrency(_)) => Err(PublishError::Superseded {
                 branch: head.branch.clone(),
-                reason: format!("a newer head is already stored ({conflict})"),
             }),
         }
     }
