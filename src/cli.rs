@@ -37,6 +37,32 @@ pub enum Command {
     /// Run DHT nodes (a bootstrap node, or a whole private DHT).
     #[command(subcommand)]
     Dht(DhtCommand),
+    /// Serve commits to BitTorrent clients over HTTP (a BEP 19 webseed),
+    /// straight from the object database, until interrupted.
+    Webseed(WebseedArgs),
+}
+
+/// `xus webseed`.
+#[derive(Debug, Args)]
+pub struct WebseedArgs {
+    /// Commits to serve (default HEAD); nothing else in the repository is.
+    pub revs: Vec<String>,
+    /// Serve the tip of every local branch as well.
+    #[arg(long)]
+    pub all_branches: bool,
+    /// The repository.
+    #[arg(long, default_value = ".")]
+    pub repo: PathBuf,
+    /// Address to accept HTTP connections on; port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// The URL clients reach this server by, put in the `url-list` of the
+    /// torrents it serves (default: `http://<Host header>/`).
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Memory for inflated blobs, in MiB.
+    #[arg(long, default_value_t = 256)]
+    pub cache_mb: u64,
 }
 
 /// DHT options of the commands that use the DHT; each overrides the `[dht]`
@@ -172,6 +198,11 @@ pub struct TorrentArgs {
     /// Where to write the `.torrent` (default: `<commit>.torrent`).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
+    /// A webseed base URL (BEP 19; repeatable): clients fetch
+    /// `<URL>/<commit>/<path>`. Goes into the `.torrent`'s `url-list` and the
+    /// magnet's `ws=`; the infohash does not change.
+    #[arg(long = "webseed", value_name = "URL")]
+    pub webseeds: Vec<String>,
 }
 
 /// Network options shared by commands that run a BitTorrent session.
@@ -231,6 +262,15 @@ pub struct SeedArgs {
     /// DHT options.
     #[command(flatten)]
     pub dht: DhtArgs,
+    /// Also serve every seeded commit over HTTP (a BEP 19 webseed) on this
+    /// address; magnets then carry its URL (`ws=`).
+    #[arg(long, value_name = "ADDR")]
+    pub webseed_listen: Option<SocketAddr>,
+    /// The URL clients reach that webseed by (default:
+    /// `http://<--webseed-listen>/`, left out of magnets when that address
+    /// is unspecified, like 0.0.0.0).
+    #[arg(long, value_name = "URL", requires = "webseed_listen")]
+    pub webseed_url: Option<String>,
 }
 
 /// `xus fetch`.

@@ -37,3 +37,4 @@ pub mod repo;
 pub mod scavenge;
 pub mod storage;
 pub mod weak;
+pub mod webseed_source;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use xus::cli::{Cli, Command, DhtCommand, TopicCommand};
-use xus::commands::{dht, fetch, follow, publish, seed, topic, torrent};
+use xus::commands::{dht, fetch, follow, publish, seed, topic, torrent, webseed};
 use xus::home::Home;
 use xus::import::RefOptions;
 
@@ -45,6 +45,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 repo: args.repo,
                 rev: args.rev,
                 output: args.output,
+                webseeds: args.webseeds,
             },
             &mut stdout,
         ),
@@ -61,6 +62,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 rescan: Duration::from_secs(args.rescan.max(1)),
                 republish: Duration::from_secs(args.republish.max(1)),
                 home: Home::locate()?,
+                webseed_listen: args.webseed_listen,
+                webseed_url: args.webseed_url,
             },
             &mut stdout,
         )),
@@ -130,6 +133,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 bind: args.bind,
                 port: args.port,
                 bootstrap: args.bootstrap,
+            },
+            &mut stdout,
+        )),
+        Command::Webseed(args) => runtime()?.block_on(webseed::run(
+            webseed::WebseedOptions {
+                repo: args.repo,
+                revs: args.revs,
+                all_branches: args.all_branches,
+                listen: args.listen,
+                public_url: args.public_url,
+                cache_bytes: args.cache_mb.saturating_mul(1024 * 1024),
             },
             &mut stdout,
         )),

@@ -8,6 +8,7 @@ pub mod publish;
 pub mod seed;
 pub mod topic;
 pub mod torrent;
+pub mod webseed;
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
 pub async fn shutdown_signal() {

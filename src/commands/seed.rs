@@ -11,6 +11,7 @@ use anyhow::Context;
 use tracker_free::{Dht, InfoHash};
 
 use super::publish;
+use super::webseed::WebseedServer;
 use crate::discovery::{self, DhtOptions};
 use crate::home::Home;
 
@@ -18,6 +19,7 @@ use crate::engine::{Engine, EngineConfig};
 use crate::format::CommitTorrent;
 use crate::gitobj::ObjectId;
 use crate::storage::{Backing, BlobSource, GitStorageFactory};
+use crate::webseed_source::GitWebseed;
 use crate::{cache, repo};
 
 /// Options of `xus seed`.
@@ -45,6 +47,12 @@ pub struct SeedOptions {
     pub republish: Duration,
     /// xus's directory (stored heads).
     pub home: Home,
+    /// Where to serve every seeded commit over HTTP as well (BEP 19
+    /// webseed), for clients that find no peer; `None` serves no HTTP.
+    pub webseed_listen: Option<SocketAddr>,
+    /// The URL clients reach that webseed by, when not `http://<address>/`
+    /// (behind a proxy, or bound to all interfaces).
+    pub webseed_url: Option<String>,
 }
 
 /// How each file of a torrent is read when every blob is local.
@@ -61,9 +69,11 @@ pub fn local_backings(torrent: &CommitTorrent) -> Vec<Backing> {
 }
 
 /// Seeds until Ctrl-C or SIGTERM. Prints `seeding <commit> <infohash> <magnet>`
-/// per commit, then `listening <addr>` once the first set is served; commits
-/// that appear later (branch moves with `--all-branches`, heads published
-/// from this machine) print their own `seeding` line.
+/// per commit, then (with a webseed) `webseed <url>`, then `listening <addr>`
+/// once the first set is served; commits that appear later (branch moves
+/// with `--all-branches`, heads published from this machine) print their own
+/// `seeding` line. Every seeded commit is also served by the webseed, and
+/// magnets name it (`ws=`) when it can be reached from elsewhere.
 pub async fn run(options: SeedOptions, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
     let repo_path = options.repo.clone();
     let revs = options.revs.clone();
@@ -89,6 +99,12 @@ pub async fn run(options: SeedOptions, out: &mut (dyn Write + Send)) -> anyhow::
         None => None,
     };
     let source = BlobSource::open(&git_dir, options.cache_bytes)?;
+    let webseed = match options.webseed_listen {
+        Some(listen) => Some(
+            WebseedServer::start(listen, source.clone(), options.webseed_url.as_deref()).await?,
+        ),
+        None => None,
+    };
     let engine = Engine::start(&EngineConfig {
         listen: options.listen,
         work_dir: git_dir.join("xus").join("session"),
@@ -109,6 +125,12 @@ pub async fn run(options: SeedOptions, out: &mut (dyn Write + Send)) -> anyhow::
             vec![addr]
         },
         seeded: HashMap::new(),
+        webseed: webseed.as_ref().map(|w| Arc::clone(&w.source)),
+        webseed_urls: webseed
+            .as_ref()
+            .filter(|w| w.advertisable)
+            .map(|w| vec![w.url.clone()])
+            .unwrap_or_default(),
         announcer: dht
             .as_ref()
             .map(|dht| Announcer::spawn(dht.clone(), addr.port())),
@@ -128,6 +150,9 @@ pub async fn run(options: SeedOptions, out: &mut (dyn Write + Send)) -> anyhow::
     }
     seeder.record();
     let seed_addr = seeder.seed_file.clone();
+    if let Some(webseed) = &webseed {
+        writeln!(out, "webseed {}", webseed.url)?;
+    }
     writeln!(out, "listening {addr}")?;
     out.flush()?;
 
@@ -159,6 +184,11 @@ pub async fn run(options: SeedOptions, out: &mut (dyn Write + Send)) -> anyhow::
     let _ = std::fs::remove_file(&seed_addr);
     tracing::info!("stopping");
     drop(seeder);
+    if let Some(webseed) = webseed
+        && let Err(error) = webseed.stop().await
+    {
+        tracing::warn!(error = %format!("{error:#}"), "webseed stopped abnormally");
+    }
     engine.stop().await;
     result
 }
@@ -171,6 +201,10 @@ struct Seeder<'a> {
     peers: Vec<SocketAddr>,
     advertised: Vec<SocketAddr>,
     seeded: HashMap<ObjectId, ObjectId>,
+    /// The webseed every seeded commit is published to, if one runs.
+    webseed: Option<Arc<GitWebseed>>,
+    /// Its URL as magnets carry it (`ws=`); empty when it is not reachable.
+    webseed_urls: Vec<String>,
     announcer: Option<Announcer>,
     addr: SocketAddr,
     seed_file: PathBuf,
@@ -198,7 +232,8 @@ impl Seeder<'_> {
         }
     }
 
-    /// Builds (or loads) the torrent of `commit`, serves it, announces it.
+    /// Builds (or loads) the torrent of `commit`, serves it (to peers and
+    /// on the webseed), announces it.
     async fn add(&mut self, commit: ObjectId, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
         if self.seeded.contains_key(&commit) {
             return Ok(());
@@ -210,6 +245,7 @@ impl Seeder<'_> {
                 .with_context(|| format!("building the torrent of commit {commit}"))
         })
         .await??;
+        let torrent = Arc::new(torrent);
         let storage = GitStorageFactory::new(
             torrent.info_hash,
             self.source.clone(),
@@ -229,6 +265,11 @@ impl Seeder<'_> {
             torrent.commit
         );
         self.seeded.insert(commit, torrent.info_hash);
+        // Published only now that every piece verified from Git: the webseed
+        // never serves a commit whose torrent disagrees with its blobs.
+        if let Some(webseed) = &self.webseed {
+            webseed.publish(Arc::clone(&torrent));
+        }
         self.record();
         tracing::debug!(%commit, infohash = %torrent.info_hash, "seeding");
         if let Some(announcer) = &self.announcer {
@@ -239,7 +280,7 @@ impl Seeder<'_> {
             "seeding {} {} {}",
             torrent.commit,
             torrent.info_hash,
-            torrent.magnet(&self.advertised)
+            torrent.magnet_with_webseeds(&self.advertised, &self.webseed_urls)
         )?;
         out.flush()?;
         Ok(())
@@ -299,6 +340,9 @@ async fn republish_heads(dht: &Dht, home: &Home, seeded: &HashMap<ObjectId, Obje
             Ok(()) => {
                 tracing::info!(topic = %head.topic, branch = %head.branch, seq = head.seq, "head refreshed")
             }
+            Err(tracker_free::PublishError::Superseded { .. }) => {
+                tracing::debug!(topic = %head.topic, branch = %head.branch, seq = head.seq, "a newer head is already stored")
+            }
             Err(error) => {
                 tracing::warn!(topic = %head.topic, branch = %head.branch, %error, "head refresh failed")
             }
@@ -314,7 +358,7 @@ struct Announcer {
 }
 
 /// Announces in flight at once.
-const CONCURRENT_ANNOUNCES: usize = 8;
+const CONCURRENT_ANNOUNCES: usize = 32;
 
 impl Announcer {
     fn spawn(dht: Arc<Dht>, port: u16) -> Self {
@@ -360,6 +404,7 @@ impl Drop for Announcer {
 }
 
 async fn announce_all(dht: &Arc<Dht>, infohashes: &[InfoHash], port: u16) {
+    let started = std::time::Instant::now();
     let limit = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_ANNOUNCES));
     let mut tasks = tokio::task::JoinSet::new();
     for &infohash in infohashes {
@@ -373,4 +418,9 @@ async fn announce_all(dht: &Arc<Dht>, infohashes: &[InfoHash], port: u16) {
         });
     }
     while tasks.join_next().await.is_some() {}
+    tracing::info!(
+        count = infohashes.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "announce round done"
+    );
 }

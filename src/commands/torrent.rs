@@ -16,10 +16,24 @@ pub struct TorrentOptions {
     pub rev: String,
     /// Output file; `<commit>.torrent` when `None`.
     pub output: Option<PathBuf>,
+    /// Webseed base URLs (BEP 19): the `url-list` of the file and `ws=` in
+    /// the magnet. Outside the info dictionary, so the infohash is the same
+    /// with or without them.
+    pub webseeds: Vec<String>,
 }
 
 /// Builds the torrent and prints `commit`, `infohash`, `magnet` and `torrent` lines.
+///
+/// # Errors
+///
+/// A webseed that is not an `http://` or `https://` URL (checked first), a
+/// revision that names no commit, a commit that cannot become a torrent, or
+/// an output file that cannot be written.
 pub fn run(options: &TorrentOptions, out: &mut dyn Write) -> anyhow::Result<()> {
+    for url in &options.webseeds {
+        // Checked only: the URL goes into the torrent as the user wrote it.
+        super::webseed::base_url(url)?;
+    }
     let repo = repo::open(&options.repo)?;
     let commit = repo::resolve_commit(&repo, &options.rev)?;
     let torrent = cache::load_or_build(&repo, commit)
@@ -28,11 +42,15 @@ pub fn run(options: &TorrentOptions, out: &mut dyn Write) -> anyhow::Result<()> 
         .output
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("{commit}.torrent")));
-    std::fs::write(&path, torrent.torrent_file(&[]))
+    std::fs::write(&path, torrent.torrent_file(&options.webseeds))
         .with_context(|| format!("writing {}", path.display()))?;
     writeln!(out, "commit {commit}")?;
     writeln!(out, "infohash {}", torrent.info_hash)?;
-    writeln!(out, "magnet {}", torrent.magnet(&[]))?;
+    writeln!(
+        out,
+        "magnet {}",
+        torrent.magnet_with_webseeds(&[], &options.webseeds)
+    )?;
     writeln!(out, "torrent {}", path.display())?;
     Ok(())
 }

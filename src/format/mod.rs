@@ -445,13 +445,46 @@ impl CommitTorrent {
 
     /// A magnet link naming the commit and, optionally, peers to try.
     pub fn magnet(&self, peers: &[std::net::SocketAddr]) -> String {
-        crate::magnet::Magnet {
+        self.magnet_with_webseeds(peers, &[])
+    }
+
+    /// A magnet link naming the commit, peers to try and webseeds (`ws=`,
+    /// BEP 19 base URLs, percent-encoded), so that a client holding only the
+    /// link can get the metadata from a peer and the data from any of them.
+    ///
+    /// Kept apart from [`Self::magnet`] so that callers without webseeds
+    /// (and the fuzz targets) keep their one-argument form.
+    pub fn magnet_with_webseeds(
+        &self,
+        peers: &[std::net::SocketAddr],
+        webseeds: &[String],
+    ) -> String {
+        let mut link = crate::magnet::Magnet {
             info_hash: self.info_hash,
             name: Some(self.commit.to_hex()),
             peers: peers.to_vec(),
         }
-        .to_string()
+        .to_string();
+        for url in webseeds {
+            link.push_str("&ws=");
+            link.push_str(&percent_encode_query_value(url));
+        }
+        link
     }
+}
+
+/// Escapes everything but RFC 3986 unreserved characters, so a URL (with
+/// its own `&`, `=`, `?` or `%`) survives as one magnet parameter value.
+fn percent_encode_query_value(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 3);
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Limits for reading a whole `.torrent` file (info dictionary plus a few keys).
@@ -761,6 +794,14 @@ mod tests {
             Err(FormatError::Mismatch(m)) => assert!(m.contains("files listed"), "{m}"),
             other => panic!("expected the walk to run, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn magnet_webseeds_are_percent_encoded() {
+        assert_eq!(
+            percent_encode_query_value("http://h:1/a b?x=%&y"),
+            "http%3A%2F%2Fh%3A1%2Fa%20b%3Fx%3D%25%26y"
+        );
     }
 
     #[test]
