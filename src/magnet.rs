@@ -17,7 +17,12 @@ pub struct Magnet {
     pub name: Option<String>,
     /// `x.pe=`: peers to dial.
     pub peers: Vec<SocketAddr>,
+    /// `ws=`: webseed base URLs (BEP 19), `http://` or `https://` only.
+    pub webseeds: Vec<String>,
 }
+
+/// Most `ws=` webseeds kept from one link.
+pub const MAX_WEBSEEDS: usize = 16;
 
 /// Why a magnet link or infohash is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,6 +42,9 @@ pub enum MagnetError {
     /// An `x.pe` that is not `ip:port`.
     #[error("magnet peer `{0}` is not an ip:port address")]
     Peer(String),
+    /// A `ws` that is not an http(s) URL, or too many of them.
+    #[error("magnet webseed `{0}` is not an http:// or https:// URL (at most {MAX_WEBSEEDS})")]
+    Webseed(String),
 }
 
 impl Magnet {
@@ -51,6 +59,7 @@ impl Magnet {
         let mut info_hash = None;
         let mut name = None;
         let mut peers = Vec::new();
+        let mut webseeds = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             let value = percent_decode(value).ok_or_else(|| MagnetError::Encoding(key.into()))?;
@@ -66,6 +75,15 @@ impl Magnet {
                         .parse()
                         .map_err(|_| MagnetError::Peer(value.clone()))?,
                 ),
+                "ws" => {
+                    let ok = (value.starts_with("http://") || value.starts_with("https://"))
+                        && !value.chars().any(|c| c.is_control() || c == ' ')
+                        && webseeds.len() < MAX_WEBSEEDS;
+                    if !ok {
+                        return Err(MagnetError::Webseed(value));
+                    }
+                    webseeds.push(value);
+                }
                 _ => {}
             }
         }
@@ -73,6 +91,7 @@ impl Magnet {
             info_hash: info_hash.ok_or(MagnetError::NoInfoHash)?,
             name,
             peers,
+            webseeds,
         };
         // Printing escapes what the link may carry raw (`!` becomes `%21`), so
         // refuse a link whose printed form would itself be refused.
@@ -92,6 +111,19 @@ impl fmt::Display for Magnet {
         }
         for peer in &self.peers {
             write!(f, "&x.pe={}", percent_encode(&peer.to_string()))?;
+        }
+        for url in &self.webseeds {
+            // A URL carries its own `:`, `/`, `?`, `&` and `%`: escape all
+            // but RFC 3986 unreserved characters so it stays one value.
+            let mut escaped = String::with_capacity(url.len() * 3);
+            for b in url.bytes() {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    escaped.push(char::from(b));
+                } else {
+                    escaped.push_str(&format!("%{b:02X}"));
+                }
+            }
+            write!(f, "&ws={escaped}")?;
         }
         Ok(())
     }
@@ -176,8 +208,16 @@ mod tests {
             info_hash: ObjectId([0xab; 20]),
             name: Some("a b&c".into()),
             peers: vec!["127.0.0.1:6881".parse().expect("addr")],
+            webseeds: vec!["http://127.0.0.1:8080/a?x=1&y=%25".into()],
         };
         assert_eq!(Magnet::parse(&m.to_string()), Ok(m));
+        for bad in ["ftp://x/", "http://a b/", "file:///etc"] {
+            let link = format!("magnet:?xt=urn:btih:{}&ws={bad}", "ab".repeat(20));
+            assert!(
+                matches!(Magnet::parse(&link), Err(MagnetError::Webseed(_))),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -459,32 +459,14 @@ impl CommitTorrent {
         peers: &[std::net::SocketAddr],
         webseeds: &[String],
     ) -> String {
-        let mut link = crate::magnet::Magnet {
+        crate::magnet::Magnet {
             info_hash: self.info_hash,
             name: Some(self.commit.to_hex()),
             peers: peers.to_vec(),
+            webseeds: webseeds.to_vec(),
         }
-        .to_string();
-        for url in webseeds {
-            link.push_str("&ws=");
-            link.push_str(&percent_encode_query_value(url));
-        }
-        link
+        .to_string()
     }
-}
-
-/// Escapes everything but RFC 3986 unreserved characters, so a URL (with
-/// its own `&`, `=`, `?` or `%`) survives as one magnet parameter value.
-fn percent_encode_query_value(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() * 3);
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Limits for reading a whole `.torrent` file (info dictionary plus a few keys).
@@ -794,14 +776,6 @@ mod tests {
             Err(FormatError::Mismatch(m)) => assert!(m.contains("files listed"), "{m}"),
             other => panic!("expected the walk to run, got {other:?}"),
         }
-    }
-
-    #[test]
-    fn magnet_webseeds_are_percent_encoded() {
-        assert_eq!(
-            percent_encode_query_value("http://h:1/a b?x=%&y"),
-            "http%3A%2F%2Fh%3A1%2Fa%20b%3Fx%3D%25%26y"
-        );
     }
 
     #[test]
