@@ -307,6 +307,11 @@ pub struct FetchArgs {
     /// Never use the DHT: only --peer and magnet peers are asked.
     #[arg(long)]
     pub no_dht: bool,
+    /// A webseed to download from as well (repeatable): any HTTP server with
+    /// Range support laying files out as `<commit>/<path>`. Used at once when
+    /// no peer is known, else when peers are slow.
+    #[arg(long = "webseed", value_name = "URL")]
+    pub webseeds: Vec<String>,
     /// DHT options (used when no --peer is given, and for heads).
     #[command(flatten)]
     pub dht: DhtArgs,

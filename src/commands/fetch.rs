@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use tracker_free::{Dht, HeadChoice, InfoHash, SignedHead};
+use webseed::bridge::{BridgeOptions, LayoutFile, TorrentLayout, WebseedPeer};
 
 use crate::discovery::{self, DhtOptions, PeerFeed};
 use crate::engine::{Engine, EngineConfig, Progress, TorrentHandle};
@@ -54,6 +55,8 @@ pub struct FetchOptions {
     pub dht: DhtOptions,
     /// Never start the DHT.
     pub no_dht: bool,
+    /// Webseed base URLs (BEP 19) to use besides those the source names.
+    pub webseeds: Vec<String>,
     /// xus's directory (topics, seen heads, config).
     pub home: Home,
 }
@@ -63,12 +66,24 @@ const METADATA_ROUND: Duration = Duration::from_secs(8);
 
 /// What the user named.
 pub enum Source {
-    /// A complete torrent.
-    Torrent(Box<CommitTorrent>),
-    /// An infohash, with the peers a magnet link named.
-    InfoHash(ObjectId, Vec<SocketAddr>),
+    /// A complete torrent, with the webseeds of its `url-list`.
+    Torrent(Box<CommitTorrent>, Vec<String>),
+    /// An infohash, with what a magnet link named: peers, webseeds, and the
+    /// name (`dn`, a commit id for commit torrents).
+    InfoHash(ObjectId, Hints),
     /// A topic's branch head, resolved on the DHT.
     Head(HeadAddress),
+}
+
+/// What a magnet link says besides the infohash.
+#[derive(Debug, Clone, Default)]
+pub struct Hints {
+    /// `x.pe` peers.
+    pub peers: Vec<SocketAddr>,
+    /// `ws` webseeds.
+    pub webseeds: Vec<String>,
+    /// `dn`.
+    pub name: Option<String>,
 }
 
 /// Reads what the user typed as a fetch source.
@@ -78,13 +93,20 @@ pub fn parse_source(text: &str, home: &Home) -> anyhow::Result<Source> {
     }
     if text.starts_with("magnet:") {
         let m = Magnet::parse(text)?;
-        return Ok(Source::InfoHash(m.info_hash, m.peers));
+        return Ok(Source::InfoHash(
+            m.info_hash,
+            Hints {
+                peers: m.peers,
+                webseeds: m.webseeds,
+                name: m.name,
+            },
+        ));
     }
     let path = Path::new(text);
     if !path.exists()
         && let Some(ih) = magnet::parse_info_hash(text)
     {
-        return Ok(Source::InfoHash(ih, Vec::new()));
+        return Ok(Source::InfoHash(ih, Hints::default()));
     }
     let meta = std::fs::metadata(path).with_context(|| {
         format!(
@@ -101,7 +123,9 @@ pub fn parse_source(text: &str, home: &Home) -> anyhow::Result<Source> {
         .with_context(|| format!("{text} is not a valid .torrent file"))?;
     let torrent = CommitTorrent::parse(info)
         .with_context(|| format!("{text} is not a valid xus commit torrent"))?;
-    Ok(Source::Torrent(Box::new(torrent)))
+    let webseeds = format::webseeds_from_torrent_file(&bytes)
+        .with_context(|| format!("reading the url-list of {text}"))?;
+    Ok(Source::Torrent(Box::new(torrent), webseeds))
 }
 
 /// A BitTorrent session plus, when peers must be found, a DHT node and the
@@ -116,11 +140,14 @@ pub struct Swarm {
 }
 
 impl Swarm {
-    /// Starts the session, and the DHT node when `dht` is given.
+    /// Starts the session, the DHT node when `dht` is given, and the peer
+    /// feed when there is a DHT or `feed` asks for one (webseeds join a
+    /// running download through it).
     pub async fn start(
         listen: SocketAddr,
         rates: crate::engine::RateLimits,
         dht: Option<&tracker_free::DhtConfig>,
+        feed: bool,
     ) -> anyhow::Result<Self> {
         let started = Instant::now();
         let scratch = tempfile::tempdir().context("creating a scratch directory")?;
@@ -130,12 +157,14 @@ impl Swarm {
             rates,
         })
         .await?;
-        let (dht, feed) = match dht {
-            Some(config) => (
-                Some(discovery::start(config).await?),
-                Some(Arc::new(PeerFeed::start().await?)),
-            ),
-            None => (None, None),
+        let dht = match dht {
+            Some(config) => Some(discovery::start(config).await?),
+            None => None,
+        };
+        let feed = if dht.is_some() || feed {
+            Some(Arc::new(PeerFeed::start().await?))
+        } else {
+            None
         };
         Ok(Self {
             engine,
@@ -196,7 +225,13 @@ pub async fn run(options: FetchOptions, out: &mut (dyn Write + Send)) -> anyhow:
     // Everything that can be refused is refused before anything is created.
     let source = parse_source(&options.source, &options.home)?;
     import::check_ref_options(&options.refs, options.bare)?;
-    let magnet_peers = matches!(&source, Source::InfoHash(_, p) if !p.is_empty());
+    let magnet_peers = matches!(&source, Source::InfoHash(_, h) if !h.peers.is_empty());
+    let has_webseeds = !options.webseeds.is_empty()
+        || match &source {
+            Source::Torrent(_, ws) => !ws.is_empty(),
+            Source::InfoHash(_, h) => !h.webseeds.is_empty(),
+            Source::Head(_) => false,
+        };
     let is_head = matches!(source, Source::Head(_));
     anyhow::ensure!(
         !(is_head && options.no_dht),
@@ -209,7 +244,13 @@ pub async fn run(options: FetchOptions, out: &mut (dyn Write + Send)) -> anyhow:
     } else {
         None
     };
-    let swarm = Swarm::start(options.listen, options.rates, dht_config.as_ref()).await?;
+    let swarm = Swarm::start(
+        options.listen,
+        options.rates,
+        dht_config.as_ref(),
+        has_webseeds,
+    )
+    .await?;
     let result = fetch_source(&swarm, source, &options, out).await;
     swarm.stop().await;
     result.map(|_| ())
@@ -258,7 +299,13 @@ pub async fn fetch_head(
     ));
     let commit = ObjectId::from_slice(&head.head.commit)
         .with_context(|| format!("the head of {} names a non-SHA-1 commit", address.url()))?;
-    let source = Source::InfoHash(ObjectId(head.head.infohash.0), Vec::new());
+    let source = Source::InfoHash(
+        ObjectId(head.head.infohash.0),
+        Hints {
+            name: Some(commit.to_hex()),
+            ..Hints::default()
+        },
+    );
     fetch_with(swarm, source, Some(commit), &options, out).await
 }
 
@@ -269,11 +316,17 @@ async fn fetch_with(
     options: &FetchOptions,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<ObjectId> {
-    let engine = &swarm.engine;
     let mut peers = options.peers.clone();
+    let mut webseeds = options.webseeds.clone();
     let info_hash = match &source {
-        Source::Torrent(t) => t.info_hash,
-        Source::InfoHash(ih, _) => *ih,
+        Source::Torrent(t, ws) => {
+            webseeds.extend(ws.iter().cloned());
+            t.info_hash
+        }
+        Source::InfoHash(ih, hints) => {
+            webseeds.extend(hints.webseeds.iter().cloned());
+            *ih
+        }
         Source::Head(_) => anyhow::bail!("a head must be resolved before fetching"),
     };
     // Peers found on the DHT reach the engine through the feed, however late.
@@ -298,73 +351,40 @@ async fn fetch_with(
         return Ok(commit);
     }
     let metadata_deadline = Instant::now() + options.metadata_timeout;
+    webseeds.sort();
+    webseeds.dedup();
     let torrent = match source {
-        Source::Torrent(torrent) => *torrent,
-        Source::InfoHash(ih, magnet_peers) => {
-            peers.extend(magnet_peers);
-            anyhow::ensure!(
-                !peers.is_empty() || feed_url.is_some(),
-                "no peer to ask for the metadata of {ih}: give one with --peer ADDR"
-            );
-            eprintln!(
-                "asking {} for the metadata of {ih}",
-                if feed_url.is_some() {
-                    "peers found on the DHT".to_string()
-                } else {
-                    format!("{} peer(s)", peers.len())
+        Source::Torrent(torrent, _) => *torrent,
+        Source::InfoHash(ih, hints) if !webseeds.is_empty() && hints.name.is_some() => {
+            // A xus webseed serves `<commit>.torrent`: one request instead of
+            // finding a peer for the metadata (checked against the infohash).
+            let name = hints.name.clone().unwrap_or_default();
+            match torrent_from_webseeds(&webseeds, &name, ih).await {
+                Ok(torrent) => torrent,
+                Err(error) => {
+                    eprintln!("note: no webseed served {name}.torrent ({error:#}); asking peers");
+                    metadata_from_peers(
+                        swarm,
+                        ih,
+                        hints.peers,
+                        &mut peers,
+                        &first_peer,
+                        metadata_deadline,
+                    )
+                    .await?
                 }
-            );
-            if peers.is_empty()
-                && let Some(feed) = &swarm.feed
-            {
-                // Hand the first DHT peers straight to the metadata request
-                // rather than waiting for the engine's next feed poll.
-                while first_peer.get().is_none() && Instant::now() < metadata_deadline {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                peers.extend(feed.peers(ih.0));
             }
-            // librqbit never dials a peer twice within one metadata request,
-            // and a peer found on the DHT may not serve the torrent yet:
-            // ask again in rounds, each with every peer known by then.
-            let (info, seen) = loop {
-                let left = metadata_deadline.saturating_duration_since(Instant::now());
-                let round = left.min(METADATA_ROUND);
-                let result = engine
-                    .resolve_metadata(ih, &peers, feed_url.as_deref(), round)
-                    .await;
-                match result {
-                    Ok(found) => break found,
-                    Err(error) if round == left => return Err(error),
-                    Err(error) => {
-                        tracing::debug!(%ih, error = %format!("{error:#}"), "no metadata yet; asking again");
-                        if let Some(feed) = &swarm.feed {
-                            peers.extend(feed.peers(ih.0));
-                            peers.sort();
-                            peers.dedup();
-                        }
-                    }
-                }
-            };
-            if let Some(found) = first_peer.get() {
-                eprintln!(
-                    "timing: first peer found on the DHT after {} ms",
-                    found.duration_since(swarm.started).as_millis()
-                );
-            }
-            eprintln!(
-                "timing: metadata received from a connected peer after {} ms",
-                swarm.started.elapsed().as_millis()
-            );
-            peers.extend(seen);
-            let torrent = CommitTorrent::parse(&info)
-                .context("the metadata peers sent is not a valid xus commit torrent")?;
-            anyhow::ensure!(
-                torrent.info_hash == ih,
-                "peers sent metadata for {} instead of {ih}",
-                torrent.info_hash
-            );
-            torrent
+        }
+        Source::InfoHash(ih, hints) => {
+            metadata_from_peers(
+                swarm,
+                ih,
+                hints.peers,
+                &mut peers,
+                &first_peer,
+                metadata_deadline,
+            )
+            .await?
         }
         Source::Head(_) => anyhow::bail!("a head must be resolved before fetching"),
     };
@@ -401,6 +421,7 @@ async fn fetch_with(
             &torrent,
             git_dir,
             &peers,
+            &webseeds,
             feed_url.as_deref(),
             options,
         )
@@ -427,6 +448,145 @@ async fn fetch_with(
     writeln!(out, "fetched {} {}", torrent.commit, torrent.info_hash)?;
     out.flush()?;
     Ok(torrent.commit)
+}
+
+/// Asks peers (given, from the magnet, found on the DHT) for the info
+/// dictionary of `ih` over BEP 9, in rounds until `deadline`.
+async fn metadata_from_peers(
+    swarm: &Swarm,
+    ih: ObjectId,
+    magnet_peers: Vec<SocketAddr>,
+    peers: &mut Vec<SocketAddr>,
+    first_peer: &OnceLock<Instant>,
+    metadata_deadline: Instant,
+) -> anyhow::Result<CommitTorrent> {
+    let engine = &swarm.engine;
+    let feed_url = swarm.feed.as_ref().map(|f| f.url().to_string());
+    peers.extend(magnet_peers);
+    anyhow::ensure!(
+        !peers.is_empty() || feed_url.is_some(),
+        "no peer to ask for the metadata of {ih}: give one with --peer ADDR"
+    );
+    eprintln!(
+        "asking {} for the metadata of {ih}",
+        if feed_url.is_some() {
+            "peers found on the DHT".to_string()
+        } else {
+            format!("{} peer(s)", peers.len())
+        }
+    );
+    if peers.is_empty()
+        && let Some(feed) = &swarm.feed
+    {
+        // Hand the first DHT peers straight to the metadata request
+        // rather than waiting for the engine's next feed poll.
+        while first_peer.get().is_none() && Instant::now() < metadata_deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        peers.extend(feed.peers(ih.0));
+    }
+    // librqbit never dials a peer twice within one metadata request,
+    // and a peer found on the DHT may not serve the torrent yet:
+    // ask again in rounds, each with every peer known by then.
+    let (info, seen) = loop {
+        let left = metadata_deadline.saturating_duration_since(Instant::now());
+        let round = left.min(METADATA_ROUND);
+        let result = engine
+            .resolve_metadata(ih, peers, feed_url.as_deref(), round)
+            .await;
+        match result {
+            Ok(found) => break found,
+            Err(error) if round == left => return Err(error),
+            Err(error) => {
+                tracing::debug!(%ih, error = %format!("{error:#}"), "no metadata yet; asking again");
+                if let Some(feed) = &swarm.feed {
+                    peers.extend(feed.peers(ih.0));
+                    peers.sort();
+                    peers.dedup();
+                }
+            }
+        }
+    };
+    if let Some(found) = first_peer.get() {
+        eprintln!(
+            "timing: first peer found on the DHT after {} ms",
+            found.duration_since(swarm.started).as_millis()
+        );
+    }
+    eprintln!(
+        "timing: metadata received from a connected peer after {} ms",
+        swarm.started.elapsed().as_millis()
+    );
+    peers.extend(seen);
+    let torrent = CommitTorrent::parse(&info)
+        .context("the metadata peers sent is not a valid xus commit torrent")?;
+    anyhow::ensure!(
+        torrent.info_hash == ih,
+        "peers sent metadata for {} instead of {ih}",
+        torrent.info_hash
+    );
+    Ok(torrent)
+}
+
+/// Downloads `<webseed>/<name>.torrent` (what a xus webseed serves) from
+/// the first webseed that has it, and checks it is the torrent of `ih`.
+async fn torrent_from_webseeds(
+    webseeds: &[String],
+    name: &str,
+    ih: ObjectId,
+) -> anyhow::Result<CommitTorrent> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .context("building an HTTP client")?;
+    let mut last_error = None;
+    for base in webseeds {
+        let url = format!("{}/{name}.torrent", base.trim_end_matches('/'));
+        match get_bounded(&client, &url, format::MAX_TORRENT_FILE_BYTES).await {
+            Ok(bytes) => {
+                let info = format::info_from_torrent_file(&bytes)
+                    .with_context(|| format!("{url} is not a .torrent file"))?;
+                let torrent = CommitTorrent::parse(info)
+                    .with_context(|| format!("{url} is not a valid xus commit torrent"))?;
+                anyhow::ensure!(
+                    torrent.info_hash == ih,
+                    "{url} holds the torrent of {} instead of {ih}",
+                    torrent.info_hash
+                );
+                eprintln!("metadata of {ih} read from {url}");
+                return Ok(torrent);
+            }
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| anyhow::anyhow!("no webseed given")))
+}
+
+/// GETs `url`, refusing a body over `limit` bytes before reading it whole.
+async fn get_bounded(client: &reqwest::Client, url: &str, limit: usize) -> anyhow::Result<Vec<u8>> {
+    let mut response = client
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "GET {url}: {}",
+        response.status()
+    );
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .with_context(|| format!("reading {url}"))?
+    {
+        anyhow::ensure!(
+            body.len() + chunk.len() <= limit,
+            "{url} is larger than {limit} bytes"
+        );
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Whether the repository at `path` exists and holds `commit`.
@@ -475,11 +635,13 @@ fn missing_files(repo: &git2::Repository, torrent: &CommitTorrent) -> anyhow::Re
         .collect())
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn download(
     swarm: &Swarm,
     torrent: &CommitTorrent,
     git_dir: &Path,
     peers: &[SocketAddr],
+    webseeds: &[String],
     feed_url: Option<&str>,
     options: &FetchOptions,
 ) -> anyhow::Result<()> {
@@ -520,10 +682,42 @@ async fn download(
         })
         .collect();
     let storage = GitStorageFactory::new(torrent.info_hash, source, backings);
+    let bridge = match webseeds {
+        [] => None,
+        urls => Some(
+            WebseedPeer::start(
+                Arc::new(webseed_layout(torrent)),
+                urls.to_vec(),
+                BridgeOptions::default(),
+            )
+            .await
+            .context("starting the webseed bridge")?,
+        ),
+    };
+    // With nobody else to ask, the webseeds serve from the start; otherwise
+    // they join only when peers are absent or slow (see `webseed_policy`).
+    let webseeds_only = peers.is_empty() && swarm.dht().is_none();
+    let mut initial = peers.to_vec();
+    if let (Some(bridge), true) = (&bridge, webseeds_only) {
+        initial.push(bridge.addr());
+        eprintln!(
+            "no peer known: downloading from {} webseed(s)",
+            webseeds.len()
+        );
+    }
     let handle = engine
-        .add(torrent.torrent_file(&[]), storage, peers, feed_url)
+        .add(torrent.torrent_file(&[]), storage, &initial, feed_url)
         .await
         .with_context(|| format!("starting the download of {}", torrent.commit))?;
+    let _policy = match (&bridge, &swarm.feed, webseeds_only) {
+        (Some(bridge), Some(feed), false) => Some(AbortOnDrop(tokio::spawn(webseed_policy(
+            handle.clone(),
+            feed.clone(),
+            torrent.info_hash,
+            bridge.addr(),
+        )))),
+        _ => None,
+    };
     // While downloading this machine is a peer too: say so on the DHT.
     let _announcer = match (swarm.dht(), engine.listen_addr()) {
         (Some(dht), Some(addr)) => Some(AbortOnDrop(discovery::spawn_announcer(
@@ -546,19 +740,99 @@ async fn download(
     );
     if !start.finished {
         anyhow::ensure!(
-            !peers.is_empty() || feed_url.is_some(),
+            !initial.is_empty() || feed_url.is_some(),
             "{} bytes are missing and no peer is known: give one with --peer ADDR",
             start.total - start.have
         );
         watch(&handle, options.stall_timeout).await?;
     }
     let end = Engine::progress(&handle);
+    let http = bridge.as_ref().map_or(0, |b| b.stats().bytes_fetched);
     eprintln!(
         "downloaded {} bytes from peers; reused {} bytes already here",
-        end.fetched, start.have
+        end.fetched.saturating_sub(http),
+        start.have
     );
+    if let Some(bridge) = &bridge {
+        let stats = bridge.stats();
+        eprintln!(
+            "downloaded {} bytes from webseeds ({} failed HTTP requests)",
+            stats.bytes_fetched, stats.http_errors
+        );
+        for (url, bytes) in &stats.per_url {
+            eprintln!("  {bytes} bytes from {url}");
+        }
+    }
     engine.remove(torrent.info_hash).await?;
     Ok(())
+}
+
+/// Peers come first: the webseed bridge joins the download (through the
+/// peer feed) once no peer has been connected for 2 s, or once the last 3 s
+/// brought less than [`WEBSEED_FLOOR_BPS`] per second.
+async fn webseed_policy(
+    handle: TorrentHandle,
+    feed: Arc<PeerFeed>,
+    info_hash: ObjectId,
+    bridge: SocketAddr,
+) {
+    let started = Instant::now();
+    let mut window: std::collections::VecDeque<(Instant, u64)> = Default::default();
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        let p = Engine::progress(&handle);
+        if p.finished {
+            return;
+        }
+        let now = Instant::now();
+        window.push_back((now, p.have));
+        while window
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(3))
+        {
+            window.pop_front();
+        }
+        let elapsed = now.duration_since(started);
+        let no_peers = p.peers == 0 && elapsed >= Duration::from_secs(2);
+        let slow = elapsed >= Duration::from_secs(3)
+            && window.front().is_some_and(|(t, have)| {
+                let secs = now.duration_since(*t).as_secs_f64().max(0.5);
+                ((p.have - have) as f64 / secs) < WEBSEED_FLOOR_BPS as f64
+            });
+        if no_peers || slow {
+            eprintln!(
+                "{}: using webseeds as well",
+                if no_peers {
+                    "no peer connected"
+                } else {
+                    "peers are slow"
+                }
+            );
+            feed.add(info_hash.0, [bridge]);
+            return;
+        }
+    }
+}
+
+/// Download rate below which peers count as slow and webseeds join.
+const WEBSEED_FLOOR_BPS: u64 = 1 << 20;
+
+/// The byte layout of a commit torrent, as the webseed bridge needs it.
+fn webseed_layout(torrent: &CommitTorrent) -> TorrentLayout {
+    TorrentLayout {
+        info_hash: torrent.info_hash.0,
+        name: torrent.commit.to_hex(),
+        piece_length: torrent.piece_length,
+        files: torrent
+            .files
+            .iter()
+            .map(|f| LayoutFile {
+                path: f.path.clone(),
+                length: f.length,
+            })
+            .collect(),
+    }
 }
 
 /// Reports progress until the torrent is complete, or fails when no piece

@@ -48,7 +48,13 @@ pub async fn run(options: FollowOptions, out: &mut (dyn Write + Send)) -> anyhow
     };
     import::check_ref_options(&fetch_options.refs, fetch_options.bare)?;
     let config = discovery::config(&fetch_options.dht, &home)?;
-    let swarm = Swarm::start(fetch_options.listen, fetch_options.rates, Some(&config)).await?;
+    let swarm = Swarm::start(
+        fetch_options.listen,
+        fetch_options.rates,
+        Some(&config),
+        false,
+    )
+    .await?;
     writeln!(out, "following {} into {local}", address.url())?;
     out.flush()?;
     let result = follow_loop(&swarm, &address, &local, &options, &fetch_options, out).await;

@@ -11,6 +11,9 @@
 //! empty or `/`-holding components) before any call; bodies are read in bounded chunks, so a
 //! huge range costs a few hundred KiB of memory per response.
 //!
+//! The other direction lives in [`bridge`]: a loopback "webseed peer" that lets an engine without
+//! webseed support (librqbit) download from webseeds, by speaking the peer wire protocol to it.
+//!
 //! ```
 //! use std::{convert::Infallible, sync::Arc};
 //! use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -77,6 +80,7 @@
 mod base_url;
 mod blocking;
 mod body;
+pub mod bridge;
 mod commit;
 mod conditional;
 mod limit;
