@@ -261,3 +261,45 @@ fn fetch_from_nginx_serving_a_checkout() {
     check_clone(&dest, repo.path(), &commit);
     drop(server.guard);
 }
+
+#[test]
+fn a_webseed_speeds_up_a_slow_peer() {
+    let repo = TestRepo::new();
+    for i in 0..3 {
+        repo.write(format!("part{i}.bin"), noise(2_000_000, 11 + i));
+    }
+    let commit = repo.commit("slow");
+    // One peer capped at 512 KiB/s: about 12 s for this commit alone.
+    let seed = spawn_seed(repo.path(), &["--max-upload", "512"]);
+    let (_server, url) = spawn_webseed(repo.path());
+    let peer = seed.addr.to_string();
+    let magnet = seed.seeded[0].magnet.clone();
+    let dir = tempfile::tempdir().expect("dir");
+    let timed = |name: &str, extra: &[&str]| {
+        let dest = dir.path().join(name).display().to_string();
+        let mut args = vec![
+            "fetch",
+            magnet.as_str(),
+            "--no-dht",
+            "--peer",
+            peer.as_str(),
+            "--repo",
+            &dest,
+        ];
+        args.extend_from_slice(extra);
+        let started = std::time::Instant::now();
+        let (stdout, stderr) = fetch(&args);
+        assert!(stdout.starts_with(&format!("fetched {commit}")), "{stdout}");
+        assert_fsck_clean(&dir.path().join(name));
+        (started.elapsed(), stderr)
+    };
+    let (helped, stderr) = timed("helped", &["--webseed", &url]);
+    assert!(stderr.contains("using webseeds as well"), "{stderr}");
+    assert!(webseed_bytes(&stderr) > 0, "{stderr}");
+    let (alone, _) = timed("alone", &[]);
+    eprintln!("slow peer + webseed: {helped:?}; slow peer alone: {alone:?}");
+    assert!(
+        helped < alone,
+        "slow peer + webseed took {helped:?}, slow peer alone {alone:?}\n{stderr}"
+    );
+}
