@@ -66,7 +66,7 @@ def make_repo(work, size_mib, files):
 
 
 def run_xus(xus, src, torrent, work, run):
-    seeder = subprocess.Popen([xus, "seed", "--repo", src, "--listen", "127.0.0.1:0"],
+    seeder = subprocess.Popen([xus, "seed", "--repo", src, "--listen", "127.0.0.1:0", "--no-dht"],
                               stdout=subprocess.PIPE, text=True)
     try:
         addr = wait_line(seeder, r"^listening (\S+)").group(1)
