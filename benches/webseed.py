@@ -129,8 +129,12 @@ def main():
             print(f"| {name} | {dl:.2f} s | {total:.2f} s | {mib / dl:.0f} | {http} | {peers} |")
     finally:
         for c in children:
-            c.kill()
-            c.wait()
+            c.terminate()  # SIGTERM: a SIGKILLed nginx master leaves its workers behind
+            try:
+                c.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                c.kill()
+                c.wait()
         shutil.rmtree(work, ignore_errors=True)
 
 

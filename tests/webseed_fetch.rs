@@ -224,6 +224,13 @@ impl Nginx {
     }
 }
 
+impl Drop for Nginx {
+    /// SIGTERM first: a SIGKILLed nginx master leaves its workers running.
+    fn drop(&mut self) {
+        self.guard.terminate(Duration::from_secs(10));
+    }
+}
+
 #[test]
 fn fetch_from_nginx_serving_a_checkout() {
     let (repo, commit) = sample_repo();
@@ -259,7 +266,7 @@ fn fetch_from_nginx_serving_a_checkout() {
     assert!(stdout.starts_with(&format!("fetched {commit}")), "{stdout}");
     assert!(webseed_bytes(&stderr) >= 3_000_000, "{stderr}");
     check_clone(&dest, repo.path(), &commit);
-    drop(server.guard);
+    drop(server);
 }
 
 #[test]
