@@ -64,6 +64,8 @@ def parse_addr(text):
 
 def make_session(bootstrap):
     """A session whose only network is a loopback DHT joined through `bootstrap`."""
+    if not bootstrap:
+        fail("every DHT node needs --bootstrap 127.0.0.1:PORT (libtorrent's default is public)")
     for node in bootstrap:
         parse_addr(node)
     cat = lt.alert.category_t
@@ -76,7 +78,7 @@ def make_session(bootstrap):
         | cat.peer_notification
         | cat.connect_notification
     )
-    return lt.session(
+    ses = lt.session(
         {
             "listen_interfaces": "127.0.0.1:0",
             "outgoing_interfaces": "127.0.0.1",
@@ -84,7 +86,7 @@ def make_session(bootstrap):
             "enable_lsd": False,
             "enable_upnp": False,
             "enable_natpmp": False,
-            # Never the default (dht.libtorrent.org): only the loopback nodes given.
+            # Replaces libtorrent's built-in default: only the loopback nodes given.
             "dht_bootstrap_nodes": ",".join(bootstrap),
             # Everything shares 127.0.0.1.
             "dht_restrict_routing_ips": False,
@@ -105,6 +107,9 @@ def make_session(bootstrap):
             "user_agent": "xus-interop-libtorrent/" + lt.__version__,
         }
     )
+    for node in ses.get_settings()["dht_bootstrap_nodes"].split(","):
+        parse_addr(node)  # fails on anything but 127.x: the default never survives
+    return ses
 
 
 def dht_port(ses, deadline):
@@ -339,8 +344,8 @@ def main():
     args = p.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     if args.mode == "nodes":
-        if args.count < 1:
-            fail("--count must be at least 1")
+        if args.count < 1 or not args.bootstrap:
+            fail("nodes needs --count >= 1 and --bootstrap")
         run_nodes(args)
     elif args.mode == "download":
         if not args.bootstrap or not args.infohash or not args.save:
