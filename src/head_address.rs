@@ -52,7 +52,9 @@ impl HeadAddress {
         let salt = salt.with_context(|| {
             format!("{text:?}: xus heads are salted with the branch name; add &s=<hex branch>")
         })?;
-        let salt = decode_hex(salt).with_context(|| format!("{text:?}: s= is not hex"))?;
+        let salt = crate::hex::decode(salt)
+            .filter(|s| s.len() <= 64)
+            .with_context(|| format!("{text:?}: s= is not hex of at most 64 bytes"))?;
         let branch = String::from_utf8(salt).context("the salt is not a UTF-8 branch name")?;
         let branch = Branch::new(&branch).with_context(|| format!("{text:?}"))?;
         Ok(Some(Self { topic, branch }))
@@ -65,24 +67,9 @@ impl HeadAddress {
 
     /// The BEP 46 magnet link of this head.
     pub fn magnet(&self) -> String {
-        let salt: String = self
-            .branch
-            .as_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let salt = crate::hex::encode(self.branch.as_bytes());
         format!("magnet:?xs=urn:btpk:{}&s={salt}", self.topic)
     }
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || !text.is_ascii() || text.len() > 128 {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
-        .collect()
 }
 
 #[cfg(test)]

@@ -184,7 +184,7 @@ impl Home {
         self.root
             .join("heads")
             .join(topic.to_hex())
-            .join(hex(branch.as_bytes()))
+            .join(crate::hex::encode(branch.as_bytes()))
     }
 
     /// The newest head of `branch` this machine has seen, verified again.
@@ -220,8 +220,8 @@ impl Home {
             "branch {}\nseq {}\nvalue {}\nsignature {}\n",
             head.branch,
             head.seq,
-            hex(&head.value),
-            hex(&head.signature)
+            crate::hex::encode(&head.value),
+            crate::hex::encode(&head.signature)
         )?;
         tmp.as_file().sync_all()?;
         tmp.persist(&path)
@@ -253,7 +253,7 @@ impl Home {
                 let branch = entry
                     .file_name()
                     .to_str()
-                    .and_then(unhex)
+                    .and_then(crate::hex::decode)
                     .and_then(|b| String::from_utf8(b).ok())
                     .and_then(|b| Branch::new(&b).ok());
                 let Some(branch) = branch else { continue };
@@ -289,9 +289,9 @@ fn parse_stored_head(topic: TopicKey, branch: Branch, text: &str) -> anyhow::Res
     for line in text.lines() {
         match line.split_once(' ') {
             Some(("seq", v)) => seq = Some(v.parse::<i64>()?),
-            Some(("value", v)) => value = unhex(v),
+            Some(("value", v)) => value = crate::hex::decode(v),
             Some(("signature", v)) => {
-                signature = unhex(v).and_then(|s| <[u8; 64]>::try_from(s).ok())
+                signature = crate::hex::decode(v).and_then(|s| <[u8; 64]>::try_from(s).ok())
             }
             _ => {}
         }
@@ -300,20 +300,6 @@ fn parse_stored_head(topic: TopicKey, branch: Branch, text: &str) -> anyhow::Res
         anyhow::bail!("missing seq, value or signature");
     };
     Ok(SignedHead::verify(topic, branch, seq, value, signature)?)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || !text.is_ascii() {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
-        .collect()
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ pub mod engine;
 pub mod format;
 pub mod gitobj;
 pub mod head_address;
+pub mod hex;
 pub mod home;
 pub mod import;
 pub mod magnet;

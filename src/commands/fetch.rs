@@ -287,7 +287,7 @@ pub async fn fetch_head(
     eprintln!(
         "head of {}: commit {} torrent {} seq {} (resolved after {} ms)",
         address.url(),
-        hex(&head.head.commit),
+        crate::hex::encode(&head.head.commit),
         head.head.infohash,
         head.seq,
         swarm.started.elapsed().as_millis()
@@ -614,10 +614,6 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The staging file of a torrent's downloaded bytes.

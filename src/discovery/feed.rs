@@ -47,7 +47,7 @@ impl PeerFeed {
         let addr = listener.local_addr()?;
         let mut token = [0u8; 16];
         getrandom::fill(&mut token).map_err(|e| anyhow::anyhow!("random token: {e}"))?;
-        let token: String = token.iter().map(|b| format!("{b:02x}")).collect();
+        let token = crate::hex::encode(&token);
         let peers = PeerMap::default();
         let state = FeedState {
             token: Arc::from(token.as_str()),
