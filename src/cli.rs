@@ -40,6 +40,87 @@ pub enum Command {
     /// Serve commits to BitTorrent clients over HTTP (a BEP 19 webseed),
     /// straight from the object database, until interrupted.
     Webseed(WebseedArgs),
+    /// This machine's writer key, which signs pushes to topic masters.
+    #[command(subcommand)]
+    Writer(WriterCommand),
+    /// Hand a commit to a topic's master, which moves the branch, backs it
+    /// up and publishes the head before answering.
+    Push(PushArgs),
+    /// Run a topic master (`--config FILE`), or show a running one's state.
+    Master(MasterArgs),
+}
+
+/// `xus writer`.
+#[derive(Debug, Subcommand)]
+pub enum WriterCommand {
+    /// Make this machine's writer key; prints the public key for the
+    /// master's configuration.
+    New {
+        /// Where to keep the secret (default: `writer.secret` in xus's home).
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+    /// Print the public key.
+    Show {
+        /// The secret key file (default: `writer.secret` in xus's home).
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+}
+
+/// `xus push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The commit (default: the tip of --branch).
+    pub rev: Option<String>,
+    /// The master's base URL (default: `master` under `[push]` in config.toml).
+    #[arg(long, value_name = "URL")]
+    pub master: Option<String>,
+    /// Topic, by the master's name for it or its id (default: the master's
+    /// only topic).
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Branch to move (default: the current branch).
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// The repository.
+    #[arg(long, default_value = ".")]
+    pub repo: PathBuf,
+    /// The writer's secret key file (default: `writer.secret` in xus's home).
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// Address to seed the pushed commits on while the master takes them.
+    #[arg(long, default_value = "0.0.0.0:0")]
+    pub listen: SocketAddr,
+    /// Seconds to wait for the master's answer.
+    #[arg(long, default_value_t = 900)]
+    pub timeout: u64,
+}
+
+/// `xus master`.
+#[derive(Debug, Args)]
+#[command(subcommand_negates_reqs = true)]
+pub struct MasterArgs {
+    /// The master's configuration (TOML; see `xus master --help` and the README).
+    #[arg(long, required = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Ask a running master instead of running one.
+    #[command(subcommand)]
+    pub action: Option<MasterAction>,
+}
+
+/// `xus master status`.
+#[derive(Debug, Subcommand)]
+pub enum MasterAction {
+    /// Print each topic's branches and each backup remote's lag.
+    Status {
+        /// The running master's configuration (its HTTP address is read there).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Print the raw JSON of `GET /status`.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `xus webseed`.

@@ -127,6 +127,12 @@ impl Engine {
         self.session.listen_addr()
     }
 
+    /// Bytes sent to peers since the session started: a topic master
+    /// reports it, to show how much of a swarm's traffic it carries.
+    pub fn uploaded_bytes(&self) -> u64 {
+        self.session.stats_snapshot().counters.uploaded_bytes
+    }
+
     /// Adds a torrent whose bytes are stored by `storage`, dialing `peers`
     /// and polling `feed` (a loopback peer feed URL) for more.
     /// The returned handle is live once the start-up hash check is done.

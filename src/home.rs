@@ -32,10 +32,21 @@ pub struct ConfigFile {
     /// `[dht]`.
     #[serde(default)]
     pub dht: DhtSection,
+    /// `[push]`.
+    #[serde(default)]
+    pub push: PushSection,
+}
+
+/// `[push]` of `config.toml`: where `xus push` goes when not told.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushSection {
+    /// The master's base URL (`http://host:port/`).
+    pub master: Option<String>,
 }
 
 /// `[dht]` of `config.toml`; command-line flags override each key.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DhtSection {
     /// `HOST:PORT` nodes to join through instead of the public routers.
@@ -91,6 +102,11 @@ impl Home {
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
         toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    /// Where this machine's writer key lives (`xus writer new`, `xus push`).
+    pub fn writer_key_path(&self) -> PathBuf {
+        self.root.join("writer.secret")
     }
 
     fn topic_path(&self, name: &str) -> PathBuf {
@@ -268,8 +284,9 @@ impl Home {
     }
 }
 
-/// Topic names are file names: keep them short and plain.
-fn check_topic_name(name: &str) -> anyhow::Result<()> {
+/// Topic names are file names (here and in a master's data directory):
+/// keep them short and plain.
+pub fn check_topic_name(name: &str) -> anyhow::Result<()> {
     anyhow::ensure!(
         !name.is_empty()
             && name.len() <= 64

@@ -390,6 +390,19 @@ fn hash_range_as_blob(payload: &Path, offset: u64, length: u64) -> Result<Object
     Ok(ObjectId(hasher.finalize().into()))
 }
 
+/// The parents of the torrent's commit that `odb` lacks. A topic master
+/// refuses such a commit rather than making its repository shallow.
+pub fn missing_parents(odb: &git2::Odb<'_>, torrent: &CommitTorrent) -> Vec<ObjectId> {
+    torrent
+        .commit_raw
+        .split(|&b| b == b'\n')
+        .take_while(|line| !line.is_empty())
+        .filter_map(|line| line.strip_prefix(b"parent "))
+        .filter_map(|hex| std::str::from_utf8(hex).ok().and_then(ObjectId::from_hex))
+        .filter(|&parent| !repo::has_object(odb, parent))
+        .collect()
+}
+
 /// Marks the commit as a shallow boundary when any of its parents is absent,
 /// as `git clone --depth` does, so that `git fsck` and `git log` accept a
 /// repository holding one commit without its history.
@@ -398,14 +411,7 @@ fn record_shallow_boundary(
     odb: &git2::Odb<'_>,
     torrent: &CommitTorrent,
 ) -> Result<(), ImportError> {
-    let missing_parent = torrent
-        .commit_raw
-        .split(|&b| b == b'\n')
-        .take_while(|line| !line.is_empty())
-        .filter_map(|line| line.strip_prefix(b"parent "))
-        .filter_map(|hex| std::str::from_utf8(hex).ok().and_then(ObjectId::from_hex))
-        .any(|parent| !repo::has_object(odb, parent));
-    if !missing_parent {
+    if missing_parents(odb, torrent).is_empty() {
         return Ok(());
     }
     let path = repo.path().join("shallow");

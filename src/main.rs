@@ -4,8 +4,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use xus::cli::{Cli, Command, DhtCommand, TopicCommand};
-use xus::commands::{dht, fetch, follow, publish, seed, topic, torrent, webseed};
+use xus::cli::{Cli, Command, DhtCommand, MasterAction, TopicCommand, WriterCommand};
+use xus::commands::{
+    dht, fetch, follow, master, publish, push, seed, topic, torrent, webseed, writer,
+};
 use xus::home::Home;
 use xus::import::RefOptions;
 
@@ -87,6 +89,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 no_dht: args.no_dht,
                 webseeds: args.webseeds,
                 home: Home::locate()?,
+                require_parents: false,
             },
             &mut stdout,
         )),
@@ -125,6 +128,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     no_dht: false,
                     webseeds: Vec::new(),
                     home: Home::locate()?,
+                    require_parents: false,
                 },
             },
             &mut stdout,
@@ -149,6 +153,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             },
             &mut stdout,
         )),
+        Command::Writer(WriterCommand::New { key }) => {
+            let path = key.map_or_else(|| Home::locate().map(|h| h.writer_key_path()), Ok)?;
+            writer::new(&path, &mut stdout)
+        }
+        Command::Writer(WriterCommand::Show { key }) => {
+            let path = key.map_or_else(|| Home::locate().map(|h| h.writer_key_path()), Ok)?;
+            writer::show(&path, &mut stdout)
+        }
+        Command::Push(args) => runtime()?.block_on(push::run(
+            push::PushOptions {
+                repo: args.repo,
+                rev: args.rev,
+                topic: args.topic,
+                branch: args.branch,
+                master: args.master,
+                key: args.key,
+                listen: args.listen,
+                timeout: Duration::from_secs(args.timeout.max(1)),
+                home: Home::locate()?,
+            },
+            &mut stdout,
+        )),
+        Command::Master(args) => match (args.action, args.config) {
+            (Some(MasterAction::Status { config, json }), _) => {
+                runtime()?.block_on(master::status(&config, json, &mut stdout))
+            }
+            (None, Some(config)) => runtime()?.block_on(master::run(&config, &mut stdout)),
+            (None, None) => anyhow::bail!("xus master needs --config FILE"),
+        },
     }
 }
 

@@ -59,6 +59,19 @@ pub struct FetchOptions {
     pub webseeds: Vec<String>,
     /// xus's directory (topics, seen heads, config).
     pub home: Home,
+    /// Refuse a commit whose parents are not in the repository, before
+    /// downloading it (a topic master keeps whole histories, never shallow).
+    pub require_parents: bool,
+}
+
+/// A commit refused by [`FetchOptions::require_parents`].
+#[derive(Debug, thiserror::Error)]
+#[error("commit {commit} has parent {parent}, which is not here: its history must come first")]
+pub struct MissingParent {
+    /// The refused commit.
+    pub commit: ObjectId,
+    /// A parent the repository lacks.
+    pub parent: ObjectId,
 }
 
 /// Longest single metadata request before asking again with fresh peers.
@@ -173,6 +186,11 @@ impl Swarm {
             started,
             _scratch: scratch,
         })
+    }
+
+    /// The BitTorrent session (a topic master seeds on it too).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// The DHT node, when this swarm has one.
@@ -309,6 +327,25 @@ pub async fn fetch_head(
     fetch_with(swarm, source, Some(commit), &options, out).await
 }
 
+/// Fetches the commit `commit` whose torrent is `info_hash` (a topic master
+/// taking a pushed commit from the writer and the swarm).
+pub async fn fetch_commit(
+    swarm: &Swarm,
+    info_hash: ObjectId,
+    commit: ObjectId,
+    options: &FetchOptions,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<ObjectId> {
+    let source = Source::InfoHash(
+        info_hash,
+        Hints {
+            name: Some(commit.to_hex()),
+            ..Hints::default()
+        },
+    );
+    fetch_with(swarm, source, Some(commit), options, out).await
+}
+
 async fn fetch_with(
     swarm: &Swarm,
     source: Source,
@@ -398,6 +435,18 @@ async fn fetch_with(
     }
     peers.sort();
     peers.dedup();
+    if options.require_parents {
+        let repo = git2::Repository::open(&options.repo)
+            .with_context(|| format!("opening {}", options.repo.display()))?;
+        let missing = import::missing_parents(&repo.odb()?, &torrent);
+        if let Some(&parent) = missing.first() {
+            return Err(MissingParent {
+                commit: torrent.commit,
+                parent,
+            }
+            .into());
+        }
+    }
 
     let repo_path = options.repo.clone();
     let (bare, checkout) = (options.bare, options.refs.checkout);

@@ -4,11 +4,14 @@
 pub mod dht;
 pub mod fetch;
 pub mod follow;
+pub mod master;
 pub mod publish;
+pub mod push;
 pub mod seed;
 pub mod topic;
 pub mod torrent;
 pub mod webseed;
+pub mod writer;
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
 pub async fn shutdown_signal() {

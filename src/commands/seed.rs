@@ -135,7 +135,7 @@ pub async fn run(options: SeedOptions, out: &mut (dyn Write + Send)) -> anyhow::
             .as_ref()
             .map(|dht| Announcer::spawn(dht.clone(), addr.port())),
         addr,
-        seed_file: publish::seed_addr_path(&git_dir),
+        seed_file: Some(publish::seed_addr_path(&git_dir)),
     };
     let initial = wanted_commits(
         &git_dir,
@@ -149,7 +149,7 @@ pub async fn run(options: SeedOptions, out: &mut (dyn Write + Send)) -> anyhow::
         seeder.add(commit, out).await?;
     }
     seeder.record();
-    let seed_addr = seeder.seed_file.clone();
+    let seed_addr = publish::seed_addr_path(&git_dir);
     if let Some(webseed) = &webseed {
         writeln!(out, "webseed {}", webseed.url)?;
     }
@@ -193,50 +193,63 @@ pub async fn run(options: SeedOptions, out: &mut (dyn Write + Send)) -> anyhow::
     result
 }
 
-/// The torrents being served and how they are announced.
-struct Seeder<'a> {
-    engine: &'a Engine,
-    source: Arc<BlobSource>,
-    git_dir: PathBuf,
-    peers: Vec<SocketAddr>,
-    advertised: Vec<SocketAddr>,
-    seeded: HashMap<ObjectId, ObjectId>,
+/// The torrents of one repository being served and how they are announced
+/// (`xus seed`, and a topic master for each of its topics).
+pub(crate) struct Seeder<'a> {
+    pub(crate) engine: &'a Engine,
+    pub(crate) source: Arc<BlobSource>,
+    pub(crate) git_dir: PathBuf,
+    /// Peers every torrent dials at start.
+    pub(crate) peers: Vec<SocketAddr>,
+    /// This session's address as magnets carry it (`x.pe`).
+    pub(crate) advertised: Vec<SocketAddr>,
+    /// Commit → infohash of everything served.
+    pub(crate) seeded: HashMap<ObjectId, ObjectId>,
     /// The webseed every seeded commit is published to, if one runs.
-    webseed: Option<Arc<GitWebseed>>,
+    pub(crate) webseed: Option<Arc<GitWebseed>>,
     /// Its URL as magnets carry it (`ws=`); empty when it is not reachable.
-    webseed_urls: Vec<String>,
-    announcer: Option<Announcer>,
-    addr: SocketAddr,
-    seed_file: PathBuf,
+    pub(crate) webseed_urls: Vec<String>,
+    pub(crate) announcer: Option<Announcer>,
+    pub(crate) addr: SocketAddr,
+    /// `<git dir>/xus/seed.addr`, which `xus publish` reads; `None` for a
+    /// seeder that lives only as long as one command.
+    pub(crate) seed_file: Option<PathBuf>,
 }
 
 impl Seeder<'_> {
     /// Writes `<git dir>/xus/seed.addr`: the address, then one infohash per
     /// line that is served now. `xus publish` reads it so that it announces
     /// a commit only once it is really served here.
-    fn record(&self) {
+    pub(crate) fn record(&self) {
+        let Some(seed_file) = &self.seed_file else {
+            return;
+        };
         let mut text = format!("{} {}\n", self.addr, std::process::id());
         for infohash in self.seeded.values() {
             text.push_str(&infohash.to_hex());
             text.push('\n');
         }
-        let written = self.seed_file.parent().map(|dir| {
+        let written = seed_file.parent().map(|dir| {
             tempfile::NamedTempFile::new_in(dir).and_then(|mut tmp| {
                 tmp.write_all(text.as_bytes())?;
-                tmp.persist(&self.seed_file).map_err(|e| e.error)?;
+                tmp.persist(seed_file).map_err(|e| e.error)?;
                 Ok(())
             })
         });
         if let Some(Err(error)) = written {
-            tracing::warn!(path = %self.seed_file.display(), %error, "cannot record what is seeded");
+            tracing::warn!(path = %seed_file.display(), %error, "cannot record what is seeded");
         }
     }
 
     /// Builds (or loads) the torrent of `commit`, serves it (to peers and
     /// on the webseed), announces it.
-    async fn add(&mut self, commit: ObjectId, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
-        if self.seeded.contains_key(&commit) {
-            return Ok(());
+    pub(crate) async fn add(
+        &mut self,
+        commit: ObjectId,
+        out: &mut (dyn Write + Send),
+    ) -> anyhow::Result<ObjectId> {
+        if let Some(&infohash) = self.seeded.get(&commit) {
+            return Ok(infohash);
         }
         let git_dir = self.git_dir.clone();
         let torrent = tokio::task::spawn_blocking(move || {
@@ -283,7 +296,7 @@ impl Seeder<'_> {
             torrent.magnet_with_webseeds(&self.advertised, &self.webseed_urls)
         )?;
         out.flush()?;
-        Ok(())
+        Ok(torrent.info_hash)
     }
 }
 
@@ -352,7 +365,7 @@ async fn republish_heads(dht: &Dht, home: &Home, seeded: &HashMap<ObjectId, Obje
 
 /// Announces every seeded infohash now and again before DHT nodes forget
 /// it, a few at a time so that a thousand commits do not flood the DHT.
-struct Announcer {
+pub(crate) struct Announcer {
     new: tokio::sync::mpsc::UnboundedSender<InfoHash>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -361,7 +374,7 @@ struct Announcer {
 const CONCURRENT_ANNOUNCES: usize = 32;
 
 impl Announcer {
-    fn spawn(dht: Arc<Dht>, port: u16) -> Self {
+    pub(crate) fn spawn(dht: Arc<Dht>, port: u16) -> Self {
         let (new, mut incoming) = tokio::sync::mpsc::unbounded_channel::<InfoHash>();
         let task = tokio::spawn(async move {
             let mut all: Vec<InfoHash> = Vec::new();

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tracker_free::{Dht, DhtConfig, InfoHash};
 
-use crate::home::Home;
+use crate::home::{DhtSection, Home};
 
 pub use feed::PeerFeed;
 
@@ -38,7 +38,12 @@ pub struct DhtOptions {
 /// The DHT configuration for this run: flags over `config.toml` over the
 /// defaults (public routers), checked against the loopback guard.
 pub fn config(options: &DhtOptions, home: &Home) -> anyhow::Result<DhtConfig> {
-    let file = home.config()?.dht;
+    config_from(options, home.config()?.dht)
+}
+
+/// [`config`] with the file's `[dht]` section given: a topic master reads it
+/// from its own configuration file rather than from xus's home.
+pub fn config_from(options: &DhtOptions, file: DhtSection) -> anyhow::Result<DhtConfig> {
     let mut config = DhtConfig::default();
     if !options.bootstrap.is_empty() {
         config.bootstrap = Some(options.bootstrap.clone());

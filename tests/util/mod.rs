@@ -7,6 +7,7 @@
 pub mod clients;
 pub mod dht;
 pub mod fixtures;
+pub mod git_http;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};

@@ -90,5 +90,5 @@ mod server;
 mod source;
 
 pub use commit::{CommitId, CommitIdError};
-pub use server::{ServeError, ServerOptions, serve};
+pub use server::{ClientAddr, ServeError, ServerOptions, serve, serve_with_routes};
 pub use source::{ByteSource, FileInfo};

@@ -99,6 +99,25 @@ pub async fn serve<S: ByteSource>(
     options: ServerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    serve_with_routes(listener, source, options, Router::new(), shutdown).await
+}
+
+/// [`serve`], with `routes` answered before the webseed's own paths, on the same listener and
+/// under the same connection limits: a topic master serves its push endpoint next to its
+/// webseed this way. Handlers may extract `axum::extract::ConnectInfo<`[`ClientAddr`]`>` (the
+/// client's address). `routes` must not set a fallback, and should keep clear of
+/// `/<40 hex>/...` and `/<40 hex>.torrent`.
+///
+/// # Errors
+///
+/// As [`serve`].
+pub async fn serve_with_routes<S: ByteSource>(
+    listener: tokio::net::TcpListener,
+    source: Arc<S>,
+    options: ServerOptions,
+    routes: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     if options.max_concurrent_reads == 0 {
         return Err(ServeError::ZeroLimit {
             option: "max_concurrent_reads",
@@ -134,15 +153,31 @@ pub async fn serve<S: ByteSource>(
             cut.cancel();
         });
     };
-    let router = Router::new().fallback(handle::<S>).with_state(state);
+    let router = routes.merge(Router::new().fallback(handle::<S>).with_state(state));
     let listener = LimitedListener::new(listener, options.max_connections, options.idle_timeout);
     tracing::info!(%local_addr, "webseed listening");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(ServeError::Serve)?;
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<ClientAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .map_err(ServeError::Serve)?;
     tracing::info!(%local_addr, "webseed stopped");
     Ok(())
+}
+
+/// The address a connection comes from, for routes added with [`serve_with_routes`] (a push
+/// endpoint dials the writer back on it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientAddr(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, LimitedListener>>
+    for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, LimitedListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
 }
 
 /// What every request handler shares.

@@ -1,0 +1,109 @@
+//! `xus master`: run a topic master, or ask a running one how it is doing.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::master::config::MasterConfig;
+
+/// Runs the master of `config` until Ctrl-C or SIGTERM.
+pub async fn run(config: &Path, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
+    let config = MasterConfig::load(config)?;
+    crate::master::run(config, out).await
+}
+
+/// Prints the running master's branches and each backup remote's lag (the
+/// JSON of `GET /status` with `json`).
+pub async fn status(config: &Path, json: bool, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
+    let config = MasterConfig::load(config)?;
+    let addr = reachable(config.http);
+    let url = match addr {
+        SocketAddr::V4(a) => format!("http://{}:{}/status", a.ip(), a.port()),
+        SocketAddr::V6(a) => format!("http://[{}]:{}/status", a.ip(), a.port()),
+    };
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("starting the HTTP client")?;
+    let response = client
+        .get(&url)
+        .send()
+        .await
+        .with_context(|| format!("asking the master at {url}; is it running?"))?;
+    let code = response.status();
+    let body = response.bytes().await.context("reading the status")?;
+    anyhow::ensure!(
+        code.is_success(),
+        "{url} answered {code}: {}",
+        String::from_utf8_lossy(&body[..body.len().min(512)])
+    );
+    if json {
+        out.write_all(&body)?;
+        return Ok(());
+    }
+    let status: serde_json::Value =
+        serde_json::from_slice(&body).with_context(|| format!("{url} is not a xus master"))?;
+    print_status(&status, out)
+}
+
+/// A wildcard bind address is reached on loopback.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(a) if a.ip().is_unspecified() => {
+            SocketAddr::from(([127, 0, 0, 1], a.port()))
+        }
+        SocketAddr::V6(a) if a.ip().is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port()))
+        }
+        other => other,
+    }
+}
+
+fn print_status(status: &serde_json::Value, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
+    let text = |v: &serde_json::Value, key: &str| {
+        v.get(key)
+            .map(|x| match x {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Null => "-".to_owned(),
+                other => other.to_string(),
+            })
+            .unwrap_or_else(|| "-".to_owned())
+    };
+    let empty = Vec::new();
+    let topics = status
+        .get("topics")
+        .and_then(|t| t.as_array())
+        .unwrap_or(&empty);
+    for topic in topics {
+        writeln!(out, "topic {} {}", text(topic, "name"), text(topic, "id"))?;
+        for branch in topic
+            .get("branches")
+            .and_then(|b| b.as_array())
+            .unwrap_or(&empty)
+        {
+            writeln!(
+                out,
+                "  branch {} {} seq {}",
+                text(branch, "name"),
+                text(branch, "commit"),
+                text(branch, "seq")
+            )?;
+        }
+        for backup in topic
+            .get("backups")
+            .and_then(|b| b.as_array())
+            .unwrap_or(&empty)
+        {
+            writeln!(out, "  backup {}", describe_backup(backup))?;
+        }
+    }
+    Ok(())
+}
+
+/// One line per backup remote; filled in from the remote status fields.
+fn describe_backup(backup: &serde_json::Value) -> String {
+    backup.to_string()
+}

@@ -1,0 +1,277 @@
+//! One push, from the signed request to the answer: check who signs, take
+//! the commits from the swarm, move the branch only forward (or keep the
+//! commit under a named ref), wait for a backup, seed, publish the head.
+//!
+//! Every step is safe to repeat, so a writer that lost its answer (a master
+//! killed mid-push, a dropped connection) simply pushes again: commits
+//! already here are not fetched twice, a branch already at the commit is
+//! not moved, and the backup and head steps converge.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::http::StatusCode;
+
+use super::answer::PushAnswer;
+use super::daemon::{Master, TopicState};
+use crate::commands::fetch::{self, FetchOptions};
+use crate::gitobj::ObjectId;
+use crate::import::RefOptions;
+use crate::push_request::{PushRequestError, SignedPush};
+
+/// How long the metadata of a pushed commit may take to arrive.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Where a commit that lost a race is kept: named by branch and commit, so
+/// a retried push lands on the same ref.
+pub(crate) fn kept_ref(branch: &str, commit: ObjectId) -> String {
+    format!("refs/xus/rejected/{branch}/{commit}")
+}
+
+/// Handles `POST /push`.
+pub(crate) async fn push(
+    master: &Master,
+    client: SocketAddr,
+    body: &[u8],
+) -> (StatusCode, PushAnswer) {
+    let signed = match SignedPush::from_body(body) {
+        Ok(signed) => signed,
+        Err(error @ PushRequestError::BadSignature) => return refused(error.to_string()),
+        Err(error) => return invalid(StatusCode::BAD_REQUEST, error.to_string()),
+    };
+    let request = &signed.request;
+    let Some(topic) = master
+        .topics
+        .iter()
+        .find(|t| t.config.secret.topic() == request.topic)
+    else {
+        return invalid(
+            StatusCode::NOT_FOUND,
+            format!("this master does not own topic {}", request.topic),
+        );
+    };
+    if !topic.config.writers.contains(&request.writer) {
+        tracing::warn!(topic = %topic.config.name, writer = %request.writer, %client, "push by an unknown writer refused");
+        return refused(format!(
+            "writer {} may not push to topic '{}': add its key to the topic's writers in the master's configuration",
+            request.writer, topic.config.name
+        ));
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let skew = now.abs_diff(request.time);
+    if skew > master.config.limits.max_clock_skew.as_secs() {
+        return refused(format!(
+            "the request was signed {skew} s away from this master's clock (at most {} s); check both clocks",
+            master.config.limits.max_clock_skew.as_secs()
+        ));
+    }
+    let branch = request.branch.as_str().to_owned();
+    let refname = format!("refs/heads/{branch}");
+    if !git2::Reference::is_valid_name(&refname) {
+        return invalid(
+            StatusCode::BAD_REQUEST,
+            format!("{branch:?} is not a valid Git branch name"),
+        );
+    }
+    let tip = request.tip();
+    let (commit, infohash) = (tip.commit, tip.info_hash);
+    tracing::info!(topic = %topic.config.name, %branch, %commit, writer = %request.writer, %client, commits = request.commits.len(), "push received");
+
+    let writer_peer =
+        (request.peer_port != 0).then(|| SocketAddr::new(client.ip(), request.peer_port));
+    if let Err(answer) = take_commits(master, topic, &signed, writer_peer).await {
+        return answer;
+    }
+
+    let lock = topic.branch_lock(&branch);
+    let _held = lock.lock().await;
+    let git_dir = topic.git_dir.clone();
+    let (moved_branch, writer) = (branch.clone(), request.writer.to_hex());
+    let moved =
+        tokio::task::spawn_blocking(move || move_branch(&git_dir, &moved_branch, commit, &writer))
+            .await
+            .map_err(anyhow::Error::from)
+            .and_then(|r| r);
+    let already = match moved {
+        Ok(Move::Moved) => false,
+        Ok(Move::Already) => true,
+        Ok(Move::NotFastForward { current, kept }) => {
+            topic.backups.notify();
+            tracing::info!(topic = %topic.config.name, %branch, %commit, %current, %kept, "not a fast-forward; commit kept");
+            return (
+                StatusCode::CONFLICT,
+                PushAnswer::NotFastForward {
+                    topic: topic.config.name.clone(),
+                    branch,
+                    commit: commit.to_hex(),
+                    current: current.to_hex(),
+                    kept_ref: kept,
+                },
+            );
+        }
+        Err(error) => return failed(format!("moving {refname}: {error:#}")),
+    };
+    topic.backups.notify();
+    let backups = match topic
+        .backups
+        .wait_for(&refname, commit, master.config.limits.backup_wait)
+        .await
+    {
+        Ok(backups) => backups,
+        Err(error) => {
+            return failed(format!(
+                "{branch} is at {commit} here, but no backup remote holds it yet ({error:#}); retrying the push is safe"
+            ));
+        }
+    };
+    let seeded = match master.seed(topic.index, commit).await {
+        Ok(seeded) => seeded,
+        Err(error) => return failed(format!("seeding {commit}: {error:#}")),
+    };
+    if seeded != infohash {
+        // Both sides build the torrent by the same rule; a mismatch means
+        // different xus format versions.
+        tracing::warn!(%commit, pushed = %infohash, built = %seeded, "the writer's torrent differs from the master's");
+    }
+    let head = match master.publish_head(topic, &branch, commit, seeded).await {
+        Ok(head) => head,
+        Err(error) => return failed(format!("{error:#}; retrying the push is safe")),
+    };
+    tracing::info!(topic = %topic.config.name, %branch, %commit, seq = head.seq, "push accepted");
+    (
+        StatusCode::OK,
+        PushAnswer::Accepted {
+            topic: topic.config.name.clone(),
+            branch,
+            commit: commit.to_hex(),
+            infohash: seeded.to_hex(),
+            seq: head.seq,
+            backups,
+            already,
+        },
+    )
+}
+
+/// Downloads every pushed commit the repository lacks, oldest first, each
+/// refused unless its parents are already here.
+async fn take_commits(
+    master: &Master,
+    topic: &TopicState,
+    signed: &SignedPush,
+    writer_peer: Option<SocketAddr>,
+) -> Result<(), (StatusCode, PushAnswer)> {
+    let _fetching = topic.fetching.lock().await;
+    let options = FetchOptions {
+        source: String::new(),
+        repo: topic.git_dir.clone(),
+        bare: true,
+        refs: RefOptions::default(),
+        listen: master.config.bittorrent,
+        peers: writer_peer.into_iter().collect(),
+        rates: crate::engine::RateLimits::default(),
+        metadata_timeout: METADATA_TIMEOUT,
+        stall_timeout: master.config.limits.fetch_stall,
+        dht: crate::discovery::DhtOptions::default(),
+        no_dht: false,
+        webseeds: Vec::new(),
+        home: master.fetch_home.clone(),
+        require_parents: true,
+    };
+    for pushed in &signed.request.commits {
+        let git_dir = topic.git_dir.clone();
+        let commit = pushed.commit;
+        let present = tokio::task::spawn_blocking(move || {
+            git2::Repository::open(&git_dir)
+                .and_then(|r| r.odb().map(|odb| odb.exists(commit.to_git())))
+        })
+        .await
+        .map_err(|e| failed(format!("checking {commit}: {e}")))?
+        .map_err(|e| failed(format!("checking {commit}: {e}")))?;
+        if present {
+            continue;
+        }
+        let mut sink = std::io::sink();
+        if let Err(error) =
+            fetch::fetch_commit(&master.swarm, pushed.info_hash, commit, &options, &mut sink).await
+        {
+            if error.downcast_ref::<fetch::MissingParent>().is_some() {
+                return Err(invalid(StatusCode::BAD_REQUEST, format!("{error:#}")));
+            }
+            return Err(failed(format!(
+                "could not take commit {commit} (torrent {}) from the swarm: {error:#}",
+                pushed.info_hash
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// What [`move_branch`] did.
+enum Move {
+    /// The branch moved forward to the commit (or was created).
+    Moved,
+    /// The branch was already at the commit.
+    Already,
+    /// The branch is elsewhere and the commit does not descend from it: it
+    /// is kept under `kept`.
+    NotFastForward { current: ObjectId, kept: String },
+}
+
+/// Moves `branch` to `commit` if that is a fast-forward, with a
+/// compare-and-swap on the old tip; otherwise keeps the commit under
+/// [`kept_ref`].
+fn move_branch(
+    git_dir: &std::path::Path,
+    branch: &str,
+    commit: ObjectId,
+    writer: &str,
+) -> anyhow::Result<Move> {
+    let repo = git2::Repository::open_bare(git_dir)?;
+    let refname = format!("refs/heads/{branch}");
+    let message = format!("xus push by writer {writer}");
+    let new = commit.to_git();
+    repo.find_commit(new)?;
+    let current = match repo.find_reference(&refname) {
+        Ok(reference) => reference.target(),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => None,
+        Err(e) => return Err(e.into()),
+    };
+    match current {
+        None => {
+            repo.reference(&refname, new, false, &message)?;
+            Ok(Move::Moved)
+        }
+        Some(current) if current == new => Ok(Move::Already),
+        Some(current) if repo.graph_descendant_of(new, current)? => {
+            repo.reference_matching(&refname, new, true, current, &message)?;
+            Ok(Move::Moved)
+        }
+        Some(current) => {
+            let kept = kept_ref(branch, commit);
+            repo.reference(&kept, new, true, &message)?;
+            Ok(Move::NotFastForward {
+                current: ObjectId::from_git(current)
+                    .ok_or_else(|| anyhow::anyhow!("{refname} is not a SHA-1 commit"))?,
+                kept,
+            })
+        }
+    }
+}
+
+fn refused(message: String) -> (StatusCode, PushAnswer) {
+    (StatusCode::FORBIDDEN, PushAnswer::Refused { message })
+}
+
+fn invalid(status: StatusCode, message: String) -> (StatusCode, PushAnswer) {
+    (status, PushAnswer::Invalid { message })
+}
+
+fn failed(message: String) -> (StatusCode, PushAnswer) {
+    tracing::warn!(%message, "push failed");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        PushAnswer::Failed { message },
+    )
+}

@@ -1,0 +1,554 @@
+//! Backup remotes: every branch and every kept commit of a topic's
+//! repository, copied to two or more Git remotes (bare repositories on disk,
+//! smart-HTTP URLs) through libgit2, and read back by a master that starts
+//! with nothing.
+//!
+//! Each remote has its own worker, so one that is down never holds up the
+//! others or a push: a push waits for the first remote that has its commit
+//! ([`Backups::wait_for`]); the rest catch up in the background, retrying
+//! with backoff. Refs are never forced: a remote whose branch went
+//! elsewhere is reported, not overwritten.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use git2::{Direction, Oid, Repository};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::gitobj::ObjectId;
+
+/// The refs a master backs up: its branches and the commits it keeps for
+/// writers that lost a race.
+pub const BACKED_UP: [&str; 2] = ["refs/heads/", "refs/xus/rejected/"];
+
+/// Fetch refspecs restoring [`BACKED_UP`].
+const RESTORE_REFSPECS: [&str; 2] = [
+    "+refs/heads/*:refs/heads/*",
+    "+refs/xus/rejected/*:refs/xus/rejected/*",
+];
+
+/// First pause after a failed attempt; doubles up to the configured cap.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+
+/// A remote that is in sync is checked again this often anyway, so that a
+/// remote changed behind the master's back shows up in the status.
+const RECHECK: Duration = Duration::from_secs(300);
+
+/// Most commits counted per ref when reporting lag.
+const MAX_COUNTED: u64 = 100_000;
+
+/// The backup remotes of one repository and their workers.
+pub struct Backups {
+    git_dir: PathBuf,
+    remotes: Vec<Arc<Remote>>,
+    /// Bumped when local refs change: workers wake and push.
+    changed: watch::Sender<u64>,
+    /// Bumped after every attempt of any worker: waiters re-check.
+    progress: watch::Sender<u64>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+struct Remote {
+    url: String,
+    state: Mutex<RemoteState>,
+}
+
+#[derive(Default)]
+struct RemoteState {
+    /// The remote's backed-up refs as last listed or pushed; `None` until
+    /// it was reached once.
+    known: Option<HashMap<String, Oid>>,
+    last_error: Option<String>,
+    last_success: Option<SystemTime>,
+    behind_since: Option<SystemTime>,
+    /// Refs the remote holds elsewhere, not fast-forwardable to ours.
+    refused: Vec<String>,
+}
+
+/// How far one remote is behind, as `GET /status` and `xus master status`
+/// show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RemoteStatus {
+    /// The remote.
+    pub url: String,
+    /// Refs whose value there differs from here (missing ones included).
+    pub refs_behind: usize,
+    /// Commits here that the remote's refs do not reach (capped per ref).
+    pub commits_behind: u64,
+    /// Unix seconds since which it has been behind; `None` when in sync.
+    pub behind_since: Option<u64>,
+    /// Unix seconds of the last attempt that reached it.
+    pub last_success: Option<u64>,
+    /// Why the last attempt failed, if it did.
+    pub last_error: Option<String>,
+    /// Refs it holds at commits that ours do not descend from: never
+    /// overwritten, someone must look.
+    pub refused: Vec<String>,
+}
+
+/// What [`restore`] brought back.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    /// The remote it came from.
+    pub remote: String,
+    /// Every restored ref and its commit.
+    pub refs: Vec<(String, ObjectId)>,
+}
+
+impl Backups {
+    /// Starts one worker per remote. Each pushes at once, again whenever
+    /// [`Self::notify`] is called, and retries a failing remote with backoff
+    /// from 1 s up to `max_retry`.
+    pub fn start(git_dir: PathBuf, remotes: Vec<String>, max_retry: Duration) -> Arc<Self> {
+        set_network_timeouts();
+        let (changed, _) = watch::channel(0);
+        let (progress, _) = watch::channel(0);
+        let backups = Arc::new(Self {
+            git_dir,
+            remotes: remotes
+                .into_iter()
+                .map(|url| {
+                    Arc::new(Remote {
+                        url,
+                        state: Mutex::new(RemoteState {
+                            behind_since: Some(SystemTime::now()),
+                            ..RemoteState::default()
+                        }),
+                    })
+                })
+                .collect(),
+            changed,
+            progress,
+            tasks: Mutex::new(Vec::new()),
+        });
+        let mut tasks = Vec::new();
+        for remote in &backups.remotes {
+            tasks.push(tokio::spawn(worker(
+                backups.git_dir.clone(),
+                remote.clone(),
+                backups.changed.subscribe(),
+                backups.progress.clone(),
+                max_retry.max(FIRST_RETRY),
+            )));
+        }
+        *lock(&backups.tasks) = tasks;
+        backups
+    }
+
+    /// Local refs changed: every remote should catch up now, including the
+    /// ones waiting out a backoff.
+    pub fn notify(&self) {
+        let now = SystemTime::now();
+        for remote in &self.remotes {
+            lock(&remote.state).behind_since.get_or_insert(now);
+        }
+        self.changed.send_modify(|generation| *generation += 1);
+    }
+
+    /// Waits until at least one remote holds `refname` at `commit`; returns
+    /// the remotes that do. Fails after `timeout` with each remote's last
+    /// error.
+    pub async fn wait_for(
+        &self,
+        refname: &str,
+        commit: ObjectId,
+        timeout: Duration,
+    ) -> anyhow::Result<Vec<String>> {
+        let want = commit.to_git();
+        let mut progress = self.progress.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let holding: Vec<String> = self
+                .remotes
+                .iter()
+                .filter(|r| {
+                    lock(&r.state).known.as_ref().and_then(|k| k.get(refname)) == Some(&want)
+                })
+                .map(|r| r.url.clone())
+                .collect();
+            if !holding.is_empty() {
+                return Ok(holding);
+            }
+            match tokio::time::timeout_at(deadline, progress.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => {
+                    let errors: Vec<String> = self
+                        .remotes
+                        .iter()
+                        .map(|r| {
+                            let state = lock(&r.state);
+                            format!(
+                                "{}: {}",
+                                r.url,
+                                state.last_error.as_deref().unwrap_or("not reached yet")
+                            )
+                        })
+                        .collect();
+                    anyhow::bail!(
+                        "no backup remote holds {refname} at {commit} after {} s ({})",
+                        timeout.as_secs(),
+                        errors.join("; ")
+                    );
+                }
+            }
+        }
+    }
+
+    /// Each remote's lag, computed against the refs here now.
+    pub fn status(&self) -> Vec<RemoteStatus> {
+        let repo = Repository::open_bare(&self.git_dir).ok();
+        let local = repo
+            .as_ref()
+            .and_then(|r| backed_up_refs(r).ok())
+            .unwrap_or_default();
+        self.remotes
+            .iter()
+            .map(|remote| {
+                let state = lock(&remote.state);
+                let empty = HashMap::new();
+                let known = state.known.as_ref().unwrap_or(&empty);
+                let mut refs_behind = 0;
+                let mut commits_behind = 0;
+                for (name, oid) in &local {
+                    let there = known.get(name);
+                    if there == Some(oid) {
+                        continue;
+                    }
+                    refs_behind += 1;
+                    if let Some(repo) = &repo {
+                        commits_behind += count_missing(repo, *oid, there.copied());
+                    }
+                }
+                RemoteStatus {
+                    url: remote.url.clone(),
+                    refs_behind,
+                    commits_behind,
+                    behind_since: if refs_behind == 0 {
+                        None
+                    } else {
+                        state.behind_since.map(unix)
+                    },
+                    last_success: state.last_success.map(unix),
+                    last_error: state.last_error.clone(),
+                    refused: state.refused.clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// Stops the workers (an attempt under way finishes on its own).
+    pub async fn stop(&self) {
+        let tasks = std::mem::take(&mut *lock(&self.tasks));
+        for task in tasks {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Backups {
+    fn drop(&mut self) {
+        for task in lock(&self.tasks).iter() {
+            task.abort();
+        }
+    }
+}
+
+/// One remote's loop: push, then sleep until refs change (or a backoff
+/// runs out after a failure).
+async fn worker(
+    git_dir: PathBuf,
+    remote: Arc<Remote>,
+    mut changed: watch::Receiver<u64>,
+    progress: watch::Sender<u64>,
+    max_retry: Duration,
+) {
+    let mut backoff = FIRST_RETRY;
+    loop {
+        changed.borrow_and_update();
+        let (dir, url) = (git_dir.clone(), remote.url.clone());
+        let attempt = tokio::task::spawn_blocking(move || sync_once(&dir, &url))
+            .await
+            .map_err(anyhow::Error::from)
+            .and_then(|r| r);
+        let healthy = {
+            let mut state = lock(&remote.state);
+            match attempt {
+                Ok(report) => {
+                    state.last_success = Some(SystemTime::now());
+                    state.known = Some(report.remote_refs);
+                    state.refused = report.refused;
+                    state.last_error = (!state.refused.is_empty()).then(|| {
+                        format!(
+                            "not a fast-forward there, left alone: {}",
+                            state.refused.join(", ")
+                        )
+                    });
+                    if report.in_sync {
+                        state.behind_since = None;
+                    }
+                    tracing::debug!(url = %remote.url, pushed = report.pushed, "backup remote synced");
+                    state.refused.is_empty()
+                }
+                Err(error) => {
+                    let message = format!("{error:#}");
+                    if state.last_error.as_deref() != Some(message.as_str()) {
+                        tracing::warn!(url = %remote.url, error = %message, "backup remote failed; retrying in the background");
+                    }
+                    state.last_error = Some(message);
+                    state.behind_since.get_or_insert(SystemTime::now());
+                    false
+                }
+            }
+        };
+        progress.send_modify(|n| *n += 1);
+        let pause = if healthy {
+            backoff = FIRST_RETRY;
+            RECHECK
+        } else {
+            let pause = backoff;
+            backoff = (backoff * 2).min(max_retry);
+            pause
+        };
+        tokio::select! {
+            result = changed.changed() => if result.is_err() { return },
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
+struct SyncReport {
+    remote_refs: HashMap<String, Oid>,
+    refused: Vec<String>,
+    pushed: usize,
+    in_sync: bool,
+}
+
+/// Lists the remote, pushes every backed-up ref that differs and is a
+/// fast-forward there, and reports what the remote holds afterwards.
+fn sync_once(git_dir: &Path, url: &str) -> anyhow::Result<SyncReport> {
+    let repo =
+        Repository::open_bare(git_dir).with_context(|| format!("opening {}", git_dir.display()))?;
+    if is_path(url) && !Path::new(url).exists() {
+        // A backup disk that is mounted but empty: start the copy.
+        Repository::init_bare(url).with_context(|| format!("creating {url}"))?;
+    }
+    let local = backed_up_refs(&repo)?;
+    let mut remote = repo
+        .remote_anonymous(url)
+        .with_context(|| format!("{url} is not a usable remote"))?;
+    let mut remote_refs = list(&mut remote, Direction::Push, url)?;
+    let mut refspecs = Vec::new();
+    let mut refused = Vec::new();
+    let mut names: Vec<&String> = local.keys().collect();
+    names.sort();
+    for name in names {
+        let ours = local[name];
+        match remote_refs.get(name) {
+            Some(&theirs) if theirs == ours => {}
+            Some(&theirs) if !fast_forward(&repo, theirs, ours) => refused.push(name.clone()),
+            _ => refspecs.push(format!("{name}:{name}")),
+        }
+    }
+    let mut rejected: Vec<(String, String)> = Vec::new();
+    if !refspecs.is_empty() {
+        let mut callbacks = git2::RemoteCallbacks::new();
+        callbacks.push_update_reference(|refname, status| {
+            if let Some(message) = status {
+                rejected.push((refname.to_owned(), message.to_owned()));
+            }
+            Ok(())
+        });
+        let mut options = git2::PushOptions::new();
+        options.remote_callbacks(callbacks);
+        remote
+            .push(&refspecs, Some(&mut options))
+            .with_context(|| format!("pushing to {url}"))?;
+        drop(options);
+        for spec in &refspecs {
+            let name = spec.split(':').next().unwrap_or(spec);
+            if let Some((_, message)) = rejected.iter().find(|(r, _)| r == name) {
+                tracing::warn!(%url, refname = %name, %message, "the remote refused a ref");
+                refused.push(format!("{name} ({message})"));
+            } else {
+                remote_refs.insert(name.to_owned(), local[name]);
+            }
+        }
+    }
+    let in_sync = local.iter().all(|(n, o)| remote_refs.get(n) == Some(o));
+    Ok(SyncReport {
+        remote_refs,
+        refused,
+        pushed: refspecs.len() - rejected.len(),
+        in_sync,
+    })
+}
+
+/// Restores a master's repository: from the first remote, in order, that
+/// can be read and holds at least one backed-up ref, every such ref is
+/// fetched into `git_dir` (a fresh bare repository). `Ok(None)` when every
+/// readable remote is empty (a new topic); an error naming each remote when
+/// none can be read, since starting empty would hide the real history.
+pub fn restore(git_dir: &Path, remotes: &[String]) -> anyhow::Result<Option<Restored>> {
+    set_network_timeouts();
+    let repo =
+        Repository::open_bare(git_dir).with_context(|| format!("opening {}", git_dir.display()))?;
+    let mut errors = Vec::new();
+    let mut readable = false;
+    for url in remotes {
+        if is_path(url) && !Path::new(url).exists() {
+            errors.push(format!("{url}: no repository there"));
+            continue;
+        }
+        let attempt = (|| -> anyhow::Result<Option<Restored>> {
+            let mut remote = repo.remote_anonymous(url)?;
+            let listed = list(&mut remote, Direction::Fetch, url)?;
+            readable = true;
+            if listed.is_empty() {
+                return Ok(None);
+            }
+            remote
+                .fetch(&RESTORE_REFSPECS, None, None)
+                .with_context(|| format!("fetching from {url}"))?;
+            let mut refs = Vec::with_capacity(listed.len());
+            for (name, oid) in &listed {
+                let here = repo
+                    .refname_to_id(name)
+                    .with_context(|| format!("{name} was not restored from {url}"))?;
+                anyhow::ensure!(
+                    here == *oid,
+                    "{name} is at {here} after fetching {oid} from {url}"
+                );
+                let id =
+                    ObjectId::from_git(here).context("SHA-256 repositories are not supported")?;
+                refs.push((name.clone(), id));
+            }
+            refs.sort();
+            Ok(Some(Restored {
+                remote: url.clone(),
+                refs,
+            }))
+        })();
+        match attempt {
+            Ok(Some(restored)) => {
+                point_head_at_a_branch(&repo, &restored);
+                return Ok(Some(restored));
+            }
+            Ok(None) => tracing::info!(%url, "backup remote is empty"),
+            Err(error) => errors.push(format!("{url}: {error:#}")),
+        }
+    }
+    if readable {
+        return Ok(None);
+    }
+    anyhow::bail!("no backup remote could be read: {}", errors.join("; "))
+}
+
+/// A restored bare repository's HEAD names one of its branches (`main`
+/// when there is one), so that clones of it check something out.
+fn point_head_at_a_branch(repo: &Repository, restored: &Restored) {
+    let branch = restored
+        .refs
+        .iter()
+        .map(|(name, _)| name)
+        .filter(|name| name.starts_with("refs/heads/"))
+        .min_by_key(|name| (name.as_str() != "refs/heads/main", name.len()));
+    if let Some(branch) = branch
+        && let Err(error) = repo.set_head(branch)
+    {
+        tracing::warn!(%branch, %error, "cannot point HEAD at the restored branch");
+    }
+}
+
+/// The backed-up refs of `repo`.
+fn backed_up_refs(repo: &Repository) -> anyhow::Result<HashMap<String, Oid>> {
+    let mut refs = HashMap::new();
+    for prefix in BACKED_UP {
+        for reference in repo.references_glob(&format!("{prefix}*"))? {
+            let reference = reference?;
+            if let (Ok(name), Some(oid)) = (reference.name(), reference.target()) {
+                refs.insert(name.to_owned(), oid);
+            }
+        }
+    }
+    Ok(refs)
+}
+
+/// Connects, lists the backed-up refs the remote advertises, disconnects.
+fn list(
+    remote: &mut git2::Remote<'_>,
+    direction: Direction,
+    url: &str,
+) -> anyhow::Result<HashMap<String, Oid>> {
+    remote
+        .connect(direction)
+        .with_context(|| format!("connecting to {url}"))?;
+    let refs = remote
+        .list()
+        .with_context(|| format!("listing {url}"))?
+        .iter()
+        .filter(|head| BACKED_UP.iter().any(|p| head.name().starts_with(p)))
+        .map(|head| (head.name().to_owned(), head.oid()))
+        .collect();
+    let _ = remote.disconnect();
+    Ok(refs)
+}
+
+/// Whether moving a ref from `theirs` to `ours` loses nothing: `theirs` is
+/// here and `ours` descends from it.
+fn fast_forward(repo: &Repository, theirs: Oid, ours: Oid) -> bool {
+    repo.odb().is_ok_and(|odb| odb.exists(theirs))
+        && repo.graph_descendant_of(ours, theirs).unwrap_or(false)
+}
+
+/// Commits reachable from `tip` but not from `there` (all of `tip`'s
+/// history when the remote has nothing usable), at most [`MAX_COUNTED`].
+fn count_missing(repo: &Repository, tip: Oid, there: Option<Oid>) -> u64 {
+    let Ok(mut walk) = repo.revwalk() else {
+        return 0;
+    };
+    if walk.push(tip).is_err() {
+        return 0;
+    }
+    if let Some(there) = there
+        && repo.odb().is_ok_and(|odb| odb.exists(there))
+    {
+        let _ = walk.hide(there);
+    }
+    walk.take(MAX_COUNTED as usize).count() as u64
+}
+
+/// Remotes are URLs or paths; only `http(s)://` URLs are not paths here.
+fn is_path(url: &str) -> bool {
+    !url.contains("://")
+}
+
+fn unix(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every update is a plain assignment: the data is whole after a panic.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A remote that does not answer must fail an attempt, not hang a worker:
+/// libgit2's HTTP and socket timeouts, set once per process.
+fn set_network_timeouts() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: libgit2 global options, set once before any transport is
+        // used by this process's backup workers.
+        let result = unsafe {
+            git2::opts::set_server_connect_timeout_in_milliseconds(5_000)
+                .and_then(|()| git2::opts::set_server_timeout_in_milliseconds(60_000))
+        };
+        if let Err(error) = result {
+            tracing::warn!(%error, "cannot set libgit2 network timeouts");
+        }
+    });
+}

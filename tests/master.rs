@@ -1,0 +1,767 @@
+//! A topic master with real writers, fetchers and backup remotes, all on
+//! loopback: a private DHT (`xus dht serve`), the master as its own process,
+//! a bare repository on disk and one behind `git http-backend` in lighttpd.
+//!
+//! - an accepted push reaches two fetchers through the DHT head, and both
+//!   backups;
+//! - unknown and forged writers get 403 and change nothing;
+//! - two writers racing on one branch: one moves it, the other's commit is
+//!   kept under the ref its answer names;
+//! - a backup remote down during a push catches up once it is back;
+//! - the master killed with SIGKILL mid-push, restarted, the writer retries:
+//!   nothing lost or duplicated;
+//! - everything wiped, the master restores from a backup and a new fetcher
+//!   gets the same commit.
+
+mod util;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use util::dht::{DhtNet, Machine, read_lines};
+use util::git_http::GitHttpServer;
+use util::*;
+
+const STEP: Duration = Duration::from_secs(180);
+
+/// A writer: its own xus home (with a writer key) and its own repository.
+struct Writer {
+    machine: Machine,
+    key: String,
+    repo: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Writer {
+    fn new(repo_from: Option<&Path>) -> Self {
+        let machine = Machine::new();
+        let out = run_xus_with(machine.xus().args(["writer", "new"]), STEP);
+        assert!(out.status.success(), "writer new: {}", text(&out.stderr));
+        let key = text(&out.stdout).trim().to_owned();
+        assert_eq!(key.len(), 64, "a public key in hex: {key:?}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = dir.path().join("repo");
+        match repo_from {
+            Some(from) => {
+                let status = std::process::Command::new("cp")
+                    .arg("-a")
+                    .arg(from)
+                    .arg(&repo)
+                    .status()
+                    .expect("cp");
+                assert!(status.success(), "copying the repository");
+            }
+            None => {
+                std::fs::create_dir_all(&repo).expect("mkdir");
+                git(&repo, &["init", "-q", "-b", "main"]);
+            }
+        }
+        Self {
+            machine,
+            key,
+            repo,
+            _dir: dir,
+        }
+    }
+
+    fn write(&self, rel: &str, data: impl AsRef<[u8]>) {
+        let path = self.repo.join(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, data).expect("write");
+    }
+
+    fn commit(&self, message: &str) -> String {
+        git(&self.repo, &["add", "-A"]);
+        git(&self.repo, &["commit", "-q", "-m", message]);
+        git(&self.repo, &["rev-parse", "HEAD"])
+    }
+
+    fn push_command(&self, master: &str) -> std::process::Command {
+        let mut command = self.machine.xus();
+        command.args([
+            "push",
+            "--master",
+            master,
+            "--branch",
+            "main",
+            "--listen",
+            "127.0.0.1:0",
+            "--repo",
+        ]);
+        command.arg(&self.repo);
+        command
+    }
+
+    fn push(&self, master: &str) -> Output {
+        run_xus_with(&mut self.push_command(master), STEP)
+    }
+}
+
+/// Everything a master needs, and the master process once started.
+struct Cluster {
+    net: DhtNet,
+    dir: tempfile::TempDir,
+    owner: Machine,
+    topic: String,
+    http_port: u16,
+    git_http: GitHttpServer,
+    file_backup: PathBuf,
+    http_backup: String,
+    master: Option<RunningMaster>,
+}
+
+struct RunningMaster {
+    guard: ChildGuard,
+    /// Held so that the master's stdout stays open while it runs.
+    _lines: mpsc::Receiver<String>,
+    log: PathBuf,
+    /// What it printed before it was ready.
+    startup: Vec<String>,
+}
+
+impl Cluster {
+    fn new(writers: &[&Writer]) -> Self {
+        let net = DhtNet::start(16);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let owner = Machine::new();
+        let topic = owner.new_topic("world");
+        let secret = owner.path().join("topics").join("world.secret");
+        let http_root = dir.path().join("http-repos");
+        std::fs::create_dir_all(&http_root).expect("mkdir");
+        git(&http_root, &["init", "-q", "--bare", "world.git"]);
+        git(
+            &http_root.join("world.git"),
+            &["config", "http.receivepack", "true"],
+        );
+        let git_http = GitHttpServer::start(&http_root);
+        let http_backup = git_http.url("world.git");
+        let file_backup = dir.path().join("backup-disk").join("world.git");
+        let http_port = free_port();
+        let writers: Vec<String> = writers.iter().map(|w| format!("\"{}\"", w.key)).collect();
+        let config = format!(
+            r#"data_dir = "data"
+
+[listen]
+bittorrent = "127.0.0.1:0"
+http = "127.0.0.1:{http_port}"
+
+[dht]
+bootstrap = ["{bootstrap}"]
+bind = "127.0.0.1"
+request_timeout_ms = 300
+
+[limits]
+backup_wait_secs = 20
+backup_retry_max_secs = 2
+
+[[topic]]
+name = "world"
+secret_file = "{secret}"
+writers = [{writers}]
+backups = ["{file_backup}", "{http_backup}"]
+"#,
+            bootstrap = net.bootstrap(),
+            secret = secret.display(),
+            writers = writers.join(", "),
+            file_backup = file_backup.display(),
+        );
+        std::fs::write(dir.path().join("master.toml"), config).expect("config");
+        Self {
+            net,
+            dir,
+            owner,
+            topic,
+            http_port,
+            git_http,
+            file_backup,
+            http_backup,
+            master: None,
+        }
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("master.toml")
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data").join("world.git")
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.http_port)
+    }
+
+    /// Starts the master and waits for `master http ...`.
+    fn start_master(&mut self) {
+        assert!(self.master.is_none(), "master already running");
+        let log = self.dir.path().join(format!(
+            "master-{}.log",
+            Instant::now().elapsed().as_nanos()
+        ));
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let mut child = self
+            .owner
+            .xus()
+            .args(["master", "--config"])
+            .arg(self.config())
+            .env("XUS_LOG", "info,librqbit=warn")
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            .spawn()
+            .expect("spawning xus master");
+        let stdout = child.stdout.take().expect("stdout");
+        let guard = ChildGuard {
+            child,
+            name: "xus master".into(),
+        };
+        let lines = read_lines(stdout);
+        let mut startup = Vec::new();
+        let deadline = Instant::now() + STEP;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = lines.recv_timeout(left).unwrap_or_else(|_| {
+                panic!(
+                    "the master did not get ready; printed {startup:?}\nlog:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            });
+            let ready = line.starts_with("master http ");
+            startup.push(line);
+            if ready {
+                break;
+            }
+        }
+        self.master = Some(RunningMaster {
+            guard,
+            _lines: lines,
+            log,
+            startup,
+        });
+    }
+
+    fn master_log(&self) -> String {
+        self.master
+            .as_ref()
+            .map(|m| std::fs::read_to_string(&m.log).unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    fn stop_master(&mut self) {
+        if let Some(mut master) = self.master.take() {
+            let status = master.guard.terminate(Duration::from_secs(30));
+            assert!(
+                status.is_some_and(|s| s.success()),
+                "the master did not stop cleanly on SIGTERM: {status:?}"
+            );
+        }
+    }
+
+    fn kill_master(&mut self) {
+        if let Some(mut master) = self.master.take() {
+            let _ = master.guard.child.kill();
+            let _ = master.guard.child.wait();
+        }
+    }
+
+    /// `xus master status` as text.
+    fn status(&self) -> String {
+        let out = run_xus_with(
+            self.owner
+                .xus()
+                .args(["master", "status", "--config"])
+                .arg(self.config()),
+            STEP,
+        );
+        assert!(out.status.success(), "status: {}", text(&out.stderr));
+        text(&out.stdout)
+    }
+
+    /// `GET /status` as JSON.
+    fn status_json(&self) -> serde_json::Value {
+        let out = run_xus_with(
+            self.owner
+                .xus()
+                .args(["master", "status", "--json", "--config"])
+                .arg(self.config()),
+            STEP,
+        );
+        assert!(out.status.success(), "status: {}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("status JSON")
+    }
+
+    /// A new machine fetches `xus://topic/main` through the DHT alone.
+    fn fetch_fresh(&self) -> (String, tempfile::TempDir) {
+        let machine = Machine::new();
+        let repo = tempfile::tempdir().expect("tempdir");
+        let head = format!("xus://{}/main", self.topic);
+        let out = run_xus_with(
+            machine
+                .xus()
+                .args(["fetch", &head, "--bare", "--repo"])
+                .arg(repo.path())
+                .args(self.net.flags()),
+            STEP,
+        );
+        assert!(
+            out.status.success(),
+            "fetch {head}: {}\nmaster log:\n{}",
+            text(&out.stderr),
+            self.master_log()
+        );
+        let commit = text(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("fetched "))
+            .and_then(|l| l.split_whitespace().next())
+            .map(str::to_owned)
+            .expect("a fetched line");
+        assert_fsck_clean(repo.path());
+        (commit, repo)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.kill_master();
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// `git rev-parse` in a bare repository; `None` when the ref is missing.
+fn rev(git_dir: &Path, name: &str) -> Option<String> {
+    let out = git_output(git_dir, &["rev-parse", "--verify", "-q", name]);
+    out.status
+        .success()
+        .then(|| text(&out.stdout).trim().to_owned())
+}
+
+fn refs_under(git_dir: &Path, prefix: &str) -> Vec<String> {
+    git(
+        git_dir,
+        &["for-each-ref", "--format=%(refname) %(objectname)", prefix],
+    )
+    .lines()
+    .map(str::to_owned)
+    .collect()
+}
+
+fn ls_remote(url: &str) -> String {
+    let out = std::process::Command::new("git")
+        .args(["ls-remote", url])
+        .output()
+        .expect("git ls-remote");
+    assert!(
+        out.status.success(),
+        "ls-remote {url}: {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// `pushed <topic>/<branch> <commit> seq <n>` → commit.
+fn pushed(out: &Output) -> String {
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "push failed\nstdout: {stdout}\nstderr: {}",
+        text(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("pushed "))
+        .unwrap_or_else(|| panic!("no pushed line in {stdout:?}"));
+    line.split_whitespace().nth(2).expect("commit").to_owned()
+}
+
+/// A raw `POST /push` (for requests `xus push` would never send).
+fn post_push(port: u16, body: &[u8]) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let head = format!(
+        "POST /push HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("write");
+    stream.write_all(body).expect("write");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).expect("read");
+    let answer = text(&answer);
+    let code = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, answer)
+}
+
+#[test]
+fn pushes_reach_fetchers_and_backups_and_races_lose_nothing() {
+    let w1 = Writer::new(None);
+    w1.write("world/map.dat", vec![1u8; 200_000]);
+    w1.write("README", "a world\n");
+    let base = w1.commit("base");
+    let w2 = Writer::new(Some(&w1.repo));
+    let mut cluster = Cluster::new(&[&w1, &w2]);
+    cluster.start_master();
+    assert!(
+        cluster
+            .master
+            .as_ref()
+            .expect("running")
+            .startup
+            .iter()
+            .any(|l| l.starts_with("new topic world")),
+        "an empty data directory with empty backups starts a new topic"
+    );
+
+    // 1. An accepted push: branch moved, backed up, head on the DHT.
+    assert_eq!(pushed(&w1.push(&cluster.url())), base);
+    assert_eq!(
+        rev(&cluster.data(), "refs/heads/main").as_deref(),
+        Some(base.as_str())
+    );
+    let (a, repo_a) = cluster.fetch_fresh();
+    let (b, _repo_b) = cluster.fetch_fresh();
+    assert_eq!((a.as_str(), b.as_str()), (base.as_str(), base.as_str()));
+    assert_eq!(
+        git(repo_a.path(), &["rev-parse", &format!("{base}^{{tree}}")]),
+        git(&w1.repo, &["rev-parse", "HEAD^{tree}"])
+    );
+    wait_for("both backups to hold main", STEP, || {
+        (rev(&cluster.file_backup, "refs/heads/main").as_deref() == Some(base.as_str())
+            && ls_remote(&cluster.http_backup).contains(&format!("{base}\trefs/heads/main")))
+        .then_some(())
+    });
+    assert_fsck_clean(&cluster.file_backup);
+    let status = cluster.status();
+    assert!(status.contains(&format!("branch main {base}")), "{status}");
+
+    // 2. Retrying the same push changes nothing and still succeeds.
+    let again = w1.push(&cluster.url());
+    assert_eq!(pushed(&again), base);
+    assert!(
+        text(&again.stderr).contains("already had"),
+        "{}",
+        text(&again.stderr)
+    );
+
+    // 3. Unknown writer: 403, nothing changes.
+    let stranger = Writer::new(Some(&w1.repo));
+    stranger.write("README", "vandalised\n");
+    let vandal = stranger.commit("not allowed");
+    let out = stranger.push(&cluster.url());
+    assert!(!out.status.success(), "an unknown writer's push succeeded");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("refused") && stderr.contains(&stranger.key),
+        "{stderr}"
+    );
+    // Forged: a known writer's key in a request signed by the stranger.
+    let forged = forged_body(&cluster, &stranger, &w1.key, &vandal);
+    let (code, answer) = post_push(cluster.http_port, &forged);
+    assert_eq!(code, 403, "{answer}");
+    assert!(answer.contains("signature"), "{answer}");
+    // Garbage: 400, not a panic.
+    let (code, answer) = post_push(cluster.http_port, b"d3:reqi1ee");
+    assert_eq!(code, 400, "{answer}");
+    assert_eq!(
+        rev(&cluster.data(), "refs/heads/main").as_deref(),
+        Some(base.as_str())
+    );
+    assert!(
+        !git_output(&cluster.data(), &["cat-file", "-e", &vandal])
+            .status
+            .success(),
+        "the vandal's commit reached the master"
+    );
+
+    // 4. Two writers race on main from the same base.
+    w1.write("world/map.dat", vec![2u8; 200_000]);
+    let c1 = w1.commit("w1 changes the map");
+    w2.write("world/rules.txt", "no running\n");
+    let c2 = w2.commit("w2 adds rules");
+    let mut p1 = w1
+        .push_command(&cluster.url())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("push 1");
+    let mut p2 = w2
+        .push_command(&cluster.url())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("push 2");
+    let o1 = wait_output(&mut p1);
+    let o2 = wait_output(&mut p2);
+    let (winner, loser, loser_out, loser_writer) = match (o1.status.success(), o2.status.success())
+    {
+        (true, false) => (c1.clone(), c2.clone(), o2, &w2),
+        (false, true) => (c2.clone(), c1.clone(), o1, &w1),
+        other => panic!(
+            "exactly one racing push must win, got {other:?}\n1: {}{}\n2: {}{}",
+            text(&o1.stdout),
+            text(&o1.stderr),
+            text(&o2.stdout),
+            text(&o2.stderr)
+        ),
+    };
+    let kept = format!("refs/xus/rejected/main/{loser}");
+    assert!(
+        text(&loser_out.stdout).contains(&format!("kept {kept} {loser}")),
+        "{}",
+        text(&loser_out.stdout)
+    );
+    assert!(
+        text(&loser_out.stderr).contains("not a fast-forward"),
+        "{}",
+        text(&loser_out.stderr)
+    );
+    assert_eq!(
+        rev(&cluster.data(), "refs/heads/main").as_deref(),
+        Some(winner.as_str())
+    );
+    assert_eq!(rev(&cluster.data(), &kept).as_deref(), Some(loser.as_str()));
+    assert_fsck_clean(&cluster.data());
+    wait_for("the kept commit in both backups", STEP, || {
+        (rev(&cluster.file_backup, &kept).as_deref() == Some(loser.as_str())
+            && ls_remote(&cluster.http_backup).contains(&format!("{loser}\t{kept}")))
+        .then_some(())
+    });
+
+    // 5. The HTTP backup goes down; a push still lands, and it catches up.
+    cluster.git_http.stop();
+    // The loser does what its answer says: fetch the branch, merge, push.
+    let head = format!("xus://{}/main", cluster.topic);
+    let out = run_xus_with(
+        loser_writer
+            .machine
+            .xus()
+            .args(["fetch", &head, "--repo"])
+            .arg(&loser_writer.repo)
+            .args(cluster.net.flags()),
+        STEP,
+    );
+    assert!(out.status.success(), "loser fetch: {}", text(&out.stderr));
+    let tracking = format!("refs/xus/topics/{}/main", cluster.topic);
+    assert_eq!(git(&loser_writer.repo, &["rev-parse", &tracking]), winner);
+    git(&loser_writer.repo, &["merge", "-q", "--no-edit", &tracking]);
+    let merged = git(&loser_writer.repo, &["rev-parse", "HEAD"]);
+    assert_eq!(pushed(&loser_writer.push(&cluster.url())), merged);
+    let behind = cluster.status_json();
+    let http_status = backup_status(&behind, &cluster.http_backup);
+    assert!(
+        http_status["refs_behind"].as_u64().unwrap_or(0) > 0,
+        "{http_status}"
+    );
+    assert!(!http_status["last_error"].is_null(), "{http_status}");
+    assert!(cluster.status().contains("behind"), "status shows the lag");
+    cluster.git_http.start_again();
+    wait_for("the HTTP backup to catch up by itself", STEP, || {
+        ls_remote(&cluster.http_backup)
+            .contains(&format!("{merged}\trefs/heads/main"))
+            .then_some(())
+    });
+    wait_for("status to show no lag", STEP, || {
+        let s = cluster.status_json();
+        (backup_status(&s, &cluster.http_backup)["refs_behind"].as_u64() == Some(0)).then_some(())
+    });
+    let (latest, _) = cluster.fetch_fresh();
+    assert_eq!(latest, merged);
+
+    // 6. Wipe the master and every peer; restore from the backups.
+    cluster.stop_master();
+    std::fs::remove_dir_all(cluster.dir.path().join("data")).expect("wipe data");
+    std::fs::remove_dir_all(&cluster.file_backup).expect("lose the disk backup too");
+    drop(w1);
+    drop(w2);
+    drop(stranger);
+    cluster.start_master();
+    let startup = cluster.master.as_ref().expect("running").startup.clone();
+    assert!(
+        startup
+            .iter()
+            .any(|l| l.starts_with(&format!("restored world from {}", cluster.http_backup))),
+        "{startup:?}"
+    );
+    assert_eq!(
+        rev(&cluster.data(), "refs/heads/main").as_deref(),
+        Some(merged.as_str())
+    );
+    assert_eq!(rev(&cluster.data(), &kept).as_deref(), Some(loser.as_str()));
+    assert_fsck_clean(&cluster.data());
+    let (restored, repo) = cluster.fetch_fresh();
+    assert_eq!(
+        restored, merged,
+        "a new fetcher gets the commit pushed before the wipe"
+    );
+    assert_fsck_clean(repo.path());
+    wait_for("the lost disk backup to be rebuilt", STEP, || {
+        (rev(&cluster.file_backup, "refs/heads/main").as_deref() == Some(merged.as_str()))
+            .then_some(())
+    });
+    cluster.stop_master();
+}
+
+fn wait_output(child: &mut std::process::Child) -> Output {
+    let deadline = Instant::now() + STEP;
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "push did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    if let Some(mut s) = child.stdout.take() {
+        let _ = s.read_to_end(&mut stdout);
+    }
+    if let Some(mut s) = child.stderr.take() {
+        let _ = s.read_to_end(&mut stderr);
+    }
+    Output {
+        status: child.wait().expect("wait"),
+        stdout,
+        stderr,
+    }
+}
+
+fn backup_status<'a>(status: &'a serde_json::Value, url: &str) -> &'a serde_json::Value {
+    status["topics"][0]["backups"]
+        .as_array()
+        .and_then(|b| b.iter().find(|r| r["url"] == url))
+        .unwrap_or_else(|| panic!("no backup {url} in {status}"))
+}
+
+/// A push request naming `claimed` as its writer but signed by `signer`.
+fn forged_body(cluster: &Cluster, signer: &Writer, claimed: &str, commit: &str) -> Vec<u8> {
+    use xus::push_request::{PushRequest, PushedCommit, SignedPush};
+    let secret_hex =
+        std::fs::read_to_string(signer.machine.path().join("writer.secret")).expect("key");
+    let secret = xus::writer_key::WriterSecret::from_hex(secret_hex.trim()).expect("secret");
+    let id = xus::gitobj::ObjectId::from_hex(commit).expect("commit id");
+    let request = PushRequest {
+        topic: cluster.topic.parse().expect("topic"),
+        branch: tracker_free::Branch::new("main").expect("branch"),
+        commits: vec![PushedCommit {
+            commit: id,
+            info_hash: id,
+        }],
+        peer_port: 0,
+        time: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs(),
+        writer: secret.public(),
+    };
+    let body = SignedPush::sign(request, &secret).to_body();
+    let (real, fake) = (dht_hex(&signer.key), dht_hex(claimed));
+    let at = body
+        .windows(32)
+        .position(|w| w == real.as_slice())
+        .expect("the signer's key in the body");
+    let mut forged = body;
+    forged[at..at + 32].copy_from_slice(&fake);
+    forged
+}
+
+fn dht_hex(text: &str) -> Vec<u8> {
+    util::dht::hex(text)
+}
+
+#[test]
+fn a_master_killed_mid_push_loses_and_duplicates_nothing() {
+    let writer = Writer::new(None);
+    writer.write("a.txt", "first\n");
+    let first = writer.commit("first");
+    let mut cluster = Cluster::new(&[&writer]);
+    cluster.start_master();
+    assert_eq!(pushed(&writer.push(&cluster.url())), first);
+
+    // A big enough change that the master is still downloading when killed.
+    writer.write("assets/big.bin", pseudo_random(64 << 20));
+    let second = writer.commit("big asset");
+    let earlier = cluster.master_log().matches("push received").count();
+    let mut push = writer
+        .push_command(&cluster.url())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("push");
+    wait_for("the master to start taking the push", STEP, || {
+        (cluster.master_log().matches("push received").count() > earlier).then_some(())
+    });
+    cluster.kill_master();
+    let interrupted = wait_output(&mut push);
+    assert!(
+        !interrupted.status.success(),
+        "a push whose master died reported success"
+    );
+    assert!(
+        text(&interrupted.stderr).contains("pushing again is safe"),
+        "{}",
+        text(&interrupted.stderr)
+    );
+    // Killed while downloading, normally; the branch is never anywhere else.
+    let after_kill = rev(&cluster.data(), "refs/heads/main");
+    assert!(
+        after_kill.as_deref() == Some(first.as_str())
+            || after_kill.as_deref() == Some(second.as_str()),
+        "{after_kill:?}"
+    );
+    eprintln!("killed with main at {after_kill:?} (first {first}, second {second})");
+
+    cluster.start_master();
+    assert_eq!(pushed(&writer.push(&cluster.url())), second);
+    assert_eq!(
+        rev(&cluster.data(), "refs/heads/main").as_deref(),
+        Some(second.as_str())
+    );
+    assert!(
+        refs_under(&cluster.data(), "refs/xus/rejected").is_empty(),
+        "a retried push was kept as rejected"
+    );
+    assert_fsck_clean(&cluster.data());
+    let count = git(&cluster.data(), &["rev-list", "--count", "main"]);
+    assert_eq!(count, "2", "history is first + second, nothing twice");
+    assert!(
+        !cluster.data().join("shallow").exists(),
+        "the master's repository is complete"
+    );
+    wait_for("both backups to hold the retried push", STEP, || {
+        (rev(&cluster.file_backup, "refs/heads/main").as_deref() == Some(second.as_str())
+            && ls_remote(&cluster.http_backup).contains(&format!("{second}\trefs/heads/main")))
+        .then_some(())
+    });
+    let (fetched, _) = cluster.fetch_fresh();
+    assert_eq!(fetched, second);
+    cluster.stop_master();
+}
+
+fn pseudo_random(len: usize) -> Vec<u8> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
