@@ -18,7 +18,7 @@ fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 rm -rf "$seeds"
-mkdir -p "$seeds"/{bencode_decode,commit_torrent_parse,magnet_parse,tree_parse}
+mkdir -p "$seeds"/{bencode_decode,commit_torrent_parse,magnet_parse,tree_parse,push_request}
 
 export GIT_AUTHOR_NAME=fuzz GIT_AUTHOR_EMAIL=fuzz@example.com
 export GIT_COMMITTER_NAME=fuzz GIT_COMMITTER_EMAIL=fuzz@example.com
@@ -72,5 +72,10 @@ printf 'magnet:?xt=urn:btih:VOV2XK5LVOV2XK5LVOV2XK5LVOV2XK5L&dn=a+b%%26c&x.pe=12
 printf 'abababababababababababababababababababab' >"$seeds/magnet_parse/hex"
 printf 'd3:agei-5e4:listli1e0:le3:subd1:xdeee' >"$seeds/bencode_decode/mixed"
 printf 'i-9223372036854775808e' >"$seeds/bencode_decode/min"
+
+# A signed push request (fixed key): written by an ignored unit test.
+XUS_PUSH_SEED_OUT="$seeds/push_request/signed" cargo test --quiet --manifest-path "$root/Cargo.toml" \
+    --lib push_request::tests::write_fuzz_seed -- --ignored >/dev/null
+printf 'd3:req3:abc3:sig64:%064de' 0 >"$seeds/push_request/short"
 
 du -sh "$seeds"

@@ -482,6 +482,19 @@ mod tests {
         assert!(SignedPush::from_body(&sign_raw(text.into_bytes())).is_err());
     }
 
+    /// Writes a valid signed body (fixed key, so the same bytes every
+    /// time) for the fuzzer's seeds: `fuzz/gen-seeds.sh` runs it.
+    #[test]
+    #[ignore = "run by fuzz/gen-seeds.sh"]
+    fn write_fuzz_seed() {
+        let Some(path) = std::env::var_os("XUS_PUSH_SEED_OUT") else {
+            return;
+        };
+        let secret = WriterSecret::from_hex(&"42".repeat(32)).expect("key");
+        let body = SignedPush::sign(request(&secret, 3), &secret).to_body();
+        std::fs::write(path, body).expect("writing the seed");
+    }
+
     proptest! {
         #[test]
         fn random_requests_round_trip(

@@ -570,7 +570,22 @@ fn pushes_reach_fetchers_and_backups_and_races_lose_nothing() {
         "{http_status}"
     );
     assert!(!http_status["last_error"].is_null(), "{http_status}");
-    assert!(cluster.status().contains("behind"), "status shows the lag");
+    let text_status = cluster.status();
+    assert!(
+        text_status
+            .lines()
+            .any(|l| l.contains(&format!("backup {}: ", cluster.http_backup))
+                && l.contains(" commit(s) behind on 1 ref(s) for "))
+            && text_status.contains("last error: connecting to"),
+        "{text_status}"
+    );
+    assert!(
+        text_status.contains(&format!(
+            "backup {}: up to date",
+            cluster.file_backup.display()
+        )),
+        "{text_status}"
+    );
     cluster.git_http.start_again();
     wait_for("the HTTP backup to catch up by itself", STEP, || {
         ls_remote(&cluster.http_backup)

@@ -103,7 +103,28 @@ fn print_status(status: &serde_json::Value, out: &mut (dyn Write + Send)) -> any
     Ok(())
 }
 
-/// One line per backup remote; filled in from the remote status fields.
+/// One line per backup remote, from the fields of
+/// [`crate::master::backup::RemoteStatus`].
 fn describe_backup(backup: &serde_json::Value) -> String {
-    backup.to_string()
+    let url = backup["url"].as_str().unwrap_or("?");
+    let refs = backup["refs_behind"].as_u64().unwrap_or(0);
+    let mut line = if refs == 0 {
+        format!("{url}: up to date")
+    } else {
+        let mut line = format!(
+            "{url}: {} commit(s) behind on {refs} ref(s)",
+            backup["commits_behind"].as_u64().unwrap_or(0)
+        );
+        if let Some(since) = backup["behind_since"].as_u64() {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            line.push_str(&format!(" for {} s", now.saturating_sub(since)));
+        }
+        line
+    };
+    if let Some(error) = backup["last_error"].as_str() {
+        line.push_str(&format!("; last error: {error}"));
+    }
+    line
 }

@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 /// The answer to `POST /push`. The HTTP status says the same in brief:
-/// 200 accepted, 409 not a fast-forward, 403 refused, 400/404/413 invalid,
-/// 503 failed (retry).
+/// 200 accepted, 409 not a fast-forward, 403 refused, 400/404 invalid,
+/// 503 failed (retry). (A body over the size limit gets a plain 413.)
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "result", rename_all = "kebab-case")]
 pub enum PushAnswer {
@@ -46,7 +46,7 @@ pub enum PushAnswer {
         /// Why.
         message: String,
     },
-    /// The request itself is wrong (HTTP 400, 404, 413).
+    /// The request itself is wrong (HTTP 400, 404).
     Invalid {
         /// Why.
         message: String,

@@ -54,6 +54,8 @@ pub struct Backups {
 
 struct Remote {
     url: String,
+    /// `url` without its password, for status, answers and logs.
+    shown: String,
     state: Mutex<RemoteState>,
 }
 
@@ -113,6 +115,7 @@ impl Backups {
                 .into_iter()
                 .map(|url| {
                     Arc::new(Remote {
+                        shown: redact(&url),
                         url,
                         state: Mutex::new(RemoteState {
                             behind_since: Some(SystemTime::now()),
@@ -168,7 +171,7 @@ impl Backups {
                 .filter(|r| {
                     lock(&r.state).known.as_ref().and_then(|k| k.get(refname)) == Some(&want)
                 })
-                .map(|r| r.url.clone())
+                .map(|r| r.shown.clone())
                 .collect();
             if !holding.is_empty() {
                 return Ok(holding);
@@ -183,7 +186,7 @@ impl Backups {
                             let state = lock(&r.state);
                             format!(
                                 "{}: {}",
-                                r.url,
+                                r.shown,
                                 state.last_error.as_deref().unwrap_or("not reached yet")
                             )
                         })
@@ -224,7 +227,7 @@ impl Backups {
                     }
                 }
                 RemoteStatus {
-                    url: remote.url.clone(),
+                    url: remote.shown.clone(),
                     refs_behind,
                     commits_behind,
                     behind_since: if refs_behind == 0 {
@@ -291,13 +294,13 @@ async fn worker(
                     if report.in_sync {
                         state.behind_since = None;
                     }
-                    tracing::debug!(url = %remote.url, pushed = report.pushed, "backup remote synced");
+                    tracing::debug!(url = %remote.shown, pushed = report.pushed, "backup remote synced");
                     state.refused.is_empty()
                 }
                 Err(error) => {
                     let message = format!("{error:#}");
                     if state.last_error.as_deref() != Some(message.as_str()) {
-                        tracing::warn!(url = %remote.url, error = %message, "backup remote failed; retrying in the background");
+                        tracing::warn!(url = %remote.shown, error = %message, "backup remote failed; retrying in the background");
                     }
                     state.last_error = Some(message);
                     state.behind_since.get_or_insert(SystemTime::now());
@@ -399,13 +402,15 @@ pub fn restore(git_dir: &Path, remotes: &[String]) -> anyhow::Result<Option<Rest
         Repository::open_bare(git_dir).with_context(|| format!("opening {}", git_dir.display()))?;
     let mut errors = Vec::new();
     let mut readable = false;
-    for url in remotes {
-        if is_path(url) && !Path::new(url).exists() {
+    for target in remotes {
+        let shown = redact(target);
+        let url = &shown;
+        if is_path(target) && !Path::new(target).exists() {
             errors.push(format!("{url}: no repository there"));
             continue;
         }
         let attempt = (|| -> anyhow::Result<Option<Restored>> {
-            let mut remote = repo.remote_anonymous(url)?;
+            let mut remote = repo.remote_anonymous(target)?;
             let listed = list(&mut remote, Direction::Fetch, url)?;
             readable = true;
             if listed.is_empty() {
@@ -429,7 +434,7 @@ pub fn restore(git_dir: &Path, remotes: &[String]) -> anyhow::Result<Option<Rest
             }
             refs.sort();
             Ok(Some(Restored {
-                remote: url.clone(),
+                remote: url.to_string(),
                 refs,
             }))
         })();
@@ -522,6 +527,25 @@ fn count_missing(repo: &Repository, tip: Oid, there: Option<Oid>) -> u64 {
     walk.take(MAX_COUNTED as usize).count() as u64
 }
 
+/// `url` with the secret of its user info (`https://user:token@host/`,
+/// `https://token@host/`) replaced by `***`: remotes are shown in status, answers and logs.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        // `user:password@`: the user may show. A lone `token@` is the
+        // secret itself.
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => format!("{scheme}://***@{host}{path}"),
+        },
+        None => url.to_owned(),
+    }
+}
+
 /// Remotes are URLs or paths; only `http(s)://` URLs are not paths here.
 fn is_path(url: &str) -> bool {
     !url.contains("://")
@@ -551,4 +575,23 @@ fn set_network_timeouts() {
             tracing::warn!(%error, "cannot set libgit2 network timeouts");
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(
+            redact("https://bot:s3cret@git.example.org/w.git"),
+            "https://bot:***@git.example.org/w.git"
+        );
+        assert_eq!(
+            redact("https://token@git.example.org/a@b"),
+            "https://***@git.example.org/a@b"
+        );
+        assert_eq!(redact("http://host/x.git"), "http://host/x.git");
+        assert_eq!(redact("/srv/backup/x.git"), "/srv/backup/x.git");
+    }
 }
