@@ -147,7 +147,7 @@ writers = ["%s"]
 backups = ["%s", "%s"]
 """ % (http_port, first, TIMEOUT_MS, os.path.join(owner, "topics", "bench.secret"), key,
        os.path.join(work, "backup-a.git"), os.path.join(work, "backup-b.git")))
-        master = start([xus, "master", "--config", config], env_for(owner), log=os.path.join(work, "master.log"))
+        master = start([xus, "master", "--config", config, "--init"], env_for(owner), log=os.path.join(work, "master.log"))
         children.append(master)
         Lines(master).wait(lambda l: l.startswith("master http "), 120)
 
@@ -228,6 +228,13 @@ backups = ["%s", "%s"]
         print("| share of all bytes the peers got that came from the master | %.3f |"
               % (uploaded / (commit_bytes * args.peers)))
         print("| wall clock, all %d fetches | %.1f s |" % (args.peers, elapsed))
+    except Exception:
+        for log in ("master.log", "follower.log", "peer0.log"):
+            path = os.path.join(work, log)
+            if os.path.exists(path):
+                with open(path) as f:
+                    print("--- %s (last lines)\n%s" % (log, "".join(f.readlines()[-15:])), file=sys.stderr)
+        raise
     finally:
         for child in children:
             child.kill()

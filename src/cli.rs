@@ -104,6 +104,12 @@ pub struct MasterArgs {
     /// The master's configuration (TOML; see `xus master --help` and the README).
     #[arg(long, required = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Start a topic with no history when its repository is missing and no
+    /// backup remote can be read (a new topic whose backups do not exist
+    /// yet). Without it the master refuses, rather than fork a history it
+    /// cannot see.
+    #[arg(long)]
+    pub init: bool,
     /// Ask a running master instead of running one.
     #[command(subcommand)]
     pub action: Option<MasterAction>,

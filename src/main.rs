@@ -179,7 +179,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             (Some(MasterAction::Status { config, json }), _) => {
                 runtime()?.block_on(master::status(&config, json, &mut stdout))
             }
-            (None, Some(config)) => runtime()?.block_on(master::run(&config, &mut stdout)),
+            (None, Some(config)) => {
+                runtime()?.block_on(master::run(&config, args.init, &mut stdout))
+            }
             (None, None) => anyhow::bail!("xus master needs --config FILE"),
         },
     }

@@ -780,3 +780,72 @@ fn pseudo_random(len: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+#[test]
+fn a_master_with_unreadable_backups_starts_empty_only_with_init() {
+    let net = DhtNet::start(4);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let owner = Machine::new();
+    owner.new_topic("world");
+    let secret = owner.path().join("topics").join("world.secret");
+    let (a, b) = (
+        dir.path().join("disk-a").join("world.git"),
+        dir.path().join("disk-b").join("world.git"),
+    );
+    let config = dir.path().join("master.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"data\"\n[listen]\nbittorrent = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\n\
+             [dht]\nbootstrap = [\"{}\"]\nbind = \"127.0.0.1\"\n\
+             [[topic]]\nname = \"world\"\nsecret_file = \"{}\"\nbackups = [\"{}\", \"{}\"]\n",
+            net.bootstrap(),
+            secret.display(),
+            a.display(),
+            b.display()
+        ),
+    )
+    .expect("config");
+    let out = run_xus_with(owner.xus().args(["master", "--config"]).arg(&config), STEP);
+    assert!(
+        !out.status.success(),
+        "started empty over unreadable backups"
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("refusing to start it empty") && stderr.contains("--init"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("data").join("world.git").exists());
+
+    let mut child = owner
+        .xus()
+        .args(["master", "--init", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("xus master --init");
+    let lines = read_lines(child.stdout.take().expect("stdout"));
+    let mut guard = ChildGuard {
+        child,
+        name: "xus master --init".into(),
+    };
+    let mut printed = Vec::new();
+    while !printed
+        .iter()
+        .any(|l: &String| l.starts_with("master http "))
+    {
+        printed.push(lines.recv_timeout(STEP).expect("the master gets ready"));
+    }
+    assert!(printed[0].starts_with("new topic world"), "{printed:?}");
+    // The missing backup repositories are created and filled as pushes come.
+    wait_for("both backups created", STEP, || {
+        (a.join("HEAD").exists() && b.join("HEAD").exists()).then_some(())
+    });
+    assert!(
+        guard
+            .terminate(Duration::from_secs(30))
+            .is_some_and(|s| s.success())
+    );
+}

@@ -9,10 +9,11 @@ use anyhow::Context;
 
 use crate::master::config::MasterConfig;
 
-/// Runs the master of `config` until Ctrl-C or SIGTERM.
-pub async fn run(config: &Path, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
+/// Runs the master of `config` until Ctrl-C or SIGTERM; `init` lets a
+/// topic whose backups cannot be read start empty.
+pub async fn run(config: &Path, init: bool, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
     let config = MasterConfig::load(config)?;
-    crate::master::run(config, out).await
+    crate::master::run(config, init, out).await
 }
 
 /// Prints the running master's branches and each backup remote's lag (the

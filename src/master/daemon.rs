@@ -30,6 +30,11 @@ use crate::{hex, repo};
 /// download, a backup and a DHT write, so it is longer than a webseed's.
 const HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
+/// When a head could not be published at start (no DHT node reachable
+/// yet), the first refresh comes this soon rather than after the whole
+/// republish interval.
+const RETRY_UNPUBLISHED: Duration = Duration::from_secs(60);
+
 /// What the HTTP handlers share with the main loop.
 pub(crate) struct Master {
     pub(crate) config: MasterConfig,
@@ -75,11 +80,6 @@ impl TopicState {
     fn set_head(&self, head: SignedHead) {
         let mut heads = self.heads.lock().unwrap_or_else(|e| e.into_inner());
         heads.insert(head.branch.as_str().to_owned(), head);
-    }
-
-    fn all_heads(&self) -> Vec<SignedHead> {
-        let heads = self.heads.lock().unwrap_or_else(|e| e.into_inner());
-        heads.values().cloned().collect()
     }
 }
 
@@ -142,7 +142,16 @@ impl Master {
 /// `new topic ...` per topic whose repository was missing, `seeding ...`
 /// per served commit, `head <topic> <branch> <commit> seq <n>` per
 /// published head, then `master http <url> bittorrent <addr>` once ready.
-pub async fn run(config: MasterConfig, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
+///
+/// A topic with no repository here is restored from its backups; when no
+/// backup can be read it is started empty only with `init` (a new topic),
+/// since otherwise an unmounted disk or a network outage would silently
+/// fork the topic's history.
+pub async fn run(
+    config: MasterConfig,
+    init: bool,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     for topic in &config.topics {
@@ -152,7 +161,7 @@ pub async fn run(config: MasterConfig, out: &mut (dyn Write + Send)) -> anyhow::
             topic.name.clone(),
         );
         let line =
-            tokio::task::spawn_blocking(move || prepare(&git_dir, &name, &remotes)).await??;
+            tokio::task::spawn_blocking(move || prepare(&git_dir, &name, &remotes, init)).await??;
         if let Some(line) = line {
             writeln!(out, "{line}")?;
         }
@@ -271,6 +280,7 @@ pub async fn run(config: MasterConfig, out: &mut (dyn Write + Send)) -> anyhow::
         },
     ));
 
+    let mut unpublished = 0;
     for (topic, branch, commit, infohash) in tips {
         match master.publish_head(&topic, &branch, commit, infohash).await {
             Ok(head) => writeln!(
@@ -278,19 +288,30 @@ pub async fn run(config: MasterConfig, out: &mut (dyn Write + Send)) -> anyhow::
                 "head {} {} {} seq {}",
                 topic.config.name, branch, commit, head.seq
             )?,
-            Err(error) => eprintln!(
-                "warning: cannot publish the head of {}/{branch}: {error:#}; retrying at the next refresh",
-                topic.config.name
-            ),
+            Err(error) => {
+                unpublished += 1;
+                eprintln!(
+                    "warning: cannot publish the head of {}/{branch}: {error:#}; retrying in {} s",
+                    topic.config.name,
+                    RETRY_UNPUBLISHED.as_secs()
+                );
+            }
         }
     }
     writeln!(out, "master http {webseed_url} bittorrent {addr}")?;
     out.flush()?;
 
     let mut shutdown = std::pin::pin!(crate::commands::shutdown_signal());
-    let mut republish = tokio::time::interval(config.limits.republish);
+    let first_refresh = if unpublished > 0 {
+        RETRY_UNPUBLISHED.min(config.limits.republish)
+    } else {
+        config.limits.republish
+    };
+    let mut republish = tokio::time::interval_at(
+        tokio::time::Instant::now() + first_refresh,
+        config.limits.republish,
+    );
     republish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    republish.tick().await;
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
@@ -301,7 +322,7 @@ pub async fn run(config: MasterConfig, out: &mut (dyn Write + Send)) -> anyhow::
                 };
                 let _ = request.reply.send(result);
             }
-            _ = republish.tick() => refresh_heads(&master).await,
+            _ = republish.tick() => refresh_heads(&master, &mut seeders, out).await,
         }
     }
     tracing::info!("stopping");
@@ -322,20 +343,55 @@ pub async fn run(config: MasterConfig, out: &mut (dyn Write + Send)) -> anyhow::
     Ok(())
 }
 
-/// Stores every head again (DHT nodes forget items after about two hours);
-/// a head the DHT lost is signed anew.
-async fn refresh_heads(master: &Master) {
+/// Keeps every branch's head on the DHT: stores the signed head again when
+/// it still names the branch tip (DHT nodes forget items after about two
+/// hours), and signs a new one when it does not (a publish that failed
+/// earlier, or a branch moved by hand). Tips are seeded first.
+async fn refresh_heads(master: &Master, seeders: &mut [Seeder<'_>], out: &mut (dyn Write + Send)) {
     let Some(dht) = master.swarm.dht() else {
         return;
     };
-    for topic in &master.topics {
-        for head in topic.all_heads() {
-            match dht.republish(&head).await {
-                Ok(()) => {
-                    tracing::info!(topic = %topic.config.name, branch = %head.branch, seq = head.seq, "head refreshed")
+    for (topic, seeder) in master.topics.iter().zip(seeders.iter_mut()) {
+        let git_dir = topic.git_dir.clone();
+        let branches = match tokio::task::spawn_blocking(move || {
+            repo::open(&git_dir).and_then(|r| repo::all_branches(&r))
+        })
+        .await
+        {
+            Ok(Ok(branches)) => branches,
+            Ok(Err(error)) => {
+                tracing::warn!(topic = %topic.config.name, error = %format!("{error:#}"), "cannot read branches");
+                continue;
+            }
+            Err(error) => {
+                tracing::warn!(topic = %topic.config.name, %error, "cannot read branches");
+                continue;
+            }
+        };
+        for (branch, commit) in branches {
+            let current = topic
+                .head(&branch)
+                .filter(|h| h.head.commit.as_slice() == commit.0.as_slice());
+            let result = match current {
+                Some(head) => dht
+                    .republish(&head)
+                    .await
+                    .map(|()| head.seq)
+                    .map_err(anyhow::Error::from),
+                None => match seeder.add(commit, out).await {
+                    Ok(infohash) => master
+                        .publish_head(topic, &branch, commit, infohash)
+                        .await
+                        .map(|h| h.seq),
+                    Err(error) => Err(error),
+                },
+            };
+            match result {
+                Ok(seq) => {
+                    tracing::info!(topic = %topic.config.name, %branch, seq, "head refreshed")
                 }
                 Err(error) => {
-                    tracing::warn!(topic = %topic.config.name, branch = %head.branch, %error, "head refresh failed")
+                    tracing::warn!(topic = %topic.config.name, %branch, error = %format!("{error:#}"), "head refresh failed")
                 }
             }
         }
@@ -347,7 +403,12 @@ async fn refresh_heads(master: &Master) {
 /// empty. Refuses to start a topic whose remotes are all unreachable,
 /// since a new empty history would hide the real one. Returns a line to
 /// print when something was done.
-fn prepare(git_dir: &Path, name: &str, remotes: &[String]) -> anyhow::Result<Option<String>> {
+fn prepare(
+    git_dir: &Path,
+    name: &str,
+    remotes: &[String],
+    init: bool,
+) -> anyhow::Result<Option<String>> {
     if git_dir.exists() {
         repo::open(git_dir)?;
         return Ok(None);
@@ -361,11 +422,21 @@ fn prepare(git_dir: &Path, name: &str, remotes: &[String]) -> anyhow::Result<Opt
     }
     git2::Repository::init_bare(&partial)
         .with_context(|| format!("creating {}", partial.display()))?;
-    let restored = backup::restore(&partial, remotes).with_context(|| {
-        format!(
-            "topic '{name}' has no repository in the data directory and no backup remote could be read; refusing to start it empty"
-        )
-    })?;
+    let restored = match backup::restore(&partial, remotes) {
+        Ok(restored) => restored,
+        Err(error) if init => {
+            std::fs::rename(&partial, git_dir)
+                .with_context(|| format!("moving {} into place", partial.display()))?;
+            return Ok(Some(format!(
+                "new topic {name}: no backup remote could be read ({error:#}); started empty because of --init"
+            )));
+        }
+        Err(error) => {
+            return Err(error.context(format!(
+                "topic '{name}' has no repository in the data directory and no backup remote could be read; refusing to start it empty (for a new topic, start once with --init)"
+            )));
+        }
+    };
     std::fs::rename(&partial, git_dir)
         .with_context(|| format!("moving {} into place", partial.display()))?;
     Ok(Some(match restored {
