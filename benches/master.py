@@ -108,6 +108,8 @@ def main():
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--peers", type=int, default=16)
     ap.add_argument("--size-mib", type=int, default=64)
+    ap.add_argument("--master-upload-kib", type=int, default=0,
+                    help="cap on the master's upload ([limits] max_upload_kib); 0: none")
     args = ap.parse_args()
     if not os.path.exists(args.xus):
         sys.exit("%s is missing: run cargo build --release first" % args.xus)
@@ -147,6 +149,8 @@ writers = ["%s"]
 backups = ["%s", "%s"]
 """ % (http_port, first, TIMEOUT_MS, os.path.join(owner, "topics", "bench.secret"), key,
        os.path.join(work, "backup-a.git"), os.path.join(work, "backup-b.git")))
+            if args.master_upload_kib:
+                f.write("[limits]\nmax_upload_kib = %d\n" % args.master_upload_kib)
         master = start([xus, "master", "--config", config, "--init"], env_for(owner), log=os.path.join(work, "master.log"))
         children.append(master)
         Lines(master).wait(lambda l: l.startswith("master http "), 120)
@@ -212,15 +216,17 @@ backups = ["%s", "%s"]
             fetchers.append(subprocess.Popen(
                 [xus, "fetch", "xus://%s/main" % topic, "--bare", "--repo", os.path.join(work, "peer%d" % i),
                  "--listen", "127.0.0.1:0", *flags],
-                env=env_for(os.path.join(work, "peer-home%d" % i)),
+                env=dict(env_for(os.path.join(work, "peer-home%d" % i)),
+                         XUS_LOG=os.environ.get("XUS_BENCH_PEER_LOG", "warn")),
                 stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "peer%d.log" % i), "w")))
         failed = sum(1 for p in fetchers if p.wait(timeout=900) != 0)
         elapsed = time.time() - t0
         uploaded = status(http_port)["uploaded_bytes"] - before
         commit_bytes = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(repo)
                            if ".git" not in d for f in fs)
-        print("\n%d fresh peers fetch a commit at once (%.1f MiB, %d MiB of it new), %d failed:"
-              % (args.peers, commit_bytes / 2**20, args.size_mib, failed))
+        print("\n%d fresh peers fetch a commit at once (%.1f MiB, %d MiB of it new), master upload cap %s, %d failed:"
+              % (args.peers, commit_bytes / 2**20, args.size_mib,
+                 "%d KiB/s" % args.master_upload_kib if args.master_upload_kib else "none", failed))
         print("| measure | value |")
         print("| --- | ---: |")
         print("| master upload | %.1f MiB |" % (uploaded / 2**20))
@@ -239,7 +245,10 @@ backups = ["%s", "%s"]
         for child in children:
             child.kill()
             child.wait()
-        shutil.rmtree(work, ignore_errors=True)
+        if os.environ.get("XUS_BENCH_KEEP"):
+            print("kept %s" % work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

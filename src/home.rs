@@ -122,19 +122,9 @@ impl Home {
         let dir = path.parent().context("topic path has a parent")?;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let secret = TopicSecret::generate()?;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                anyhow::anyhow!("topic '{name}' already exists ({})", path.display())
-            } else {
-                anyhow::Error::new(e).context(format!("creating {}", path.display()))
-            }
+        write_new_secret(&path, &secret.to_hex(), || {
+            format!("topic '{name}' already exists ({})", path.display())
         })?;
-        writeln!(file, "{}", secret.to_hex())?;
-        file.sync_all()?;
         Ok(secret)
     }
 
@@ -282,6 +272,30 @@ impl Home {
         }
         Ok(out)
     }
+}
+
+/// Writes `hex` and a newline to a new file readable by its owner only
+/// (topic and writer secrets), refusing to replace an existing one with the
+/// message `exists` gives: a lost secret is a lost identity.
+pub fn write_new_secret(
+    path: &Path,
+    hex: &str,
+    exists: impl FnOnce() -> String,
+) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            anyhow::anyhow!(exists())
+        } else {
+            anyhow::Error::new(e).context(format!("creating {}", path.display()))
+        }
+    })?;
+    writeln!(file, "{hex}")?;
+    file.sync_all()?;
+    Ok(())
 }
 
 /// Topic names are file names (here and in a master's data directory):

@@ -3,7 +3,6 @@
 //! requests, so a master never trusts an address or a password.
 
 use std::fmt;
-use std::io::Write;
 use std::path::Path;
 use std::str::FromStr;
 
@@ -146,22 +145,12 @@ impl WriterSecret {
     /// every master that trusts it.
     pub fn create(path: &Path) -> anyhow::Result<Self> {
         let secret = Self::generate()?;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                anyhow::anyhow!(
-                    "a writer key already exists at {} (`xus writer show` prints it)",
-                    path.display()
-                )
-            } else {
-                anyhow::Error::new(e).context(format!("creating {}", path.display()))
-            }
+        crate::home::write_new_secret(path, &secret.to_hex(), || {
+            format!(
+                "a writer key already exists at {} (`xus writer show` prints it)",
+                path.display()
+            )
         })?;
-        writeln!(file, "{}", secret.to_hex())?;
-        file.sync_all()?;
         Ok(secret)
     }
 }

@@ -68,6 +68,7 @@ struct RawLimits {
     fetch_stall_secs: Option<u64>,
     republish_secs: Option<u64>,
     cache_mb: Option<u64>,
+    max_upload_kib: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -115,6 +116,10 @@ pub struct Limits {
     pub republish: Duration,
     /// Memory for inflated blobs, per topic.
     pub cache_bytes: u64,
+    /// Cap on the master's BitTorrent upload, bytes per second: with it,
+    /// fresh peers take most pieces from each other and the master's link
+    /// stays free for pushes.
+    pub max_upload_bps: Option<u32>,
 }
 
 /// One owned topic.
@@ -243,6 +248,7 @@ impl MasterConfig {
                 .cache_mb
                 .unwrap_or(256)
                 .saturating_mul(1024 * 1024),
+            max_upload_bps: raw.limits.max_upload_kib.map(|k| k.saturating_mul(1024)),
         };
         Ok(Self {
             data_dir: base.join(raw.data_dir),

@@ -71,6 +71,15 @@ impl TopicState {
         locks.entry(branch.to_owned()).or_default().clone()
     }
 
+    /// Every branch and its tip, read from the repository now.
+    pub(crate) async fn branches(&self) -> anyhow::Result<Vec<(String, ObjectId)>> {
+        let git_dir = self.git_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            repo::open(&git_dir).and_then(|r| repo::all_branches(&r))
+        })
+        .await?
+    }
+
     /// The last head published for `branch`.
     pub(crate) fn head(&self, branch: &str) -> Option<SignedHead> {
         let heads = self.heads.lock().unwrap_or_else(|e| e.into_inner());
@@ -171,7 +180,10 @@ pub async fn run(
     let swarm = Arc::new(
         Swarm::start(
             config.bittorrent,
-            crate::engine::RateLimits::default(),
+            crate::engine::RateLimits {
+                upload_bps: config.limits.max_upload_bps,
+                download_bps: None,
+            },
             Some(&dht_config),
             true,
         )
@@ -352,19 +364,10 @@ async fn refresh_heads(master: &Master, seeders: &mut [Seeder<'_>], out: &mut (d
         return;
     };
     for (topic, seeder) in master.topics.iter().zip(seeders.iter_mut()) {
-        let git_dir = topic.git_dir.clone();
-        let branches = match tokio::task::spawn_blocking(move || {
-            repo::open(&git_dir).and_then(|r| repo::all_branches(&r))
-        })
-        .await
-        {
-            Ok(Ok(branches)) => branches,
-            Ok(Err(error)) => {
-                tracing::warn!(topic = %topic.config.name, error = %format!("{error:#}"), "cannot read branches");
-                continue;
-            }
+        let branches = match topic.branches().await {
+            Ok(branches) => branches,
             Err(error) => {
-                tracing::warn!(topic = %topic.config.name, %error, "cannot read branches");
+                tracing::warn!(topic = %topic.config.name, error = %format!("{error:#}"), "cannot read branches");
                 continue;
             }
         };

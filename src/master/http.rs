@@ -17,7 +17,6 @@ use super::answer::BranchSummary;
 use super::backup::RemoteStatus;
 use super::daemon::{Master, topic_id};
 use crate::push_request::MAX_PUSH_BODY;
-use crate::repo;
 
 /// The routes, sharing `master`.
 pub(crate) fn routes(master: Arc<Master>) -> Router {
@@ -56,21 +55,13 @@ struct TopicStatus {
 async fn status(State(master): State<Arc<Master>>) -> Response {
     let mut topics = Vec::new();
     for topic in &master.topics {
-        let git_dir = topic.git_dir.clone();
-        let branches = match tokio::task::spawn_blocking(move || {
-            repo::open(&git_dir).and_then(|r| repo::all_branches(&r))
-        })
-        .await
-        {
-            Ok(Ok(branches)) => branches,
-            Ok(Err(error)) => {
+        let branches = match topic.branches().await {
+            Ok(branches) => branches,
+            Err(error) => {
                 return json(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     &format!("reading topic {}: {error:#}", topic.config.name),
                 );
-            }
-            Err(error) => {
-                return json(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string());
             }
         };
         topics.push(TopicStatus {
