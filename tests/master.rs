@@ -703,11 +703,19 @@ fn dht_hex(text: &str) -> Vec<u8> {
 #[test]
 fn a_master_killed_mid_push_loses_and_duplicates_nothing() {
     let writer = Writer::new(None);
+    // Two commits in the first push: the master takes both, parents first.
+    writer.write("a.txt", "zero\n");
+    let zero = writer.commit("zero");
     writer.write("a.txt", "first\n");
     let first = writer.commit("first");
     let mut cluster = Cluster::new(&[&writer]);
     cluster.start_master();
     assert_eq!(pushed(&writer.push(&cluster.url())), first);
+    assert_eq!(
+        git(&cluster.data(), &["rev-parse", "main~1"]),
+        zero,
+        "the whole history came along"
+    );
 
     // A big enough change that the master is still downloading when killed.
     writer.write("assets/big.bin", pseudo_random(64 << 20));
@@ -754,7 +762,7 @@ fn a_master_killed_mid_push_loses_and_duplicates_nothing() {
     );
     assert_fsck_clean(&cluster.data());
     let count = git(&cluster.data(), &["rev-list", "--count", "main"]);
-    assert_eq!(count, "2", "history is first + second, nothing twice");
+    assert_eq!(count, "3", "history is zero, first, second: nothing twice");
     assert!(
         !cluster.data().join("shallow").exists(),
         "the master's repository is complete"
