@@ -101,7 +101,8 @@ pub struct PushArgs {
 #[derive(Debug, Args)]
 #[command(subcommand_negates_reqs = true)]
 pub struct MasterArgs {
-    /// The master's configuration (TOML; see `xus master --help` and the README).
+    /// The master's configuration (TOML: data directory, listen addresses,
+    /// DHT, topics with their writers and backup remotes; see the README).
     #[arg(long, required = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Start a topic with no history when its repository is missing and no
