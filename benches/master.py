@@ -207,7 +207,9 @@ backups = ["%s", "%s"]
             f.write(os.urandom(args.size_mib << 20))
         git(repo, "add", "asset.bin")
         git(repo, "commit", "-qm", "asset")
-        subprocess.run(push, env=env_for(writer_home), check=True, capture_output=True)
+        out = subprocess.run(push, env=env_for(writer_home), capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError("push of the asset failed: %s" % out.stderr)
         follower.kill()
         before = status(http_port)["uploaded_bytes"]
         t0 = time.time()

@@ -232,6 +232,46 @@ impl Engine {
         }
     }
 
+    /// Makes this download start at `start` bytes into file `file_index`
+    /// and move on from there as it progresses, wrapping at the end,
+    /// instead of librqbit's fixed order (files by name; in each, first,
+    /// last, then the rest). Peers that start together then hold different
+    /// pieces and can trade them, rather than all asking the seed for the
+    /// same ones. It uses librqbit's stream priorities (a stream's next
+    /// 32 MiB go first) without reading the stream. Stops when the download
+    /// completes or the returned task is aborted.
+    pub async fn spread_start(
+        handle: &TorrentHandle,
+        file_index: usize,
+        file_len: u64,
+        start: u64,
+    ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+        use tokio::io::AsyncSeekExt;
+        anyhow::ensure!(file_len > 0, "file {file_index} is empty");
+        let mut stream = Arc::clone(handle)
+            .stream(file_index)
+            .await
+            .with_context(|| format!("opening a stream on file {file_index}"))?;
+        let start = start % file_len;
+        stream.seek(std::io::SeekFrom::Start(start)).await?;
+        let handle = Arc::clone(handle);
+        let base = Engine::progress(&handle).have;
+        Ok(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let progress = Engine::progress(&handle);
+                if progress.finished {
+                    return;
+                }
+                let position = (start + progress.have.saturating_sub(base)) % file_len;
+                if let Err(error) = stream.seek(std::io::SeekFrom::Start(position)).await {
+                    tracing::debug!(%error, "moving the download's start failed");
+                    return;
+                }
+            }
+        }))
+    }
+
     /// Waits until every piece of `handle` is held and verified.
     pub async fn wait_complete(handle: &TorrentHandle) -> anyhow::Result<()> {
         handle.wait_until_completed().await

@@ -665,6 +665,20 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// The largest file still to download (index in the torrent, length), when
+/// it is big enough for its order to matter (several pieces).
+fn largest_missing(torrent: &CommitTorrent, missing: &[bool]) -> Option<(usize, u64)> {
+    torrent
+        .files
+        .iter()
+        .zip(missing)
+        .enumerate()
+        .filter(|(_, (_, missing))| **missing)
+        .map(|(index, (file, _))| (index, file.length))
+        .max_by_key(|&(_, length)| length)
+        .filter(|&(_, length)| length >= 4 * torrent.piece_length)
+}
+
 /// The staging file of a torrent's downloaded bytes.
 fn payload_path(git_dir: &Path, info_hash: ObjectId) -> PathBuf {
     git_dir.join("xus").join("partial").join(info_hash.to_hex())
@@ -770,6 +784,22 @@ async fn download(
             InfoHash(torrent.info_hash.0),
             addr.port(),
         ))),
+        _ => None,
+    };
+    // With other peers about, start at a random place in the largest
+    // missing file, so that peers fetching at the same time can trade.
+    let _spread = match largest_missing(torrent, &missing) {
+        Some((index, length)) if swarm.dht().is_some() || peers.len() > 1 => {
+            let mut random = [0u8; 8];
+            match getrandom::fill(&mut random) {
+                Ok(()) => Engine::spread_start(&handle, index, length, u64::from_le_bytes(random))
+                    .await
+                    .map(AbortOnDrop)
+                    .map_err(|error| tracing::debug!(error = %format!("{error:#}"), "keeping the engine's piece order"))
+                    .ok(),
+                Err(_) => None,
+            }
+        }
         _ => None,
     };
     let start = Engine::progress(&handle);
