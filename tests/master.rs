@@ -183,6 +183,13 @@ backups = ["{file_backup}", "{http_backup}"]
         }
     }
 
+    /// Adds a line under `[limits]` (before the master starts).
+    fn limit(&self, line: &str) {
+        let text = std::fs::read_to_string(self.config()).expect("config");
+        let text = text.replace("[limits]\n", &format!("[limits]\n{line}\n"));
+        std::fs::write(self.config(), text).expect("config");
+    }
+
     fn config(&self) -> PathBuf {
         self.dir.path().join("master.toml")
     }
@@ -856,4 +863,65 @@ fn a_master_with_unreadable_backups_starts_empty_only_with_init() {
             .terminate(Duration::from_secs(30))
             .is_some_and(|s| s.success())
     );
+}
+
+#[test]
+fn fresh_peers_fetching_together_take_pieces_from_each_other() {
+    const SIZE: u64 = 16 << 20;
+    const PEERS: usize = 4;
+    let writer = Writer::new(None);
+    writer.write("asset.bin", pseudo_random(SIZE as usize));
+    let commit = writer.commit("asset");
+    let mut cluster = Cluster::new(&[&writer]);
+    // A slow master, as on a home uplink: the peers must share to finish.
+    cluster.limit("max_upload_kib = 2048");
+    cluster.start_master();
+    assert_eq!(pushed(&writer.push(&cluster.url())), commit);
+    let uploaded = || {
+        cluster.status_json()["uploaded_bytes"]
+            .as_u64()
+            .expect("uploaded_bytes in the status")
+    };
+    let before = uploaded();
+    let head = format!("xus://{}/main", cluster.topic);
+    let mut fetchers = Vec::new();
+    for _ in 0..PEERS {
+        let machine = Machine::new();
+        let repo = tempfile::tempdir().expect("tempdir");
+        let child = machine
+            .xus()
+            .args([
+                "fetch",
+                &head,
+                "--bare",
+                "--listen",
+                "127.0.0.1:0",
+                "--repo",
+            ])
+            .arg(repo.path())
+            .args(cluster.net.flags())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("xus fetch");
+        fetchers.push((child, repo, machine));
+    }
+    for (child, repo, _machine) in &mut fetchers {
+        let out = wait_output(child);
+        assert!(out.status.success(), "fetch: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains(&format!("fetched {commit}")));
+        assert_fsck_clean(repo.path());
+    }
+    let sent = uploaded() - before;
+    eprintln!(
+        "the master sent {:.2} copies of the commit to {PEERS} peers",
+        sent as f64 / SIZE as f64
+    );
+    // Each peer starts at its own random place in the file, so they trade;
+    // with librqbit's fixed piece order the master sent a copy to each.
+    assert!(
+        sent < SIZE * (PEERS as u64) * 4 / 5,
+        "the master sent {sent} bytes for {PEERS} copies of {SIZE}: the peers did not share"
+    );
+    cluster.stop_master();
 }
