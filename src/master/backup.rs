@@ -38,6 +38,9 @@ const FIRST_RETRY: Duration = Duration::from_secs(1);
 /// remote changed behind the master's back shows up in the status.
 const RECHECK: Duration = Duration::from_secs(300);
 
+/// Why a ref was left alone when the remote holds it elsewhere.
+const NOT_FAST_FORWARD: &str = "not a fast-forward";
+
 /// Most commits counted per ref when reporting lag.
 const MAX_COUNTED: u64 = 100_000;
 
@@ -67,8 +70,9 @@ struct RemoteState {
     last_error: Option<String>,
     last_success: Option<SystemTime>,
     behind_since: Option<SystemTime>,
-    /// Refs the remote holds elsewhere, not fast-forwardable to ours.
-    refused: Vec<String>,
+    /// Refs left alone there: held elsewhere (not fast-forwardable to
+    /// ours) or refused by the remote itself; with the reason.
+    refused: Vec<(String, String)>,
 }
 
 /// How far one remote is behind, as `GET /status` and `xus master status`
@@ -87,8 +91,9 @@ pub struct RemoteStatus {
     pub last_success: Option<u64>,
     /// Why the last attempt failed, if it did.
     pub last_error: Option<String>,
-    /// Refs it holds at commits that ours do not descend from: never
-    /// overwritten, someone must look.
+    /// Refs it holds at commits that ours do not descend from, or that it
+    /// refused itself (a hook, a protected branch): never forced, someone
+    /// must look. The reasons are in `last_error`.
     pub refused: Vec<String>,
 }
 
@@ -237,7 +242,7 @@ impl Backups {
                     },
                     last_success: state.last_success.map(unix),
                     last_error: state.last_error.clone(),
-                    refused: state.refused.clone(),
+                    refused: state.refused.iter().map(|(name, _)| name.clone()).collect(),
                 }
             })
             .collect()
@@ -273,8 +278,8 @@ async fn worker(
     let mut backoff = FIRST_RETRY;
     loop {
         changed.borrow_and_update();
-        let (dir, url) = (git_dir.clone(), remote.url.clone());
-        let attempt = tokio::task::spawn_blocking(move || sync_once(&dir, &url))
+        let (dir, target, url) = (git_dir.clone(), remote.url.clone(), remote.shown.clone());
+        let attempt = tokio::task::spawn_blocking(move || sync_once(&dir, &target, &url))
             .await
             .map_err(anyhow::Error::from)
             .and_then(|r| r);
@@ -286,10 +291,12 @@ async fn worker(
                     state.known = Some(report.remote_refs);
                     state.refused = report.refused;
                     state.last_error = (!state.refused.is_empty()).then(|| {
-                        format!(
-                            "not a fast-forward there, left alone: {}",
-                            state.refused.join(", ")
-                        )
+                        let refs: Vec<String> = state
+                            .refused
+                            .iter()
+                            .map(|(name, why)| format!("{name} ({why})"))
+                            .collect();
+                        format!("left alone there, never forced: {}", refs.join(", "))
                     });
                     if report.in_sync {
                         state.behind_since = None;
@@ -326,23 +333,26 @@ async fn worker(
 
 struct SyncReport {
     remote_refs: HashMap<String, Oid>,
-    refused: Vec<String>,
+    /// Ref name and why it was not pushed.
+    refused: Vec<(String, String)>,
     pushed: usize,
     in_sync: bool,
 }
 
 /// Lists the remote, pushes every backed-up ref that differs and is a
 /// fast-forward there, and reports what the remote holds afterwards.
-fn sync_once(git_dir: &Path, url: &str) -> anyhow::Result<SyncReport> {
+/// `target` is the real URL, `url` the one without password that messages
+/// may carry.
+fn sync_once(git_dir: &Path, target: &str, url: &str) -> anyhow::Result<SyncReport> {
     let repo =
         Repository::open_bare(git_dir).with_context(|| format!("opening {}", git_dir.display()))?;
-    if is_path(url) && !Path::new(url).exists() {
+    if is_path(target) && !Path::new(target).exists() {
         // A backup disk that is mounted but empty: start the copy.
-        Repository::init_bare(url).with_context(|| format!("creating {url}"))?;
+        Repository::init_bare(target).with_context(|| format!("creating {url}"))?;
     }
     let local = backed_up_refs(&repo)?;
     let mut remote = repo
-        .remote_anonymous(url)
+        .remote_anonymous(target)
         .with_context(|| format!("{url} is not a usable remote"))?;
     let mut remote_refs = list(&mut remote, Direction::Push, url)?;
     let mut refspecs = Vec::new();
@@ -353,7 +363,9 @@ fn sync_once(git_dir: &Path, url: &str) -> anyhow::Result<SyncReport> {
         let ours = local[name];
         match remote_refs.get(name) {
             Some(&theirs) if theirs == ours => {}
-            Some(&theirs) if !fast_forward(&repo, theirs, ours) => refused.push(name.clone()),
+            Some(&theirs) if !fast_forward(&repo, theirs, ours) => {
+                refused.push((name.clone(), NOT_FAST_FORWARD.to_owned()));
+            }
             _ => refspecs.push(format!("{name}:{name}")),
         }
     }
@@ -376,7 +388,7 @@ fn sync_once(git_dir: &Path, url: &str) -> anyhow::Result<SyncReport> {
             let name = spec.split(':').next().unwrap_or(spec);
             if let Some((_, message)) = rejected.iter().find(|(r, _)| r == name) {
                 tracing::warn!(%url, refname = %name, %message, "the remote refused a ref");
-                refused.push(format!("{name} ({message})"));
+                refused.push((name.to_owned(), message.clone()));
             } else {
                 remote_refs.insert(name.to_owned(), local[name]);
             }
@@ -386,7 +398,7 @@ fn sync_once(git_dir: &Path, url: &str) -> anyhow::Result<SyncReport> {
     Ok(SyncReport {
         remote_refs,
         refused,
-        pushed: refspecs.len() - rejected.len(),
+        pushed: refspecs.len().saturating_sub(rejected.len()),
         in_sync,
     })
 }
@@ -580,6 +592,85 @@ fn set_network_timeouts() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A commit on `refname` with the given parents and an empty tree.
+    fn commit(repo: &Repository, refname: Option<&str>, parents: &[Oid], message: &str) -> Oid {
+        let signature =
+            git2::Signature::new("t", "t@example.invalid", &git2::Time::new(1_700_000_000, 0))
+                .expect("signature");
+        let tree = repo
+            .find_tree(repo.treebuilder(None).expect("tree").write().expect("tree"))
+            .expect("tree");
+        let parents: Vec<git2::Commit<'_>> = parents
+            .iter()
+            .map(|p| repo.find_commit(*p).expect("parent"))
+            .collect();
+        let parents: Vec<&git2::Commit<'_>> = parents.iter().collect();
+        repo.commit(refname, &signature, &signature, message, &tree, &parents)
+            .expect("commit")
+    }
+
+    #[test]
+    fn lag_and_fast_forwards_follow_history() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = Repository::init_bare(dir.path()).expect("init");
+        let a = commit(&repo, None, &[], "a");
+        let b = commit(&repo, None, &[a], "b");
+        let c = commit(&repo, None, &[b], "c");
+        let d = commit(&repo, None, &[a], "d");
+        let unknown = Oid::from_str("1234567890123456789012345678901234567890").expect("oid");
+        assert!(fast_forward(&repo, a, c));
+        assert!(!fast_forward(&repo, c, a), "backwards");
+        assert!(!fast_forward(&repo, d, c), "sideways");
+        assert!(!fast_forward(&repo, unknown, c), "unknown there");
+        assert_eq!(count_missing(&repo, c, Some(a)), 2);
+        assert_eq!(count_missing(&repo, c, Some(c)), 0);
+        assert_eq!(count_missing(&repo, c, Some(d)), 2, "b and c; a is shared");
+        assert_eq!(count_missing(&repo, c, None), 3);
+        assert_eq!(count_missing(&repo, c, Some(unknown)), 3);
+    }
+
+    #[test]
+    fn a_sync_creates_a_missing_disk_remote_and_never_forces() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let local_dir = dir.path().join("local.git");
+        let local = Repository::init_bare(&local_dir).expect("init");
+        let a = commit(&local, Some("refs/heads/main"), &[], "a");
+        commit(&local, Some("refs/xus/rejected/main/1"), &[a], "kept");
+        local
+            .reference("refs/tags/v1", a, false, "not backed up")
+            .expect("tag");
+        let remote_dir = dir.path().join("disk").join("backup.git");
+        let url = remote_dir.to_str().expect("utf-8");
+
+        let report = sync_once(&local_dir, url, url).expect("first sync");
+        assert!(report.in_sync && report.refused.is_empty());
+        assert_eq!(report.pushed, 2);
+        let remote = Repository::open_bare(&remote_dir).expect("created");
+        assert_eq!(
+            backed_up_refs(&remote).expect("refs"),
+            backed_up_refs(&local).expect("refs")
+        );
+        assert!(
+            remote.find_reference("refs/tags/v1").is_err(),
+            "tags are not backed up"
+        );
+
+        // The remote's main moves elsewhere; ours moves on too.
+        let theirs = commit(&remote, Some("refs/heads/main"), &[a], "theirs");
+        commit(&local, Some("refs/heads/main"), &[a], "ours");
+        let report = sync_once(&local_dir, url, url).expect("second sync");
+        assert!(!report.in_sync);
+        assert_eq!(
+            report.refused,
+            vec![("refs/heads/main".to_owned(), NOT_FAST_FORWARD.to_owned())]
+        );
+        assert_eq!(report.pushed, 0);
+        assert_eq!(
+            remote.refname_to_id("refs/heads/main").expect("main"),
+            theirs
+        );
+    }
 
     #[test]
     fn passwords_never_show() {
