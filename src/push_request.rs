@@ -482,17 +482,23 @@ mod tests {
         assert!(SignedPush::from_body(&sign_raw(text.into_bytes())).is_err());
     }
 
-    /// Writes a valid signed body (fixed key, so the same bytes every
-    /// time) for the fuzzer's seeds: `fuzz/gen-seeds.sh` runs it.
+    /// The fuzzer's seed `fuzz/seeds/push_request/signed` is a valid body
+    /// of today's format (fixed key, so the same bytes every time); with
+    /// `XUS_PUSH_SEED_OUT` set it writes the seed instead
+    /// (`fuzz/gen-seeds.sh`).
     #[test]
-    #[ignore = "run by fuzz/gen-seeds.sh"]
-    fn write_fuzz_seed() {
-        let Some(path) = std::env::var_os("XUS_PUSH_SEED_OUT") else {
-            return;
-        };
+    fn the_fuzz_seed_is_a_current_signed_body() {
         let secret = WriterSecret::from_hex(&"42".repeat(32)).expect("key");
         let body = SignedPush::sign(request(&secret, 3), &secret).to_body();
-        std::fs::write(path, body).expect("writing the seed");
+        if let Some(path) = std::env::var_os("XUS_PUSH_SEED_OUT") {
+            std::fs::write(path, &body).expect("writing the seed");
+            return;
+        }
+        let seed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/seeds/push_request/signed");
+        let stored = std::fs::read(&seed).expect("the committed fuzz seed");
+        assert_eq!(stored, body, "regenerate it with fuzz/gen-seeds.sh");
+        assert!(SignedPush::from_body(&stored).is_ok());
     }
 
     proptest! {
