@@ -174,8 +174,8 @@ pub struct DhtArgs {
 
 impl DhtArgs {
     /// As the plain options the commands take.
-    pub fn options(&self) -> crate::discovery::DhtOptions {
-        crate::discovery::DhtOptions {
+    pub fn options(&self) -> crate::swarm::discovery::DhtOptions {
+        crate::swarm::discovery::DhtOptions {
             bootstrap: self.bootstrap.clone(),
             port: self.dht_port,
             bind: self.dht_bind,
@@ -312,8 +312,8 @@ pub struct NetArgs {
 
 impl NetArgs {
     /// The engine configuration these options describe.
-    pub fn rates(&self) -> crate::engine::RateLimits {
-        crate::engine::RateLimits {
+    pub fn rates(&self) -> crate::swarm::engine::RateLimits {
+        crate::swarm::engine::RateLimits {
             upload_bps: self.max_upload.map(|k| k.saturating_mul(1024)),
             download_bps: self.max_download.map(|k| k.saturating_mul(1024)),
         }

@@ -9,7 +9,7 @@
 //! first; a magnet link, for instance:
 //!
 //! ```
-//! use xus::magnet::Magnet;
+//! use xus::torrent::magnet::Magnet;
 //!
 //! let m = Magnet::parse(
 //!     "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567&x.pe=127.0.0.1:6881",
@@ -19,26 +19,29 @@
 //! assert_eq!(m.peers, vec!["127.0.0.1:6881".parse().expect("address")]);
 //! assert!(Magnet::parse("magnet:?dn=no-infohash").is_err());
 //! ```
+//!
+//! # Layers
+//!
+//! Each module uses only those listed before it, never one after:
+//!
+//! | layer | owns |
+//! | --- | --- |
+//! | [`hex`] | the one strict hex codec (from the `xus-codec` crate) |
+//! | [`git`] | object ids and trees (pure), repository helpers, blob reading, pack writing, `.git/xus/` |
+//! | [`torrent`] | the commit torrent: bencode, format, build, parse, magnet links, import into Git, reuse of older versions |
+//! | [`topic`] | xus's home, head addresses, writer keys, push requests and answers |
+//! | [`swarm`] | the BitTorrent engine and its Git storage, DHT discovery and announcing, webseeds, the fetch and seed pipelines |
+//! | [`master`] | the topic master, and the writer's side of a push |
+//! | [`commands`], [`cli`] | thin adapters: parse options, call the library, print |
+//!
+//! The leaf crates `tracker-free` (DHT) and `webseed` (HTTP) know nothing
+//! of this crate; `swarm` and `topic` join them to Git.
 
-pub mod bencode;
-pub mod cache;
 pub mod cli;
 pub mod commands;
-pub mod discovery;
-pub mod engine;
-pub mod format;
-pub mod gitobj;
-pub mod head_address;
+pub mod git;
 pub mod hex;
-pub mod home;
-pub mod import;
-pub mod magnet;
 pub mod master;
-pub mod pack;
-pub mod push_request;
-pub mod repo;
-pub mod scavenge;
-pub mod storage;
-pub mod weak;
-pub mod webseed_source;
-pub mod writer_key;
+pub mod swarm;
+pub mod topic;
+pub mod torrent;

@@ -8,8 +8,9 @@ use xus::cli::{Cli, Command, DhtCommand, MasterAction, TopicCommand, WriterComma
 use xus::commands::{
     dht, fetch, follow, master, publish, push, seed, topic, torrent, webseed, writer,
 };
-use xus::home::Home;
-use xus::import::RefOptions;
+use xus::swarm::fetch::FetchRequest;
+use xus::topic::home::Home;
+use xus::torrent::import::RefOptions;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -72,24 +73,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Fetch(args) => runtime()?.block_on(fetch::run(
             fetch::FetchOptions {
                 source: args.source,
-                repo: args.repo,
-                bare: args.bare,
-                refs: RefOptions {
-                    branch: args.branch,
-                    force: args.force,
-                    checkout: args.checkout,
-                    tracking: None,
+                request: FetchRequest {
+                    repo: args.repo,
+                    bare: args.bare,
+                    refs: RefOptions {
+                        branch: args.branch,
+                        force: args.force,
+                        checkout: args.checkout,
+                        tracking: None,
+                    },
+                    peers: args.net.peers.clone(),
+                    webseeds: args.webseeds,
+                    metadata_timeout: Duration::from_secs(args.metadata_timeout),
+                    stall_timeout: Duration::from_secs(args.stall_timeout),
+                    require_parents: false,
                 },
                 listen: args.net.listen,
                 rates: args.net.rates(),
-                peers: args.net.peers,
-                metadata_timeout: Duration::from_secs(args.metadata_timeout),
-                stall_timeout: Duration::from_secs(args.stall_timeout),
                 dht: args.dht.options(),
                 no_dht: args.no_dht,
-                webseeds: args.webseeds,
                 home: Home::locate()?,
-                require_parents: false,
             },
             &mut stdout,
         )),
@@ -114,22 +117,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 head: args.head,
                 branch: args.branch,
                 interval: Duration::from_secs(args.interval.max(1)),
-                fetch: fetch::FetchOptions {
-                    source: String::new(),
+                request: FetchRequest {
                     repo: args.repo,
                     bare: args.bare,
                     refs: RefOptions::default(),
-                    listen: args.net.listen,
-                    rates: args.net.rates(),
-                    peers: args.net.peers,
+                    peers: args.net.peers.clone(),
+                    webseeds: Vec::new(),
                     metadata_timeout: Duration::from_secs(60),
                     stall_timeout: Duration::from_secs(args.stall_timeout),
-                    dht: args.dht.options(),
-                    no_dht: false,
-                    webseeds: Vec::new(),
-                    home: Home::locate()?,
                     require_parents: false,
                 },
+                listen: args.net.listen,
+                rates: args.net.rates(),
+                dht: args.dht.options(),
+                home: Home::locate()?,
             },
             &mut stdout,
         )),

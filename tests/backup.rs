@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use util::git_http::GitHttpServer;
 use util::*;
-use xus::gitobj::ObjectId;
+use xus::git::object::ObjectId;
 use xus::master::backup::{self, Backups, RemoteStatus};
 
 fn runtime() -> tokio::runtime::Runtime {

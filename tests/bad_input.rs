@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use util::fixtures::{self, CraftedFile, Entry, at, craft_info, decode_owned, torrent_file};
 use util::*;
-use xus::bencode::Owned;
+use xus::torrent::bencode::Owned;
 
 const T: Duration = Duration::from_secs(60);
 
@@ -143,7 +143,7 @@ fn real_info() -> (TestRepo, Vec<u8>) {
         T,
     );
     let bytes = std::fs::read(&file).expect("torrent");
-    let info = xus::format::info_from_torrent_file(&bytes)
+    let info = xus::torrent::format::info_from_torrent_file(&bytes)
         .expect("info")
         .to_vec();
     (src, info)
@@ -376,7 +376,7 @@ fn crafted_tree_torrent(trees: Vec<Vec<u8>>, files: &[CraftedFile]) -> (Vec<u8>,
     let commit_raw = fixtures::raw_commit_of(&root, "crafted");
     let name = fixtures::object_id("commit", &commit_raw);
     let total: i64 = files.iter().map(|f| f.length).sum();
-    let piece_length = xus::format::piece_length_for(total as u64);
+    let piece_length = xus::torrent::format::piece_length_for(total as u64);
     // Parsing checks lengths before the piece count: keep absurd totals cheap.
     let pieces = ((total as u64).div_ceil(piece_length) as usize).min(100_000);
     let info = craft_info(

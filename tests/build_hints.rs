@@ -3,8 +3,8 @@
 mod util;
 
 use util::*;
-use xus::format::{build, build_with_hints};
-use xus::gitobj::ObjectId;
+use xus::git::object::ObjectId;
+use xus::torrent::format::{build, build_with_hints};
 
 fn id(hex: &str) -> ObjectId {
     ObjectId::from_hex(hex).expect("hex commit id")

@@ -431,7 +431,8 @@ impl Drop for ForgingNode {
 
 /// The transaction id and query name of a KRPC query.
 fn krpc_query(msg: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
-    let value = xus::bencode::decode(msg, xus::bencode::Limits::default()).ok()?;
+    let value =
+        xus::torrent::bencode::decode(msg, xus::torrent::bencode::Limits::default()).ok()?;
     let t = value.get(b"t")?.as_bytes()?.to_vec();
     let q = value.get(b"q")?.as_bytes()?.to_vec();
     Some((t, q))

@@ -14,10 +14,10 @@ use util::*;
 const T: Duration = Duration::from_secs(300);
 
 /// The torrent of a fixture, built by the library from the source.
-fn torrent_of(fx: &Fixture) -> xus::format::CommitTorrent {
+fn torrent_of(fx: &Fixture) -> xus::torrent::format::CommitTorrent {
     let repo = git2::Repository::open(fx.repo.path()).expect("open source");
-    let id = xus::gitobj::ObjectId::from_hex(&fx.commit).expect("hex");
-    xus::format::build(&repo, id).expect("build")
+    let id = xus::git::object::ObjectId::from_hex(&fx.commit).expect("hex");
+    xus::torrent::format::build(&repo, id).expect("build")
 }
 
 /// What one fetch left behind.

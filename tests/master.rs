@@ -673,11 +673,11 @@ fn backup_status<'a>(status: &'a serde_json::Value, url: &str) -> &'a serde_json
 
 /// A push request naming `claimed` as its writer but signed by `signer`.
 fn forged_body(cluster: &Cluster, signer: &Writer, claimed: &str, commit: &str) -> Vec<u8> {
-    use xus::push_request::{PushRequest, PushedCommit, SignedPush};
+    use xus::topic::push_request::{PushRequest, PushedCommit, SignedPush};
     let secret_hex =
         std::fs::read_to_string(signer.machine.path().join("writer.secret")).expect("key");
-    let secret = xus::writer_key::WriterSecret::from_hex(secret_hex.trim()).expect("secret");
-    let id = xus::gitobj::ObjectId::from_hex(commit).expect("commit id");
+    let secret = xus::topic::writer_key::WriterSecret::from_hex(secret_hex.trim()).expect("secret");
+    let id = xus::git::object::ObjectId::from_hex(commit).expect("commit id");
     let request = PushRequest {
         topic: cluster.topic.parse().expect("topic"),
         branch: tracker_free::Branch::new("main").expect("branch"),

@@ -18,9 +18,9 @@ use std::sync::OnceLock;
 use git2::{Oid, Repository};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
-use xus::bencode::Owned;
-use xus::format::{self, CommitTorrent, FormatError};
-use xus::gitobj::{self, ObjectId};
+use xus::git::object::{self, ObjectId};
+use xus::torrent::bencode::Owned;
+use xus::torrent::format::{self, CommitTorrent, FormatError};
 
 use util::fixtures::{at, decode_owned};
 use util::{assert_fsck_clean, git, git_output};
@@ -349,8 +349,8 @@ proptest! {
             }
         }
         drop(payload);
-        xus::import::import(&dst, &parsed, &payload_path).expect("import");
-        xus::import::set_refs(&dst, id, &xus::import::RefOptions {
+        xus::torrent::import::import(&dst, &parsed, &payload_path).expect("import");
+        xus::torrent::import::set_refs(&dst, id, &xus::torrent::import::RefOptions {
             branch: Some("main".into()),
             ..Default::default()
         })
@@ -423,7 +423,7 @@ fn check_accepted(original: &CommitTorrent, bytes: &[u8], t: &CommitTorrent) {
     // The commit is the name, and the trees chain to it by hash.
     assert_eq!(t.commit, ObjectId::for_object("commit", &t.commit_raw));
     assert_eq!(
-        gitobj::commit_tree(&t.commit_raw).expect("commit tree"),
+        object::commit_tree(&t.commit_raw).expect("commit tree"),
         t.trees[0].0
     );
     for (id, raw) in &t.trees {

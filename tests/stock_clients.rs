@@ -286,9 +286,7 @@ fn small_commit() -> (TestRepo, String) {
 }
 
 fn hex_bytes(hex: &str) -> Vec<u8> {
-    (0..hex.len() / 2)
-        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex"))
-        .collect()
+    xus_codec::hex::decode(hex).expect("hex")
 }
 
 /// Accepts one connection on `listener` within `timeout`.

@@ -20,7 +20,7 @@ use std::time::Duration;
 use util::clients::Lines;
 use util::fixtures::{Entry, Prng, blob, commit_tree, set_main, tree};
 use util::*;
-use xus::format::{CommitTorrent, info_from_torrent_file, webseeds_from_torrent_file};
+use xus::torrent::format::{CommitTorrent, info_from_torrent_file, webseeds_from_torrent_file};
 
 /// Size of the file the range tests cut up: several of the server's
 /// 256 KiB read chunks, not a multiple of any.
@@ -608,7 +608,7 @@ fn xus_torrent_webseeds_leave_the_infohash_alone() {
         magnet.contains("&ws=https%3A%2F%2Fmirror.example.org%2Fx%3Fy%3D1%26z"),
         "{magnet}"
     );
-    let parsed = xus::magnet::Magnet::parse(magnet).expect("the magnet parses");
+    let parsed = xus::torrent::magnet::Magnet::parse(magnet).expect("the magnet parses");
     assert_eq!(
         parsed.info_hash.to_hex(),
         line_value(&out_plain, "infohash")
@@ -632,22 +632,9 @@ fn xus_torrent_webseeds_leave_the_infohash_alone() {
     assert!(!dir.path().join("bad.torrent").exists());
 }
 
-/// Percent-decodes a magnet value (test inputs are ASCII).
+/// Percent-decodes a magnet value.
 fn decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).expect("hex");
-            out.push(u8::from_str_radix(hex, 16).expect("hex"));
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).expect("utf8")
+    String::from_utf8(xus_codec::percent::decode(value).expect("percent-encoded")).expect("utf8")
 }
 
 #[test]

@@ -114,7 +114,7 @@ fn write_torrent(repo: &Path, commit: &str, url: &str, path: &Path) -> String {
     );
     let bytes = std::fs::read(path).expect("reading the torrent");
     assert_eq!(
-        xus::format::webseeds_from_torrent_file(&bytes).expect("url-list"),
+        xus::torrent::format::webseeds_from_torrent_file(&bytes).expect("url-list"),
         vec![url.to_owned()]
     );
     assert!(

@@ -1,4 +1,4 @@
-//! `xus::bencode::decode` on arbitrary bytes.
+//! `xus::torrent::bencode::decode` on arbitrary bytes.
 //!
 //! Invariants: no panic; whatever decodes is canonical, so it re-encodes to
 //! exactly the input; every nested value's `raw` span is its own encoding; and
@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xus::bencode::{DecodeError, Limits, Owned, Spanned, Value, decode};
+use xus::torrent::bencode::{DecodeError, Limits, Owned, Spanned, Value, decode};
 
 fn to_owned(v: &Spanned<'_>) -> Owned {
     match &v.value {

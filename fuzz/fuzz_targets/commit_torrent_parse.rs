@@ -1,4 +1,4 @@
-//! `xus::format::CommitTorrent::parse`, `info_from_torrent_file` and
+//! `xus::torrent::format::CommitTorrent::parse`, `info_from_torrent_file` and
 //! `webseeds_from_torrent_file` on arbitrary bytes.
 //!
 //! Each input is tried as an info dictionary and as a `.torrent` file. Random
@@ -16,12 +16,12 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xus::bencode::{Limits, Owned, Spanned, Value, decode};
-use xus::format::{
+use xus::torrent::bencode::{Limits, Owned, Spanned, Value, decode};
+use xus::torrent::format::{
     CommitTorrent, info_from_torrent_file, piece_length_for, sha1_of, webseeds_from_torrent_file,
 };
-use xus::gitobj::{EntryKind, ObjectId, parse_tree};
-use xus::magnet::Magnet;
+use xus::git::object::{EntryKind, ObjectId, parse_tree};
+use xus::torrent::magnet::Magnet;
 
 fuzz_target!(|data: &[u8]| {
     check_info(data);

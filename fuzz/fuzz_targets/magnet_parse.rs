@@ -1,4 +1,4 @@
-//! `xus::magnet::Magnet::parse` and `parse_info_hash` on arbitrary text.
+//! `xus::torrent::magnet::Magnet::parse` and `parse_info_hash` on arbitrary text.
 //!
 //! Invariants: no panic; an accepted link escapes its values only with `%`
 //! and two hex digits; a parsed magnet prints (`Display`) to a link that
@@ -8,7 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xus::magnet::{Magnet, parse_info_hash};
+use xus::torrent::magnet::{Magnet, parse_info_hash};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -1,4 +1,4 @@
-//! `xus::push_request::SignedPush::from_body` on arbitrary bytes: what a
+//! `xus::topic::push_request::SignedPush::from_body` on arbitrary bytes: what a
 //! topic master parses from anyone who can reach its HTTP port.
 //!
 //! Invariants: no panic; an accepted body is canonical (printing it again
@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xus::push_request::SignedPush;
+use xus::topic::push_request::SignedPush;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(push) = SignedPush::from_body(data) {

@@ -1,4 +1,4 @@
-//! `xus::gitobj::parse_tree` and `commit_tree` on arbitrary bytes.
+//! `xus::git::object::parse_tree` and `commit_tree` on arbitrary bytes.
 //!
 //! Invariants: no panic; an accepted tree is exactly its entries written back
 //! (`<mode> <name>\0<20-byte id>`), with safe, distinct names; an accepted
@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 
 use libfuzzer_sys::fuzz_target;
-use xus::gitobj::{check_name, commit_tree, parse_tree};
+use xus::git::object::{check_name, commit_tree, parse_tree};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(entries) = parse_tree(data) {

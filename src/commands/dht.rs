@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use anyhow::Context;
 use tracker_free::{Dht, DhtConfig};
 
-use crate::discovery::LOOPBACK_ONLY_ENV;
+use crate::swarm::discovery::LOOPBACK_ONLY_ENV;
 
 /// Options of `xus dht serve`.
 #[derive(Debug, Clone)]

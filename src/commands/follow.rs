@@ -1,17 +1,24 @@
 //! `xus follow`: keep a local branch at a topic's signed head.
 
 use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 
-use super::fetch::{self, FetchOptions, Swarm};
-use crate::discovery;
-use crate::gitobj::ObjectId;
-use crate::head_address::HeadAddress;
-use crate::import::{self, ImportError, RefOptions};
+use super::report::StderrReport;
+use crate::git::object::ObjectId;
+use crate::swarm::discovery::{self, DhtOptions};
+use crate::swarm::engine::RateLimits;
+use crate::swarm::fetch::{self, FetchReport, FetchRequest};
+use crate::swarm::heads::resolve_head;
+use crate::swarm::{Swarm, SwarmOptions};
+use crate::topic::head_address::HeadAddress;
+use crate::topic::home::Home;
+use crate::torrent::import::{self, RefOptions};
 
-/// Options of `xus follow`: those of a fetch, plus how often to look.
+/// Options of `xus follow`.
 #[derive(Debug, Clone)]
 pub struct FollowOptions {
     /// `xus://TOPIC/BRANCH` or a BEP 46 magnet.
@@ -20,15 +27,23 @@ pub struct FollowOptions {
     pub branch: Option<String>,
     /// Pause between head lookups.
     pub interval: Duration,
-    /// Everything a fetch needs (its `source` and `refs` are set here).
-    pub fetch: FetchOptions,
+    /// Each fetch (its `refs` are set here).
+    pub request: FetchRequest,
+    /// Where to accept peers.
+    pub listen: SocketAddr,
+    /// Speed caps.
+    pub rates: RateLimits,
+    /// Which DHT.
+    pub dht: DhtOptions,
+    /// xus's directory.
+    pub home: Home,
 }
 
 /// Follows until Ctrl-C or SIGTERM. Prints `following <url> into <branch>`,
-/// then `updated <branch> <commit> seq <n>` each time the branch moves.
+/// then `fetched <commit> <infohash>` and `updated <branch> <commit> seq
+/// <n>` each time the branch moves.
 pub async fn run(options: FollowOptions, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
-    let home = options.fetch.home.clone();
-    let address = HeadAddress::parse(&options.head, &home)?.with_context(|| {
+    let address = HeadAddress::parse(&options.head, &options.home)?.with_context(|| {
         format!(
             "{:?} is not a head: expected xus://TOPIC/BRANCH or magnet:?xs=urn:btpk:...",
             options.head
@@ -38,26 +53,24 @@ pub async fn run(options: FollowOptions, out: &mut (dyn Write + Send)) -> anyhow
         .branch
         .clone()
         .unwrap_or_else(|| address.branch.as_str().to_string());
-    let mut fetch_options = options.fetch.clone();
-    fetch_options.source = address.url();
-    fetch_options.refs = RefOptions {
+    let mut request = options.request.clone();
+    request.refs = RefOptions {
         branch: Some(local.clone()),
         force: false,
         checkout: false,
         tracking: None,
     };
-    import::check_ref_options(&fetch_options.refs, fetch_options.bare)?;
-    let config = discovery::config(&fetch_options.dht, &home)?;
-    let swarm = Swarm::start(
-        fetch_options.listen,
-        fetch_options.rates,
-        Some(&config),
-        false,
-    )
+    import::check_ref_options(&request.refs, request.bare)?;
+    let swarm = Swarm::start(&SwarmOptions {
+        listen: options.listen,
+        rates: options.rates,
+        dht: Some(discovery::config(&options.dht, &options.home)?),
+        feed: false,
+    })
     .await?;
     writeln!(out, "following {} into {local}", address.url())?;
     out.flush()?;
-    let result = follow_loop(&swarm, &address, &local, &options, &fetch_options, out).await;
+    let result = follow_loop(&swarm, &address, &local, &options, &request, out).await;
     swarm.stop().await;
     result
 }
@@ -67,11 +80,11 @@ async fn follow_loop(
     address: &HeadAddress,
     local: &str,
     options: &FollowOptions,
-    fetch_options: &FetchOptions,
+    request: &FetchRequest,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<()> {
     let dht = swarm.dht().context("following needs the DHT")?;
-    let home = &fetch_options.home;
+    let report: Arc<dyn FetchReport> = Arc::new(StderrReport::new());
     // The last head acted on (moved to, or refused for good).
     let mut settled: Option<ObjectId> = None;
     let mut said_no_head = false;
@@ -83,7 +96,7 @@ async fn follow_loop(
             _ = &mut shutdown => return Ok(()),
             _ = tick.tick() => {}
         }
-        let head = match fetch::resolve_head(dht, home, address).await {
+        let head = match resolve_head(dht, &options.home, address, report.as_ref()).await {
             Ok(Some(head)) => head,
             Ok(None) => {
                 if !said_no_head {
@@ -109,26 +122,25 @@ async fn follow_loop(
         }
         let fetched = tokio::select! {
             _ = &mut shutdown => return Ok(()),
-            r = fetch::fetch_head(swarm, address, &head, fetch_options, out) => r,
+            r = fetch::fetch_head(swarm, address, &head, request, &report) => r,
         };
         match fetched {
-            Ok(_) => {
+            Ok(fetched) => {
                 settled = Some(commit);
+                writeln!(out, "fetched {} {}", fetched.commit, fetched.info_hash)?;
                 writeln!(out, "updated {local} {commit} seq {}", head.seq)?;
                 out.flush()?;
             }
             Err(error) => {
-                let diverged = error
-                    .downcast_ref::<ImportError>()
-                    .is_some_and(|e| matches!(e, ImportError::NotFastForward { .. }));
-                if diverged {
+                if error.is_not_fast_forward() {
                     // Kept under refs/xus/commits; retrying cannot help.
                     settled = Some(commit);
                 }
                 eprintln!(
-                    "warning: could not move {local} to head seq {} of {}: {error:#}",
+                    "warning: could not move {local} to head seq {} of {}: {:#}",
                     head.seq,
-                    address.url()
+                    address.url(),
+                    anyhow::Error::from(error)
                 );
             }
         }

@@ -13,7 +13,7 @@ use crate::master::config::MasterConfig;
 /// topic whose backups cannot be read start empty.
 pub async fn run(config: &Path, init: bool, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
     let config = MasterConfig::load(config)?;
-    crate::master::run(config, init, out).await
+    crate::master::run(config, init, super::shutdown_signal(), out).await
 }
 
 /// Prints the running master's branches and each backup remote's lag (the

@@ -1,5 +1,7 @@
-//! One module per subcommand. Each takes plain options and an output writer
-//! for results (stdout in the binary, a buffer in tests); logs go to stderr.
+//! One module per subcommand: thin adapters that take plain options, call
+//! the library and print. Each takes an output writer for results (stdout
+//! in the binary, a buffer in tests); fetch reports and logs go to stderr.
+//! Only this layer (and `main`) writes to the terminal.
 
 pub mod dht;
 pub mod fetch;
@@ -7,6 +9,7 @@ pub mod follow;
 pub mod master;
 pub mod publish;
 pub mod push;
+pub mod report;
 pub mod seed;
 pub mod topic;
 pub mod torrent;

@@ -1,16 +1,17 @@
 //! `xus publish`: sign a branch head into the DHT and announce its torrent.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use tracker_free::{Branch, Head, InfoHash};
 
-use crate::discovery::{self, DhtOptions};
-use crate::gitobj::ObjectId;
-use crate::head_address::HeadAddress;
-use crate::home::Home;
-use crate::{cache, repo};
+use crate::git::repo;
+use crate::swarm::discovery::{self, DhtOptions};
+use crate::swarm::seeder::{seed_addr_path, wait_for_seed};
+use crate::topic::head_address::HeadAddress;
+use crate::topic::home::Home;
+use crate::torrent::cache;
 
 /// Options of `xus publish`.
 #[derive(Debug, Clone)]
@@ -29,42 +30,6 @@ pub struct PublishOptions {
     pub dht: DhtOptions,
     /// xus's directory.
     pub home: Home,
-}
-
-/// Where `xus seed` records its BitTorrent address, so that `xus publish`
-/// can announce the port that actually serves the commit.
-pub fn seed_addr_path(git_dir: &Path) -> PathBuf {
-    git_dir.join("xus").join("seed.addr")
-}
-
-/// How long `xus publish` waits for a running seed to pick up the commit.
-const SEED_PICKUP_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// The TCP port of the `xus seed` running on this repository once it serves
-/// `infohash`; `None` when no seed runs or it does not pick the commit up in
-/// time. Announcing a port before the torrent is served there would send
-/// peers to a refusal they never retry.
-async fn wait_for_seed(seed_file: &Path, infohash: ObjectId) -> Option<u16> {
-    let wanted = infohash.to_hex();
-    let deadline = tokio::time::Instant::now() + SEED_PICKUP_WAIT;
-    loop {
-        let text = std::fs::read_to_string(seed_file).ok()?;
-        let mut lines = text.lines();
-        let port = lines
-            .next()?
-            .split_whitespace()
-            .next()?
-            .parse::<std::net::SocketAddr>()
-            .ok()?
-            .port();
-        if lines.any(|l| l == wanted) {
-            return Some(port);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
 }
 
 /// Publishes; prints `published <xus url> <commit> <infohash> seq <n>` and

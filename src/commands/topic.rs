@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use crate::home::Home;
+use crate::topic::home::Home;
 
 /// `xus topic new NAME`: prints `topic <name> <id>` and the secret's path.
 pub fn new(home: &Home, name: &str, out: &mut dyn Write) -> anyhow::Result<()> {

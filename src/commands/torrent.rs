@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use crate::{cache, repo};
+use crate::git::repo;
+use crate::torrent::cache;
 
 /// Options of `xus torrent`.
 #[derive(Debug, Clone)]
@@ -32,7 +33,7 @@ pub struct TorrentOptions {
 pub fn run(options: &TorrentOptions, out: &mut dyn Write) -> anyhow::Result<()> {
     for url in &options.webseeds {
         // Checked only: the URL goes into the torrent as the user wrote it.
-        super::webseed::base_url(url)?;
+        crate::swarm::webseed_server::base_url(url)?;
     }
     let repo = repo::open(&options.repo)?;
     let commit = repo::resolve_commit(&repo, &options.rev)?;

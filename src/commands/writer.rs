@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::writer_key::WriterSecret;
+use crate::topic::writer_key::WriterSecret;
 
 /// Makes the key (refusing to replace one) and prints its public half.
 pub fn new(path: &Path, out: &mut dyn Write) -> anyhow::Result<()> {

@@ -12,12 +12,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::StatusCode;
 
-use super::answer::PushAnswer;
-use super::daemon::{Master, TopicState};
-use crate::commands::fetch::{self, FetchOptions};
-use crate::gitobj::ObjectId;
-use crate::import::RefOptions;
-use crate::push_request::{PushRequestError, SignedPush};
+use super::state::{Master, TopicState};
+use crate::git::object::ObjectId;
+use crate::swarm::fetch::{self, FetchError, FetchReport, FetchRequest, LogReport};
+use crate::topic::push_answer::PushAnswer;
+use crate::topic::push_request::{PushRequestError, SignedPush};
+use crate::torrent::import::RefOptions;
 
 /// How long the metadata of a pushed commit may take to arrive.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(60);
@@ -163,22 +163,17 @@ async fn take_commits(
     writer_peer: Option<SocketAddr>,
 ) -> Result<(), (StatusCode, PushAnswer)> {
     let _fetching = topic.fetching.lock().await;
-    let options = FetchOptions {
-        source: String::new(),
+    let request = FetchRequest {
         repo: topic.git_dir.clone(),
         bare: true,
         refs: RefOptions::default(),
-        listen: master.config.bittorrent,
         peers: writer_peer.into_iter().collect(),
-        rates: crate::engine::RateLimits::default(),
+        webseeds: Vec::new(),
         metadata_timeout: METADATA_TIMEOUT,
         stall_timeout: master.config.limits.fetch_stall,
-        dht: crate::discovery::DhtOptions::default(),
-        no_dht: false,
-        webseeds: Vec::new(),
-        home: master.fetch_home.clone(),
         require_parents: true,
     };
+    let report: std::sync::Arc<dyn FetchReport> = std::sync::Arc::new(LogReport);
     for pushed in &signed.request.commits {
         let git_dir = topic.git_dir.clone();
         let commit = pushed.commit;
@@ -192,13 +187,13 @@ async fn take_commits(
         if present {
             continue;
         }
-        let mut sink = std::io::sink();
         if let Err(error) =
-            fetch::fetch_commit(&master.swarm, pushed.info_hash, commit, &options, &mut sink).await
+            fetch::fetch_commit(&master.swarm, pushed.info_hash, commit, &request, &report).await
         {
-            if error.downcast_ref::<fetch::MissingParent>().is_some() {
-                return Err(invalid(StatusCode::BAD_REQUEST, format!("{error:#}")));
+            if let FetchError::MissingParent { .. } = error {
+                return Err(invalid(StatusCode::BAD_REQUEST, error.to_string()));
             }
+            let error = anyhow::Error::from(error);
             return Err(failed(format!(
                 "could not take commit {commit} (torrent {}) from the swarm: {error:#}",
                 pushed.info_hash

@@ -19,7 +19,7 @@ use git2::{Direction, Oid, Repository};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::gitobj::ObjectId;
+use crate::git::object::ObjectId;
 
 /// The refs a master backs up: its branches and the commits it keeps for
 /// writers that lost a race.

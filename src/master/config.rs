@@ -27,8 +27,8 @@ use anyhow::Context;
 use serde::Deserialize;
 use tracker_free::TopicSecret;
 
-use crate::home::{DhtSection, check_topic_name};
-use crate::writer_key::WriterKey;
+use crate::topic::home::{DhtSection, check_topic_name};
+use crate::topic::writer_key::WriterKey;
 
 /// Largest configuration file read.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
@@ -289,7 +289,7 @@ mod tests {
     }
 
     fn writer() -> String {
-        crate::writer_key::WriterSecret::generate()
+        crate::topic::writer_key::WriterSecret::generate()
             .expect("writer key")
             .public()
             .to_hex()

@@ -2,29 +2,27 @@
 //! seeds every branch head, keeps the heads fresh on the DHT, and serves
 //! pushes, status and the webseed over one HTTP address.
 
-use std::collections::HashMap;
 use std::io::Write;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::{mpsc, oneshot};
-use tracker_free::{Branch, Head, InfoHash, SignedHead};
 
 use super::backup::{self, Backups};
-use super::config::{MasterConfig, TopicConfig};
+use super::config::MasterConfig;
 use super::http;
+use super::state::{Master, SeedRequest, TopicState};
 use super::webseeds::TopicWebseeds;
-use crate::commands::fetch::Swarm;
-use crate::commands::seed::{Announcer, Seeder};
-use crate::discovery::{self, DhtOptions};
-use crate::gitobj::ObjectId;
-use crate::home::Home;
-use crate::storage::BlobSource;
-use crate::webseed_source::GitWebseed;
-use crate::{hex, repo};
+use crate::git::blobs::BlobSource;
+use crate::git::repo;
+use crate::swarm::discovery::{self, DhtOptions};
+use crate::swarm::engine::RateLimits;
+use crate::swarm::seeder::Seeder;
+use crate::swarm::webseed_server::{base_url, local_url};
+use crate::swarm::webseed_source::GitWebseed;
+use crate::swarm::{Swarm, SwarmOptions};
 
 /// How long an HTTP connection may stay silent: a push answer waits for a
 /// download, a backup and a DHT write, so it is longer than a webseed's.
@@ -35,119 +33,7 @@ const HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// republish interval.
 const RETRY_UNPUBLISHED: Duration = Duration::from_secs(60);
 
-/// What the HTTP handlers share with the main loop.
-pub(crate) struct Master {
-    pub(crate) config: MasterConfig,
-    pub(crate) topics: Vec<Arc<TopicState>>,
-    pub(crate) swarm: Arc<Swarm>,
-    /// Asks the main loop to seed a commit; answers its infohash.
-    seed_requests: mpsc::Sender<SeedRequest>,
-    /// A scratch home for the fetch machinery (it records nothing there
-    /// for plain infohash fetches).
-    pub(crate) fetch_home: Home,
-}
-
-/// One owned topic while the master runs.
-pub(crate) struct TopicState {
-    pub(crate) index: usize,
-    pub(crate) config: TopicConfig,
-    pub(crate) git_dir: PathBuf,
-    pub(crate) backups: Arc<Backups>,
-    /// Taken by a push while it downloads: one download per repository at
-    /// a time, so that two pushes of one commit never race in the engine.
-    pub(crate) fetching: tokio::sync::Mutex<()>,
-    /// Taken from the branch check to the published head, so that heads
-    /// are published in the order the branch moved.
-    branch_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// The last head published per branch, refreshed every
-    /// `limits.republish`.
-    heads: Mutex<HashMap<String, SignedHead>>,
-}
-
-impl TopicState {
-    /// The lock of one branch.
-    pub(crate) fn branch_lock(&self, branch: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.branch_locks.lock().unwrap_or_else(|e| e.into_inner());
-        locks.entry(branch.to_owned()).or_default().clone()
-    }
-
-    /// Every branch and its tip, read from the repository now.
-    pub(crate) async fn branches(&self) -> anyhow::Result<Vec<(String, ObjectId)>> {
-        let git_dir = self.git_dir.clone();
-        tokio::task::spawn_blocking(move || {
-            repo::open(&git_dir).and_then(|r| repo::all_branches(&r))
-        })
-        .await?
-    }
-
-    /// The last head published for `branch`.
-    pub(crate) fn head(&self, branch: &str) -> Option<SignedHead> {
-        let heads = self.heads.lock().unwrap_or_else(|e| e.into_inner());
-        heads.get(branch).cloned()
-    }
-
-    fn set_head(&self, head: SignedHead) {
-        let mut heads = self.heads.lock().unwrap_or_else(|e| e.into_inner());
-        heads.insert(head.branch.as_str().to_owned(), head);
-    }
-}
-
-struct SeedRequest {
-    topic: usize,
-    commit: ObjectId,
-    reply: oneshot::Sender<anyhow::Result<ObjectId>>,
-}
-
-impl Master {
-    /// Serves `commit` of `topic` to peers and on the webseed (if it is
-    /// not already); returns its infohash.
-    pub(crate) async fn seed(&self, topic: usize, commit: ObjectId) -> anyhow::Result<ObjectId> {
-        let (reply, answer) = oneshot::channel();
-        self.seed_requests
-            .send(SeedRequest {
-                topic,
-                commit,
-                reply,
-            })
-            .await
-            .map_err(|_| anyhow::anyhow!("the master is shutting down"))?;
-        answer
-            .await
-            .map_err(|_| anyhow::anyhow!("the master is shutting down"))?
-    }
-
-    /// Signs `commit` as the head of `branch` into the DHT and remembers it
-    /// for refreshes.
-    pub(crate) async fn publish_head(
-        &self,
-        topic: &TopicState,
-        branch: &str,
-        commit: ObjectId,
-        infohash: ObjectId,
-    ) -> anyhow::Result<SignedHead> {
-        let dht = self
-            .swarm
-            .dht()
-            .context("the master runs without a DHT node")?;
-        let branch_key =
-            Branch::new(branch).with_context(|| format!("branch {branch:?} cannot be a head"))?;
-        let head = Head {
-            infohash: InfoHash(infohash.0),
-            commit: commit.0.to_vec(),
-        };
-        let min_seq = topic
-            .head(branch)
-            .map_or(0, |h| h.seq.saturating_add(i64::from(h.head != head)));
-        let signed = dht
-            .publish_head(&topic.config.secret, &branch_key, &head, min_seq)
-            .await
-            .with_context(|| format!("publishing the head of {branch} on the DHT"))?;
-        topic.set_head(signed.clone());
-        Ok(signed)
-    }
-}
-
-/// Runs the master until Ctrl-C or SIGTERM. Prints `restored ...` or
+/// Runs the master until `shutdown` resolves. Prints `restored ...` or
 /// `new topic ...` per topic whose repository was missing, `seeding ...`
 /// per served commit, `head <topic> <branch> <commit> seq <n>` per
 /// published head, then `master http <url> bittorrent <addr>` once ready.
@@ -159,6 +45,7 @@ impl Master {
 pub async fn run(
     config: MasterConfig,
     init: bool,
+    shutdown: impl std::future::Future<Output = ()>,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
@@ -178,29 +65,28 @@ pub async fn run(
 
     let dht_config = discovery::config_from(&DhtOptions::default(), config.dht.clone())?;
     let swarm = Arc::new(
-        Swarm::start(
-            config.bittorrent,
-            crate::engine::RateLimits {
+        Swarm::start(&SwarmOptions {
+            listen: config.bittorrent,
+            rates: RateLimits {
                 upload_bps: config.limits.max_upload_bps,
                 download_bps: None,
             },
-            Some(&dht_config),
-            true,
-        )
+            dht: Some(dht_config),
+            feed: true,
+        })
         .await?,
     );
     let engine = swarm.engine();
     let addr = engine
         .listen_addr()
         .context("BitTorrent session is not listening")?;
-    let dht = swarm.dht().cloned();
 
     let listener = tokio::net::TcpListener::bind(config.http)
         .await
         .with_context(|| format!("binding HTTP on {}", config.http))?;
     let http_addr = listener.local_addr()?;
     let public_url = match &config.public_url {
-        Some(url) => Some(crate::commands::webseed::base_url(url)?),
+        Some(url) => Some(base_url(url)?),
         None => None,
     };
     let webseed_url = public_url.clone().unwrap_or_else(|| local_url(http_addr));
@@ -221,38 +107,22 @@ pub async fn run(
             topic.backups.clone(),
             config.limits.backup_retry_max,
         );
-        seeders.push(Seeder {
-            engine,
-            source: blobs,
-            git_dir: git_dir.clone(),
-            peers: Vec::new(),
-            advertised: if addr.ip().is_unspecified() {
-                Vec::new()
-            } else {
-                vec![addr]
-            },
-            seeded: HashMap::new(),
-            webseed: Some(webseed),
-            webseed_urls: if advertisable {
-                vec![webseed_url.clone()]
-            } else {
-                Vec::new()
-            },
-            announcer: dht
-                .as_ref()
-                .map(|d| Announcer::spawn(d.clone(), addr.port())),
-            addr,
-            seed_file: None,
-        });
-        topics.push(Arc::new(TopicState {
+        let urls = if advertisable {
+            vec![webseed_url.clone()]
+        } else {
+            Vec::new()
+        };
+        seeders.push(
+            Seeder::new(engine, blobs, git_dir.clone())?
+                .with_webseed(webseed, urls)
+                .announcing(swarm.dht().cloned()),
+        );
+        topics.push(Arc::new(TopicState::new(
             index,
-            config: topic.clone(),
+            topic.clone(),
             git_dir,
             backups,
-            fetching: tokio::sync::Mutex::new(()),
-            branch_locks: Mutex::new(HashMap::new()),
-            heads: Mutex::new(HashMap::new()),
-        }));
+        )));
     }
 
     // Every branch tip is served before its head is published.
@@ -275,7 +145,6 @@ pub async fn run(
         topics: topics.clone(),
         swarm: swarm.clone(),
         seed_requests,
-        fetch_home: Home::at(config.data_dir.join("home")),
     });
     let (stop_http, http_stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(webseed::serve_with_routes(
@@ -302,10 +171,12 @@ pub async fn run(
             )?,
             Err(error) => {
                 unpublished += 1;
-                eprintln!(
-                    "warning: cannot publish the head of {}/{branch}: {error:#}; retrying in {} s",
-                    topic.config.name,
-                    RETRY_UNPUBLISHED.as_secs()
+                tracing::warn!(
+                    topic = %topic.config.name,
+                    %branch,
+                    error = %format!("{error:#}"),
+                    retry_secs = RETRY_UNPUBLISHED.as_secs(),
+                    "cannot publish the head; retrying"
                 );
             }
         }
@@ -313,7 +184,7 @@ pub async fn run(
     writeln!(out, "master http {webseed_url} bittorrent {addr}")?;
     out.flush()?;
 
-    let mut shutdown = std::pin::pin!(crate::commands::shutdown_signal());
+    let mut shutdown = std::pin::pin!(shutdown);
     let first_refresh = if unpublished > 0 {
         RETRY_UNPUBLISHED.min(config.limits.republish)
     } else {
@@ -450,16 +321,4 @@ fn prepare(
         ),
         None => format!("new topic {name}: every backup remote is empty"),
     }))
-}
-
-fn local_url(addr: SocketAddr) -> String {
-    match addr {
-        SocketAddr::V4(a) => format!("http://{}:{}/", a.ip(), a.port()),
-        SocketAddr::V6(a) => format!("http://[{}]:{}/", a.ip(), a.port()),
-    }
-}
-
-/// A topic's id as printed.
-pub(crate) fn topic_id(topic: &TopicConfig) -> String {
-    hex::encode(&topic.secret.topic().0)
 }

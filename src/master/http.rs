@@ -13,10 +13,10 @@ use serde::Serialize;
 use webseed::ClientAddr;
 
 use super::accept;
-use super::answer::BranchSummary;
 use super::backup::RemoteStatus;
-use super::daemon::{Master, topic_id};
-use crate::push_request::MAX_PUSH_BODY;
+use super::state::{Master, topic_id};
+use crate::topic::push_answer::BranchSummary;
+use crate::topic::push_request::MAX_PUSH_BODY;
 
 /// The routes, sharing `master`.
 pub(crate) fn routes(master: Arc<Master>) -> Router {

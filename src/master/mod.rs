@@ -1,13 +1,19 @@
 //! The topic master: owns topics, accepts signed pushes from writers, keeps
 //! every branch in several backup Git remotes and restores from them after a
-//! wipe, seeds every head and keeps its DHT item fresh.
+//! wipe, seeds every head and keeps its DHT item fresh. Also the writer's
+//! side of a push ([`push_client`]), which speaks to it.
+//!
+//! Inside, data flows one way: `daemon` (the main loop) and `http` (the
+//! routes) use `accept` (one push), and all of them share `state`, which
+//! imports none of them.
 
 mod accept;
-pub mod answer;
 pub mod backup;
 pub mod config;
 pub mod daemon;
 mod http;
+pub mod push_client;
+mod state;
 pub mod webseeds;
 
 pub use daemon::run;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use webseed::{ByteSource, CommitId, FileInfo};
 
-use crate::webseed_source::{FileHandle, GitWebseed, WebseedSourceError};
+use crate::swarm::webseed_source::{FileHandle, GitWebseed, WebseedSourceError};
 
 /// Every topic's webseed behind one URL space (commit ids do not clash
 /// between repositories, and a commit in two topics is the same bytes).

@@ -126,7 +126,7 @@ impl Machine {
 
     /// Where this machine stores the head it saw for a topic's branch.
     pub fn head_file(&self, topic: &str, branch: &str) -> PathBuf {
-        let branch_hex: String = branch.bytes().map(|b| format!("{b:02x}")).collect();
+        let branch_hex = xus_codec::hex::encode(branch.as_bytes());
         self.path().join("heads").join(topic).join(branch_hex)
     }
 }
@@ -145,11 +145,7 @@ pub fn read_lines(stream: impl std::io::Read + Send + 'static) -> mpsc::Receiver
     rx
 }
 
-/// Decodes lowercase or uppercase hex, panicking on anything else.
+/// Decodes the lowercase hex xus prints and stores, panicking on anything else.
 pub fn hex(text: &str) -> Vec<u8> {
-    assert!(text.len().is_multiple_of(2), "odd hex {text:?}");
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex digit"))
-        .collect()
+    xus_codec::hex::decode(text).unwrap_or_else(|e| panic!("hex {text:?}: {e}"))
 }

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use xus::bencode::{self, Owned, Spanned};
+use xus::torrent::bencode::{self, Owned, Spanned};
 
 use super::{TestRepo, git};
 
@@ -165,10 +165,9 @@ pub fn tree(repo: &Path, entries: &[Entry]) -> String {
 
 /// 40 hex digits to 20 bytes.
 pub fn hex_to_bytes(hex: &str) -> Vec<u8> {
-    assert_eq!(hex.len(), 40, "not an object id: {hex:?}");
-    (0..20)
-        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex"))
-        .collect()
+    xus_codec::hex::decode_array::<20>(hex)
+        .unwrap_or_else(|e| panic!("not an object id: {hex:?}: {e}"))
+        .to_vec()
 }
 
 /// `git commit-tree TREE -p PARENT... -m MESSAGE`.
@@ -763,7 +762,7 @@ pub fn craft_info(
 
 /// The hex id Git gives `data` as an object of `kind`.
 pub fn object_id(kind: &str, data: &[u8]) -> String {
-    xus::gitobj::ObjectId::for_object(kind, data).to_hex()
+    xus::git::object::ObjectId::for_object(kind, data).to_hex()
 }
 
 /// A raw commit object of `tree` with the fixed test identity.

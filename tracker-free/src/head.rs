@@ -1,5 +1,7 @@
-//! Branch heads as BEP 44 mutable items: the value format, signature
-//! checks, and the choice of which head to follow. Pure: no I/O here.
+//! Branch heads as BEP 44 mutable items: the value format, signing and
+//! signature checks side by side, and the choice of which head to follow.
+//! Pure: no I/O here. Keys come from `topic.rs`, which knows nothing of
+//! heads.
 //!
 //! The value is the bencoded dict `{commit: <raw commit id>, ih: <infohash>}`
 //! (BEP 46's `{ih: ...}` plus the commit id), carried as a bencode byte
@@ -7,9 +9,7 @@
 
 use std::fmt;
 
-use ed25519_dalek::{Signature, Verifier};
-
-use crate::topic::{TopicKey, encode_hex};
+use crate::topic::{TopicKey, TopicSecret};
 
 /// BEP 44's limit on a value, in bytes. Larger values are refused unread.
 pub const MAX_VALUE_LEN: usize = 1000;
@@ -24,7 +24,7 @@ pub struct InfoHash(pub [u8; 20]);
 impl InfoHash {
     /// Lowercase hex.
     pub fn to_hex(&self) -> String {
-        encode_hex(&self.0)
+        xus_codec::hex::encode(&self.0)
     }
 }
 
@@ -188,9 +188,34 @@ pub struct SignedHead {
     pub head: Head,
 }
 
+impl TopicSecret {
+    /// Signs `head` for `branch` at `seq`, exactly as BEP 44 lays out the
+    /// signed bytes (salt, seq, value), so any DHT node can verify it.
+    ///
+    /// Lives beside [`SignedHead::verify`] so the bytes signed and the bytes
+    /// checked come from one function, `signable`.
+    pub fn sign_head(&self, branch: &Branch, head: &Head, seq: i64) -> SignedHead {
+        let value = head.encode();
+        let signature = self.sign(&signable(branch.as_bytes(), seq, &value));
+        SignedHead {
+            topic: self.topic(),
+            branch: branch.clone(),
+            seq,
+            value,
+            signature,
+            head: head.clone(),
+        }
+    }
+}
+
 impl SignedHead {
     /// Checks the signature, then decodes the value. The only way to build a
-    /// `SignedHead` from bytes that came from elsewhere.
+    /// `SignedHead` from bytes that came from elsewhere (the DHT, the home's
+    /// stored heads).
+    ///
+    /// The signature is verified strictly (`TopicKey::verify` states the
+    /// rule and why; so does `docs/FORMAT.md`): a signature that only the lenient ed25519 check
+    /// accepts is a [`HeadError::BadSignature`].
     pub fn verify(
         topic: TopicKey,
         branch: Branch,
@@ -201,14 +226,9 @@ impl SignedHead {
         if value.len() > MAX_VALUE_LEN {
             return Err(HeadError::Oversized(value.len()));
         }
-        let key = topic
-            .verifying_key()
-            .ok_or(HeadError::BadSignature(topic))?;
-        key.verify(
-            &signable(branch.as_bytes(), seq, &value),
-            &Signature::from_bytes(&signature),
-        )
-        .map_err(|_| HeadError::BadSignature(topic))?;
+        if !topic.verify(&signable(branch.as_bytes(), seq, &value), &signature) {
+            return Err(HeadError::BadSignature(topic));
+        }
         let head = Head::decode(&value)?;
         Ok(Self {
             topic,
@@ -223,7 +243,7 @@ impl SignedHead {
 
 /// The bytes BEP 44 signs: `4:salt<n>:<salt>3:seqi<seq>e1:v<n>:<value>`
 /// (the value as a byte string, as `mainline` sends it).
-pub(crate) fn signable(salt: &[u8], seq: i64, value: &[u8]) -> Vec<u8> {
+fn signable(salt: &[u8], seq: i64, value: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(value.len() + salt.len() + 40);
     if !salt.is_empty() {
         out.extend_from_slice(format!("4:salt{}:", salt.len()).as_bytes());
@@ -424,6 +444,35 @@ mod tests {
                 Err(HeadError::BadSignature(_))
             ));
         }
+    }
+
+    /// A signature the lenient ed25519 check accepts and the strict one
+    /// refuses: the topic key is the identity point (small order), so
+    /// `[s]B - [k]A = [s]B` whatever the message, and `R = B`, `s = 1`
+    /// "signs" everything. It must not verify.
+    #[test]
+    fn signatures_only_the_lenient_check_accepts_are_refused() {
+        use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let topic = TopicKey(identity);
+        // The compressed Ed25519 base point B, then the scalar 1.
+        let mut forged = [0u8; 64];
+        forged[0] = 0x58;
+        forged[1..32].fill(0x66);
+        forged[32] = 1;
+        let main = Branch::new("main").expect("branch");
+        let value = head(1).encode();
+        let message = signable(main.as_bytes(), 1, &value);
+        let lenient = VerifyingKey::from_bytes(&identity)
+            .expect("the identity point decodes")
+            .verify(&message, &Signature::from_bytes(&forged));
+        assert!(lenient.is_ok(), "the forged signature passes `verify`");
+        assert_eq!(
+            SignedHead::verify(topic, main, 1, value, forged),
+            Err(HeadError::BadSignature(topic))
+        );
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! names and a small head value (`{commit, ih}`); the xus core joins those to
 //! repositories and to the BitTorrent session.
 //!
-//! Everything read from the DHT is untrusted: signatures are checked, values
+//! Everything read from the DHT is untrusted: signatures are checked with
+//! strict ed25519 verification (the one rule of xus, see `docs/FORMAT.md`), values
 //! are parsed by a strict, bounded decoder, and [`HeadLookup::choose`] refuses
 //! rollbacks against the highest sequence number the caller has seen.
 //!

@@ -1,12 +1,16 @@
 //! Topic identities: an ed25519 key pair per topic. The public key is the
 //! topic id every reader uses; the secret signs the topic's branch heads.
+//!
+//! Keys only: this module knows nothing of heads. Signing and verifying a
+//! head live together in `head.rs`, which uses the two primitives here,
+//! `TopicSecret::sign` and `TopicKey::verify`, so data flows one way
+//! (`head` -> `topic`).
 
 use std::fmt;
 use std::str::FromStr;
 
-use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
-
-use crate::head::{Branch, Head, SignedHead};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use xus_codec::hex::{self, Case};
 
 /// A topic id: the ed25519 public key that signs the topic's heads.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -16,7 +20,7 @@ pub struct TopicKey(pub [u8; 32]);
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TopicError {
     /// Not 64 hexadecimal digits.
-    #[error("a topic key is 64 hexadecimal digits, got {len} characters")]
+    #[error("a topic key is 64 hexadecimal digits, and these {len} bytes are not")]
     BadHex {
         /// Length of what was given.
         len: usize,
@@ -32,19 +36,48 @@ pub enum TopicError {
 impl TopicKey {
     /// Parses 64 hex digits and checks the bytes are a usable public key,
     /// so a typo is caught before any DHT lookup.
+    ///
+    /// Either case is accepted: topic ids are typed and pasted by people and
+    /// arrive in BEP 46 links written by other programs, and only the 32
+    /// bytes matter afterwards ([`TopicKey::to_hex`] prints lowercase). No
+    /// sign, prefix or other spelling is. A weak (small-order) key is
+    /// refused too: under the strict verification rule no head can ever
+    /// verify against it.
     pub fn from_hex(text: &str) -> Result<Self, TopicError> {
-        let bytes = decode_hex32(text)?;
-        VerifyingKey::from_bytes(&bytes).map_err(|_| TopicError::NotAKey(text.to_string()))?;
+        let bytes = hex::decode_array_case::<32>(text, Case::Either)
+            .map_err(|_| TopicError::BadHex { len: text.len() })?;
+        let key =
+            VerifyingKey::from_bytes(&bytes).map_err(|_| TopicError::NotAKey(text.to_string()))?;
+        if key.is_weak() {
+            return Err(TopicError::NotAKey(text.to_string()));
+        }
         Ok(Self(bytes))
     }
 
     /// Lowercase hex, the form printed and typed.
     pub fn to_hex(&self) -> String {
-        encode_hex(&self.0)
+        hex::encode(&self.0)
     }
 
-    pub(crate) fn verifying_key(&self) -> Option<VerifyingKey> {
-        VerifyingKey::from_bytes(&self.0).ok()
+    /// Whether `signature` signs `message` with this key.
+    ///
+    /// **The verification rule of xus: ed25519 is always verified strictly**
+    /// (`verify_strict`), for topic heads here as for writer keys in the xus
+    /// core: a signature whose `R` does not decompress or has small order, or
+    /// a key of small order, is refused even where the lenient check would
+    /// pass. With a small-order key the lenient check holds for `R = [s]B`
+    /// and any `s`, so anyone could "sign" heads for such a topic; strictness
+    /// costs no interoperability, because every honest ed25519 signer
+    /// (ed25519-dalek, libtorrent, the `mainline` crate) produces signatures
+    /// that pass the strict check, and `mainline`'s own lenient check of the
+    /// items it receives is only a first filter before this one. See
+    /// `docs/FORMAT.md`.
+    pub(crate) fn verify(&self, message: &[u8], signature: &[u8; 64]) -> bool {
+        let Ok(key) = VerifyingKey::from_bytes(&self.0) else {
+            return false;
+        };
+        key.verify_strict(message, &Signature::from_bytes(signature))
+            .is_ok()
     }
 }
 
@@ -89,14 +122,21 @@ impl TopicSecret {
         }
     }
 
-    /// Parses the stored form: the seed as 64 hex digits.
+    /// Parses the stored form: the seed as 64 hex digits, surrounding
+    /// whitespace (the file's newline) ignored.
+    ///
+    /// Either case is accepted: a secret may be provisioned by other tools
+    /// (`xxd -u`), and it is never compared as text.
     pub fn from_hex(text: &str) -> Result<Self, TopicError> {
-        Ok(Self::from_seed(decode_hex32(text.trim())?))
+        let text = text.trim();
+        let seed = hex::decode_array_case::<32>(text, Case::Either)
+            .map_err(|_| TopicError::BadHex { len: text.len() })?;
+        Ok(Self::from_seed(seed))
     }
 
-    /// The stored form: the seed as 64 hex digits.
+    /// The stored form: the seed as 64 lowercase hex digits.
     pub fn to_hex(&self) -> String {
-        encode_hex(&self.key.to_bytes())
+        hex::encode(&self.key.to_bytes())
     }
 
     /// The public topic id.
@@ -104,20 +144,10 @@ impl TopicSecret {
         TopicKey(self.key.verifying_key().to_bytes())
     }
 
-    /// Signs `head` for `branch` at `seq`, exactly as BEP 44 lays out the
-    /// signed bytes (salt, seq, value), so any DHT node can verify it.
-    pub fn sign_head(&self, branch: &Branch, head: &Head, seq: i64) -> SignedHead {
-        let value = head.encode();
-        let signable = crate::head::signable(branch.as_bytes(), seq, &value);
-        let signature = self.key.sign(&signable).to_bytes();
-        SignedHead {
-            topic: self.topic(),
-            branch: branch.clone(),
-            seq,
-            value,
-            signature,
-            head: head.clone(),
-        }
+    /// The ed25519 signature of `message` (head signing, in `head.rs`,
+    /// builds the BEP 44 bytes).
+    pub(crate) fn sign(&self, message: &[u8]) -> [u8; 64] {
+        self.key.sign(message).to_bytes()
     }
 
     pub(crate) fn signing_key(&self) -> &SigningKey {
@@ -129,28 +159,6 @@ impl fmt::Debug for TopicSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "TopicSecret(topic {})", self.topic())
     }
-}
-
-fn decode_hex32(text: &str) -> Result<[u8; 32], TopicError> {
-    let bad = || TopicError::BadHex { len: text.len() };
-    if text.len() != 64 || !text.is_ascii() {
-        return Err(bad());
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-    }
-    Ok(out)
-}
-
-pub(crate) fn encode_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -176,5 +184,30 @@ mod tests {
         assert!(TopicKey::from_hex("abc").is_err());
         assert!(TopicKey::from_hex(&"g".repeat(64)).is_err());
         assert!(TopicKey::from_hex(&"é".repeat(32)).is_err());
+        // `u8::from_str_radix` took a leading `+`: "+X" read as "0X".
+        let hex = topic.to_hex();
+        let at = (0..64)
+            .step_by(2)
+            .find(|&i| hex.as_bytes()[i] == b'0')
+            .expect("this key has a byte below 0x10");
+        let plus = format!("{}+{}", &hex[..at], &hex[at + 1..]);
+        assert_eq!(
+            TopicKey::from_hex(&plus),
+            Err(TopicError::BadHex { len: 64 })
+        );
+        assert_eq!(
+            TopicSecret::from_hex(&format!("+{}", &"0".repeat(63))).map(|s| s.topic()),
+            Err(TopicError::BadHex { len: 64 })
+        );
+    }
+
+    #[test]
+    fn weak_topic_keys_are_refused() {
+        // The identity point: a valid encoding, of order 1.
+        let identity = format!("01{}", "00".repeat(31));
+        assert!(matches!(
+            TopicKey::from_hex(&identity),
+            Err(TopicError::NotAKey(_))
+        ));
     }
 }

@@ -26,13 +26,16 @@ impl CommitId {
     ///
     /// [`CommitIdError`] when `text` is not 40 or 64 hex digits.
     pub fn parse(text: &str) -> Result<Self, CommitIdError> {
-        let shape_ok = matches!(text.len(), 40 | 64) && text.bytes().all(|b| b.is_ascii_hexdigit());
-        if shape_ok {
-            Ok(Self(text.to_ascii_lowercase()))
-        } else {
-            Err(CommitIdError {
+        // Either case: the id is matched by its bytes, and written back in
+        // lowercase, the one form sources look up.
+        let bytes = matches!(text.len(), 40 | 64)
+            .then(|| xus_codec::hex::decode_case(text, xus_codec::hex::Case::Either).ok())
+            .flatten();
+        match bytes {
+            Some(bytes) => Ok(Self(xus_codec::hex::encode(&bytes))),
+            None => Err(CommitIdError {
                 text: text.chars().take(80).collect(),
-            })
+            }),
         }
     }
 
@@ -88,6 +91,10 @@ mod tests {
             &SHA1[1..],
             &format!("{SHA1}0"),
             &SHA1.replace('a', "g"),
+            // A sign or a space is no digit (`u8::from_str_radix` takes `+`).
+            &format!("+{}", &SHA1[1..]),
+            &format!("-{}", &SHA1[1..]),
+            &format!(" {}", &SHA1[1..]),
         ] {
             assert!(CommitId::parse(bad).is_err(), "{bad:?} accepted");
         }

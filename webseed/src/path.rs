@@ -114,7 +114,10 @@ pub(crate) fn parse(raw: &str) -> Result<Target, PathError> {
 
 /// Percent-decodes one component strictly and checks it is a plain name.
 fn decode_component(segment: &str, index: usize) -> Result<String, PathError> {
-    let bytes = percent_decode(segment.as_bytes()).ok_or(PathError::BadEscape { index })?;
+    // Strict on purpose: a lenient decoder passes `%zz` through unchanged,
+    // which makes two different URLs name the same file and hides client
+    // bugs. A `+` in a path is a `+`.
+    let bytes = xus_codec::percent::decode(segment).map_err(|_| PathError::BadEscape { index })?;
     let name = String::from_utf8(bytes).map_err(|_| PathError::NotUtf8 { index })?;
     if name.is_empty() {
         return Err(PathError::Empty { index });
@@ -126,33 +129,6 @@ fn decode_component(segment: &str, index: usize) -> Result<String, PathError> {
         return Err(PathError::ForbiddenByte { index });
     }
     Ok(name)
-}
-
-/// Decodes `%XX` escapes; `None` when a `%` is not followed by two hex digits.
-///
-/// Strict on purpose: lenient decoders pass `%zz` through unchanged, which makes two different
-/// URLs name the same file and hides client bugs.
-fn percent_decode(input: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(input.len());
-    let mut rest = input;
-    while let Some((&byte, tail)) = rest.split_first() {
-        if byte == b'%' {
-            let (hex, tail) = tail.split_at_checked(2)?;
-            out.push(hex_value(hex[0])? << 4 | hex_value(hex[1])?);
-            rest = tail;
-        } else {
-            out.push(byte);
-            rest = tail;
-        }
-    }
-    Some(out)
-}
-
-/// The value of one hex digit, either case.
-fn hex_value(digit: u8) -> Option<u8> {
-    char::from(digit)
-        .to_digit(16)
-        .and_then(|value| u8::try_from(value).ok())
 }
 
 #[cfg(test)]
@@ -278,7 +254,10 @@ mod tests {
         #[test]
         fn round_trips_encoded_names(name in "[^/\\x00]{1,20}") {
             prop_assume!(name != "." && name != "..");
-            let encoded: String = name.bytes().map(|b| format!("%{b:02X}")).collect();
+            let mut encoded = String::new();
+            for byte in name.bytes() {
+                xus_codec::percent::push_escape(byte, &mut encoded);
+            }
             prop_assert_eq!(parse(&format!("/{C}/{encoded}")), Ok(file(&[&name])));
         }
     }

@@ -50,7 +50,7 @@ pub(crate) struct Shared {
 pub(crate) enum ConnectionError {
     #[error("no handshake within {HANDSHAKE_TIMEOUT:?}")]
     HandshakeTimeout,
-    #[error("the engine asked for another torrent ({})", hex(.0))]
+    #[error("the engine asked for another torrent ({})", xus_codec::hex::encode(.0))]
     WrongInfoHash([u8; 20]),
     #[error("the connection failed")]
     Io(#[from] io::Error),
@@ -66,10 +66,6 @@ pub(crate) enum ConnectionError {
     Piece(#[from] PieceError),
     #[error("a request task failed")]
     Task(#[source] tokio::task::JoinError),
-}
-
-fn hex(bytes: &[u8; 20]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What the writer task sends.

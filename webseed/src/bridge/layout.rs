@@ -2,8 +2,6 @@
 //!
 //! Pure: no I/O, so the arithmetic that decides which bytes are fetched is tested on its own.
 
-use std::fmt::Write as _;
-
 /// What the bridge needs to know of a torrent: the parts of its info dictionary that place
 /// bytes, and its info hash.
 ///
@@ -271,24 +269,14 @@ pub fn url_for(base: &str, name: &str, path: &[String]) -> String {
     if !url.ends_with('/') {
         url.push('/');
     }
-    percent_encode(name, &mut url);
+    // RFC 3986's unreserved set only: `/`, `%`, `?` and `#` inside a name
+    // must not change what the URL names.
+    xus_codec::percent::encode_into(name.as_bytes(), b"", &mut url);
     for component in path {
         url.push('/');
-        percent_encode(component, &mut url);
+        xus_codec::percent::encode_into(component.as_bytes(), b"", &mut url);
     }
     url
-}
-
-/// Appends `text` with every byte outside RFC 3986's unreserved set (`A-Z a-z 0-9 - . _ ~`)
-/// written as `%XX`, uppercase.
-fn percent_encode(text: &str, out: &mut String) {
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            let _ = write!(out, "%{byte:02X}");
-        }
-    }
 }
 
 #[cfg(test)]

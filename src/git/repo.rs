@@ -1,0 +1,76 @@
+//! Opening repositories and naming commits, the way a user types them.
+
+use std::path::Path;
+
+use anyhow::Context;
+use git2::{BranchType, Repository};
+
+use crate::git::object::ObjectId;
+
+/// Opens the repository at or above `path`.
+pub fn open(path: &Path) -> anyhow::Result<Repository> {
+    Repository::discover(path)
+        .with_context(|| format!("no Git repository at or above {}", path.display()))
+}
+
+/// Opens the repository at `path`, creating it (bare or not) when the
+/// directory is missing or empty.
+pub fn open_or_init(path: &Path, bare: bool) -> anyhow::Result<Repository> {
+    let empty = match std::fs::read_dir(path) {
+        Ok(mut entries) => entries.next().is_none(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    if empty {
+        let repo = if bare {
+            Repository::init_bare(path)
+        } else {
+            Repository::init(path)
+        };
+        return repo.with_context(|| format!("creating a Git repository at {}", path.display()));
+    }
+    Repository::open(path).with_context(|| {
+        format!(
+            "{} is neither empty nor a Git repository (bare or not)",
+            path.display()
+        )
+    })
+}
+
+/// The commit a revision (`HEAD`, a branch, a tag, an id) names.
+pub fn resolve_commit(repo: &Repository, rev: &str) -> anyhow::Result<ObjectId> {
+    let commit = repo
+        .revparse_single(rev)
+        .and_then(|object| object.peel_to_commit())
+        .with_context(|| {
+            format!(
+                "{rev:?} does not name a commit in {}",
+                repo.path().display()
+            )
+        })?;
+    ObjectId::from_git(commit.id()).context("repository does not use SHA-1 object ids")
+}
+
+/// The tip of every local branch, in name order, without repeats.
+pub fn all_branches(repo: &Repository) -> anyhow::Result<Vec<(String, ObjectId)>> {
+    let mut tips = Vec::new();
+    for branch in repo.branches(Some(BranchType::Local))? {
+        let (branch, _) = branch?;
+        let name = branch.name()?.unwrap_or_default().to_owned();
+        if let Ok(commit) = branch.get().peel_to_commit()
+            && let Some(id) = ObjectId::from_git(commit.id())
+        {
+            tips.push((name, id));
+        }
+    }
+    tips.sort();
+    Ok(tips)
+}
+
+/// Whether the object database holds `id`, without rescanning the pack
+/// directory on a miss (libgit2's default, which costs a directory scan per
+/// missing object: thousands of them when planning a fetch). Callers that
+/// need to see packs written by another process call `odb.refresh()` once.
+pub fn has_object(odb: &git2::Odb<'_>, id: ObjectId) -> bool {
+    odb.exists_ext(id.to_git(), git2::OdbLookupFlags::NO_REFRESH)
+}

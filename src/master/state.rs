@@ -1,0 +1,150 @@
+//! What the master's parts share while it runs: the owned topics (locks,
+//! last published heads, backups) and the swarm, and the way to ask the
+//! main loop to seed a commit. The HTTP handlers, the push acceptor and
+//! the main loop all read it; it imports none of them.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use tokio::sync::{mpsc, oneshot};
+use tracker_free::{Branch, Head, InfoHash, SignedHead};
+
+use super::backup::Backups;
+use super::config::{MasterConfig, TopicConfig};
+use crate::git::object::ObjectId;
+use crate::git::repo;
+use crate::swarm::Swarm;
+
+/// What the HTTP handlers share with the main loop.
+pub(crate) struct Master {
+    pub(crate) config: MasterConfig,
+    pub(crate) topics: Vec<Arc<TopicState>>,
+    pub(crate) swarm: Arc<Swarm>,
+    /// Asks the main loop to seed a commit; answers its infohash.
+    pub(crate) seed_requests: mpsc::Sender<SeedRequest>,
+}
+
+/// One owned topic while the master runs.
+pub(crate) struct TopicState {
+    pub(crate) index: usize,
+    pub(crate) config: TopicConfig,
+    pub(crate) git_dir: PathBuf,
+    pub(crate) backups: Arc<Backups>,
+    /// Taken by a push while it downloads: one download per repository at
+    /// a time, so that two pushes of one commit never race in the engine.
+    pub(crate) fetching: tokio::sync::Mutex<()>,
+    /// Taken from the branch check to the published head, so that heads
+    /// are published in the order the branch moved.
+    branch_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The last head published per branch, refreshed every
+    /// `limits.republish`.
+    heads: Mutex<HashMap<String, SignedHead>>,
+}
+
+impl TopicState {
+    pub(crate) fn new(
+        index: usize,
+        config: TopicConfig,
+        git_dir: PathBuf,
+        backups: Arc<Backups>,
+    ) -> Self {
+        Self {
+            index,
+            config,
+            git_dir,
+            backups,
+            fetching: tokio::sync::Mutex::new(()),
+            branch_locks: Mutex::new(HashMap::new()),
+            heads: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The lock of one branch.
+    pub(crate) fn branch_lock(&self, branch: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.branch_locks.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(branch.to_owned()).or_default().clone()
+    }
+
+    /// Every branch and its tip, read from the repository now.
+    pub(crate) async fn branches(&self) -> anyhow::Result<Vec<(String, ObjectId)>> {
+        let git_dir = self.git_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            repo::open(&git_dir).and_then(|r| repo::all_branches(&r))
+        })
+        .await?
+    }
+
+    /// The last head published for `branch`.
+    pub(crate) fn head(&self, branch: &str) -> Option<SignedHead> {
+        let heads = self.heads.lock().unwrap_or_else(|e| e.into_inner());
+        heads.get(branch).cloned()
+    }
+
+    fn set_head(&self, head: SignedHead) {
+        let mut heads = self.heads.lock().unwrap_or_else(|e| e.into_inner());
+        heads.insert(head.branch.as_str().to_owned(), head);
+    }
+}
+
+/// Asks the main loop, which owns the seeders, to seed a commit.
+pub(crate) struct SeedRequest {
+    pub(crate) topic: usize,
+    pub(crate) commit: ObjectId,
+    pub(crate) reply: oneshot::Sender<anyhow::Result<ObjectId>>,
+}
+
+impl Master {
+    /// Serves `commit` of `topic` to peers and on the webseed (if it is
+    /// not already); returns its infohash.
+    pub(crate) async fn seed(&self, topic: usize, commit: ObjectId) -> anyhow::Result<ObjectId> {
+        let (reply, answer) = oneshot::channel();
+        self.seed_requests
+            .send(SeedRequest {
+                topic,
+                commit,
+                reply,
+            })
+            .await
+            .map_err(|_| anyhow::anyhow!("the master is shutting down"))?;
+        answer
+            .await
+            .map_err(|_| anyhow::anyhow!("the master is shutting down"))?
+    }
+
+    /// Signs `commit` as the head of `branch` into the DHT and remembers it
+    /// for refreshes.
+    pub(crate) async fn publish_head(
+        &self,
+        topic: &TopicState,
+        branch: &str,
+        commit: ObjectId,
+        infohash: ObjectId,
+    ) -> anyhow::Result<SignedHead> {
+        let dht = self
+            .swarm
+            .dht()
+            .context("the master runs without a DHT node")?;
+        let branch_key =
+            Branch::new(branch).with_context(|| format!("branch {branch:?} cannot be a head"))?;
+        let head = Head {
+            infohash: InfoHash(infohash.0),
+            commit: commit.0.to_vec(),
+        };
+        let min_seq = topic
+            .head(branch)
+            .map_or(0, |h| h.seq.saturating_add(i64::from(h.head != head)));
+        let signed = dht
+            .publish_head(&topic.config.secret, &branch_key, &head, min_seq)
+            .await
+            .with_context(|| format!("publishing the head of {branch} on the DHT"))?;
+        topic.set_head(signed.clone());
+        Ok(signed)
+    }
+}
+
+/// A topic's id as printed.
+pub(crate) fn topic_id(topic: &TopicConfig) -> String {
+    crate::hex::encode(&topic.secret.topic().0)
+}

@@ -1,0 +1,301 @@
+//! The BitTorrent engine: a librqbit session configured for xus (no
+//! trackers but the loopback peer feed, no LSD multicast, no UPnP, TCP on
+//! the address asked for), and the handful of calls the pipelines need.
+//!
+//! Exactly two modules know librqbit's API: this one (sessions, torrents,
+//! metadata, progress) and [`crate::swarm::storage`], which implements its
+//! `StorageFactory` / `TorrentStorage` traits over Git. Everything else
+//! uses [`Engine`], [`Progress`] and the [`TorrentHandle`] alias, so a
+//! version bump or an engine swap touches those two files. (The loopback
+//! peer feed in [`crate::swarm::discovery::feed`] speaks HTTP tracker
+//! protocol to librqbit, not its API.)
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use librqbit::{
+    AddTorrent, AddTorrentOptions, AddTorrentResponse, ListenerMode, ListenerOptions,
+    ManagedTorrent, Session, SessionOptions,
+};
+
+use crate::git::object::ObjectId;
+use crate::swarm::storage::GitStorageFactory;
+
+/// How the engine listens and whom it may dial.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// TCP address for incoming peers; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// Scratch directory librqbit may use (it writes nothing there with Git storage).
+    pub work_dir: PathBuf,
+    /// Speed caps for the whole session.
+    pub rates: RateLimits,
+}
+
+/// Speed caps, bytes per second; `None` is unlimited.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RateLimits {
+    /// Upload cap.
+    pub upload_bps: Option<u32>,
+    /// Download cap.
+    pub download_bps: Option<u32>,
+}
+
+/// How long a connected peer may say nothing before it is dropped: the
+/// 2-minute keep-alive interval of BEP 3, plus slack.
+pub const PEER_SILENCE_TIMEOUT: Duration = Duration::from_secs(150);
+
+/// How often a torrent asks the loopback peer feed for new peers.
+const FEED_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A running BitTorrent session.
+pub struct Engine {
+    session: Arc<Session>,
+}
+
+/// A torrent inside the engine.
+pub type TorrentHandle = Arc<ManagedTorrent>;
+
+/// Progress of one torrent, in bytes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    /// Bytes verified and held (including those found locally at start).
+    pub have: u64,
+    /// Payload size.
+    pub total: u64,
+    /// Bytes received from peers.
+    pub fetched: u64,
+    /// Bytes sent to peers.
+    pub uploaded: u64,
+    /// Peers connected now.
+    pub peers: usize,
+    /// Whether every piece is held.
+    pub finished: bool,
+}
+
+impl Engine {
+    /// Starts a session listening on `config.listen`.
+    pub async fn start(config: &EngineConfig) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.work_dir)
+            .with_context(|| format!("creating {}", config.work_dir.display()))?;
+        let options = SessionOptions {
+            dht: None,
+            // Trackers stay on for one reason: a torrent may name xus's own
+            // loopback peer feed (see `discovery::feed`), the only way to hand
+            // peers found later on the DHT to a running librqbit torrent.
+            // The session itself knows no tracker, and xus never passes a
+            // torrent's own announce URLs through.
+            disable_trackers: false,
+            disable_local_service_discovery: true,
+            fastresume: false,
+            persistence: None,
+            listen: Some(ListenerOptions {
+                mode: ListenerMode::TcpOnly,
+                listen_addr: config.listen,
+                enable_upnp_port_forwarding: false,
+                ipv4_only: config.listen.is_ipv4(),
+                ..Default::default()
+            }),
+            ipv4_only: config.listen.is_ipv4(),
+            connect: Some(librqbit::ConnectionOptions {
+                peer_opts: Some(librqbit::PeerConnectionOptions {
+                    // BEP 3 peers may stay silent for two minutes between
+                    // keep-alives, and Transmission says nothing until its
+                    // first rechoke, about 10 s in: librqbit's default 10 s
+                    // read timeout drops such peers, and a finished torrent
+                    // never dials them again.
+                    read_write_timeout: Some(PEER_SILENCE_TIMEOUT),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ratelimits: librqbit::limits::LimitsConfig {
+                upload_bps: config.rates.upload_bps.and_then(std::num::NonZeroU32::new),
+                download_bps: config
+                    .rates
+                    .download_bps
+                    .and_then(std::num::NonZeroU32::new),
+            },
+            client_name_and_version: Some(format!("xus {}", env!("CARGO_PKG_VERSION"))),
+            ..Default::default()
+        };
+        let session = Session::new_with_opts(config.work_dir.clone(), options)
+            .await
+            .with_context(|| format!("starting BitTorrent session on {}", config.listen))?;
+        Ok(Self { session })
+    }
+
+    /// The address peers can reach this session at.
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.session.listen_addr()
+    }
+
+    /// Bytes sent to peers since the session started: a topic master
+    /// reports it, to show how much of a swarm's traffic it carries.
+    pub fn uploaded_bytes(&self) -> u64 {
+        self.session.stats_snapshot().counters.uploaded_bytes
+    }
+
+    /// Adds a torrent whose bytes are stored by `storage`, dialing `peers`
+    /// and polling `feed` (a loopback peer feed URL) for more.
+    /// The returned handle is live once the start-up hash check is done.
+    pub async fn add(
+        &self,
+        torrent_file: Vec<u8>,
+        storage: GitStorageFactory,
+        peers: &[SocketAddr],
+        feed: Option<&str>,
+    ) -> anyhow::Result<TorrentHandle> {
+        use librqbit::storage::StorageFactoryExt;
+        let options = AddTorrentOptions {
+            overwrite: true,
+            trackers: feed.map(|url| vec![url.to_string()]),
+            force_tracker_interval: feed.map(|_| FEED_POLL_INTERVAL),
+            initial_peers: (!peers.is_empty()).then(|| peers.to_vec()),
+            storage_factory: Some(storage.boxed()),
+            ..Default::default()
+        };
+        let response = self
+            .session
+            .add_torrent(
+                AddTorrent::TorrentFileBytes(Bytes::from(torrent_file)),
+                Some(options),
+            )
+            .await
+            .context("adding torrent to the BitTorrent session")?;
+        let handle = response
+            .into_handle()
+            .context("BitTorrent session returned no torrent handle")?;
+        handle
+            .wait_until_initialized()
+            .await
+            .context("checking pieces already held")?;
+        Ok(handle)
+    }
+
+    /// Asks `peers` for the info dictionary of `info_hash` (BEP 9) and returns
+    /// its bytes, unverified beyond their SHA-1, plus the peers that answered.
+    pub async fn resolve_metadata(
+        &self,
+        info_hash: ObjectId,
+        peers: &[SocketAddr],
+        feed: Option<&str>,
+        timeout: Duration,
+    ) -> anyhow::Result<(Vec<u8>, Vec<SocketAddr>)> {
+        // librqbit reads a magnet's trackers from the link itself and
+        // ignores `AddTorrentOptions::trackers` for it.
+        let mut magnet = format!("magnet:?xt=urn:btih:{info_hash}");
+        if let Some(url) = feed {
+            magnet.push_str("&tr=");
+            for b in url.bytes() {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    magnet.push(char::from(b));
+                } else {
+                    magnet.push_str(&format!("%{b:02X}"));
+                }
+            }
+        }
+        let options = AddTorrentOptions {
+            list_only: true,
+            force_tracker_interval: feed.map(|_| FEED_POLL_INTERVAL),
+            initial_peers: (!peers.is_empty()).then(|| peers.to_vec()),
+            ..Default::default()
+        };
+        let response = tokio::time::timeout(
+            timeout,
+            self.session
+                .add_torrent(AddTorrent::from_url(magnet), Some(options)),
+        )
+        .await
+        .with_context(|| format!("no peer sent the metadata of {info_hash} within {timeout:?}"))?
+        .with_context(|| format!("fetching the metadata of {info_hash} from peers"))?;
+        match response {
+            AddTorrentResponse::ListOnly(list) => {
+                let info = crate::torrent::format::info_from_torrent_file(&list.torrent_bytes)
+                    .context("reading the metadata peers sent")?;
+                Ok((info.to_vec(), list.seen_peers))
+            }
+            _ => anyhow::bail!("BitTorrent session did not return metadata for {info_hash}"),
+        }
+    }
+
+    /// Where a torrent stands.
+    pub fn progress(handle: &TorrentHandle) -> Progress {
+        let stats = handle.stats();
+        let live = stats.live.as_ref();
+        Progress {
+            have: stats.progress_bytes,
+            total: stats.total_bytes,
+            fetched: live.map(|l| l.snapshot.fetched_bytes).unwrap_or(0),
+            uploaded: stats.uploaded_bytes,
+            peers: live
+                .map(|l| l.snapshot.peer_stats.live as usize)
+                .unwrap_or(0),
+            finished: stats.finished,
+        }
+    }
+
+    /// Makes this download start at `start` bytes into file `file_index`
+    /// and move on from there as it progresses, wrapping at the end,
+    /// instead of librqbit's fixed order (files by name; in each, first,
+    /// last, then the rest). Peers that start together then hold different
+    /// pieces and can trade them, rather than all asking the seed for the
+    /// same ones. It uses librqbit's stream priorities (a stream's next
+    /// 32 MiB go first) without reading the stream. Stops when the download
+    /// completes or the returned task is aborted.
+    pub async fn spread_start(
+        handle: &TorrentHandle,
+        file_index: usize,
+        file_len: u64,
+        start: u64,
+    ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+        use tokio::io::AsyncSeekExt;
+        anyhow::ensure!(file_len > 0, "file {file_index} is empty");
+        let mut stream = Arc::clone(handle)
+            .stream(file_index)
+            .await
+            .with_context(|| format!("opening a stream on file {file_index}"))?;
+        let start = start % file_len;
+        stream.seek(std::io::SeekFrom::Start(start)).await?;
+        let handle = Arc::clone(handle);
+        let base = Engine::progress(&handle).have;
+        Ok(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let progress = Engine::progress(&handle);
+                if progress.finished {
+                    return;
+                }
+                let position = (start + progress.have.saturating_sub(base)) % file_len;
+                if let Err(error) = stream.seek(std::io::SeekFrom::Start(position)).await {
+                    tracing::debug!(%error, "moving the download's start failed");
+                    return;
+                }
+            }
+        }))
+    }
+
+    /// Waits until every piece of `handle` is held and verified.
+    pub async fn wait_complete(handle: &TorrentHandle) -> anyhow::Result<()> {
+        handle.wait_until_completed().await
+    }
+
+    /// Removes a torrent (keeping its data).
+    pub async fn remove(&self, info_hash: ObjectId) -> anyhow::Result<()> {
+        let id = librqbit::dht::Id20::new(info_hash.0);
+        self.session.delete(id.into(), false).await
+    }
+
+    /// Stops the session and every torrent in it. librqbit's own `stop`
+    /// sleeps a second for its tasks to wind down; xus has nothing for them
+    /// to flush (storage writes are synchronous and verified data is already
+    /// in Git), so cancelling is enough.
+    pub async fn stop(self) {
+        self.session.cancellation_token().cancel();
+        tokio::task::yield_now().await;
+    }
+}

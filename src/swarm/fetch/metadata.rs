@@ -1,0 +1,196 @@
+//! Getting a commit torrent's info dictionary: from a xus webseed in one
+//! request (`<commit>.torrent`), else from peers over BEP 9 in rounds.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use super::report::{FetchEvent, FetchReport};
+use crate::git::object::ObjectId;
+use crate::swarm::session::Swarm;
+use crate::torrent::format::{self, CommitTorrent};
+
+/// Longest single metadata request before asking again with fresh peers.
+const METADATA_ROUND: Duration = Duration::from_secs(8);
+
+/// How long one webseed may take to send a `.torrent`.
+const WEBSEED_TORRENT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// librqbit never dials a peer twice within one metadata request, and a
+/// peer found on the DHT may not serve the torrent yet: so peers are asked
+/// in rounds of at most [`METADATA_ROUND`], each with every peer known by
+/// then, until the deadline.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MetadataRounds {
+    deadline: Instant,
+}
+
+impl MetadataRounds {
+    pub(crate) fn until(deadline: Instant) -> Self {
+        Self { deadline }
+    }
+
+    /// The length of the round starting at `now`, and whether it is the
+    /// last (it runs into the deadline: its failure is final).
+    pub(crate) fn next(&self, now: Instant) -> (Duration, bool) {
+        let left = self.deadline.saturating_duration_since(now);
+        let round = left.min(METADATA_ROUND);
+        (round, round == left)
+    }
+}
+
+/// Asks peers (given, from the magnet, found on the DHT) for the info
+/// dictionary of `ih`, in rounds until `deadline`. `peers` gains every peer
+/// that answered, for the download to dial.
+pub(crate) async fn from_peers(
+    swarm: &Swarm,
+    ih: ObjectId,
+    peers: &mut Vec<SocketAddr>,
+    first_dht_peer: &OnceLock<Instant>,
+    deadline: Instant,
+    report: &dyn FetchReport,
+) -> anyhow::Result<CommitTorrent> {
+    let feed_url = swarm.feed_url();
+    anyhow::ensure!(
+        !peers.is_empty() || feed_url.is_some(),
+        "no peer to ask for the metadata of {ih}: give one with --peer ADDR"
+    );
+    report.event(FetchEvent::AskingForMetadata {
+        info_hash: ih,
+        peers: feed_url.is_none().then_some(peers.len()),
+    });
+    if peers.is_empty()
+        && let Some(feed) = &swarm.feed
+    {
+        // Hand the first DHT peers straight to the metadata request
+        // rather than waiting for the engine's next feed poll.
+        while first_dht_peer.get().is_none() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        peers.extend(feed.peers(ih.0));
+    }
+    let rounds = MetadataRounds::until(deadline);
+    let (info, seen) = loop {
+        let (round, last) = rounds.next(Instant::now());
+        let result = swarm
+            .engine
+            .resolve_metadata(ih, peers, feed_url.as_deref(), round)
+            .await;
+        match result {
+            Ok(found) => break found,
+            Err(error) if last => return Err(error),
+            Err(error) => {
+                tracing::debug!(%ih, error = %format!("{error:#}"), "no metadata yet; asking again");
+                if let Some(feed) = &swarm.feed {
+                    peers.extend(feed.peers(ih.0));
+                    peers.sort();
+                    peers.dedup();
+                }
+            }
+        }
+    };
+    if let Some(found) = first_dht_peer.get() {
+        report.event(FetchEvent::FirstDhtPeer {
+            after: found.duration_since(swarm.started),
+        });
+    }
+    report.event(FetchEvent::MetadataReceived {
+        after: swarm.started.elapsed(),
+    });
+    peers.extend(seen);
+    let torrent = CommitTorrent::parse(&info)
+        .context("the metadata peers sent is not a valid xus commit torrent")?;
+    anyhow::ensure!(
+        torrent.info_hash == ih,
+        "peers sent metadata for {} instead of {ih}",
+        torrent.info_hash
+    );
+    Ok(torrent)
+}
+
+/// Downloads `<webseed>/<name>.torrent` (what a xus webseed serves) from
+/// the first webseed that has it, and checks it is the torrent of `ih`.
+pub(crate) async fn from_webseeds(
+    webseeds: &[String],
+    name: &str,
+    ih: ObjectId,
+    report: &dyn FetchReport,
+) -> anyhow::Result<CommitTorrent> {
+    let client = reqwest::Client::builder()
+        .timeout(WEBSEED_TORRENT_TIMEOUT)
+        .build()
+        .context("building an HTTP client")?;
+    let mut last_error = None;
+    for base in webseeds {
+        let url = format!("{}/{name}.torrent", base.trim_end_matches('/'));
+        match get_bounded(&client, &url, format::MAX_TORRENT_FILE_BYTES).await {
+            Ok(bytes) => {
+                let info = format::info_from_torrent_file(&bytes)
+                    .with_context(|| format!("{url} is not a .torrent file"))?;
+                let torrent = CommitTorrent::parse(info)
+                    .with_context(|| format!("{url} is not a valid xus commit torrent"))?;
+                anyhow::ensure!(
+                    torrent.info_hash == ih,
+                    "{url} holds the torrent of {} instead of {ih}",
+                    torrent.info_hash
+                );
+                report.event(FetchEvent::MetadataFromWebseed { info_hash: ih, url });
+                return Ok(torrent);
+            }
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| anyhow::anyhow!("no webseed given")))
+}
+
+/// GETs `url`, refusing a body over `limit` bytes before reading it whole.
+async fn get_bounded(client: &reqwest::Client, url: &str, limit: usize) -> anyhow::Result<Vec<u8>> {
+    let mut response = client
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "GET {url}: {}",
+        response.status()
+    );
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .with_context(|| format!("reading {url}"))?
+    {
+        anyhow::ensure!(
+            body.len() + chunk.len() <= limit,
+            "{url} is larger than {limit} bytes"
+        );
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_are_short_until_the_last_runs_into_the_deadline() {
+        let now = Instant::now();
+        let rounds = MetadataRounds::until(now + Duration::from_secs(20));
+        assert_eq!(rounds.next(now), (METADATA_ROUND, false));
+        let later = now + Duration::from_secs(15);
+        assert_eq!(rounds.next(later), (Duration::from_secs(5), true));
+        let past = now + Duration::from_secs(30);
+        assert_eq!(rounds.next(past), (Duration::ZERO, true));
+    }
+
+    #[test]
+    fn a_deadline_of_exactly_one_round_is_the_last() {
+        let now = Instant::now();
+        let rounds = MetadataRounds::until(now + METADATA_ROUND);
+        assert_eq!(rounds.next(now), (METADATA_ROUND, true));
+    }
+}

@@ -1,0 +1,359 @@
+//! The fetch pipeline: from a torrent, an infohash or a signed head to a
+//! verified commit in a repository, refs moved last.
+//!
+//! Blobs already in the object database back their files directly, so the
+//! pieces they cover verify at start-up and are never downloaded. Missing
+//! bytes are staged in `<git dir>/xus/partial/<infohash>` and survive an
+//! interruption: the next run re-checks them and downloads only what is
+//! missing. Nothing enters Git until every piece is verified and every blob
+//! hashes to the id its tree names.
+//!
+//! A [`Swarm`] is started once with [`crate::swarm::SwarmOptions`]; each
+//! fetch is a [`FetchRequest`]. Steps are reported to a [`FetchReport`];
+//! the library prints nothing.
+
+mod download;
+mod error;
+mod metadata;
+mod report;
+mod source;
+mod webseed_policy;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tracker_free::{InfoHash, SignedHead};
+
+pub use error::FetchError;
+pub use report::{FetchEvent, FetchReport, LogReport};
+pub use source::{Hints, Source, parse_source};
+
+use crate::git::object::ObjectId;
+use crate::git::repo;
+use crate::swarm::AbortOnDrop;
+use crate::swarm::discovery;
+use crate::swarm::heads::resolve_head;
+use crate::swarm::session::Swarm;
+use crate::topic::head_address::HeadAddress;
+use crate::topic::home::Home;
+use crate::torrent::format::CommitTorrent;
+use crate::torrent::import::{self, ImportError, RefOptions};
+
+/// One fetch: where the commit goes and how long to try. The swarm's own
+/// settings (listen address, DHT, rates) are [`crate::swarm::SwarmOptions`].
+#[derive(Debug, Clone)]
+pub struct FetchRequest {
+    /// Repository to fetch into; created when missing.
+    pub repo: PathBuf,
+    /// Create it bare.
+    pub bare: bool,
+    /// What to do with refs afterwards.
+    pub refs: RefOptions,
+    /// Peers to dial, besides those the source names.
+    pub peers: Vec<SocketAddr>,
+    /// Webseed base URLs (BEP 19), besides those the source names.
+    pub webseeds: Vec<String>,
+    /// How long to wait for metadata.
+    pub metadata_timeout: Duration,
+    /// Give up after this long without a new verified piece.
+    pub stall_timeout: Duration,
+    /// Refuse a commit whose parents are not in the repository, before
+    /// downloading it (a topic master keeps whole histories, never shallow).
+    pub require_parents: bool,
+}
+
+/// What a fetch brought.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fetched {
+    /// The commit, now in the repository.
+    pub commit: ObjectId,
+    /// Its torrent.
+    pub info_hash: ObjectId,
+}
+
+/// Fetches whatever `source` names; a head is resolved on the swarm's DHT
+/// first (against the seen heads in `home`).
+///
+/// # Errors
+///
+/// See [`FetchError`].
+pub async fn fetch_source(
+    swarm: &Swarm,
+    source: Source,
+    request: &FetchRequest,
+    home: &Home,
+    report: &Arc<dyn FetchReport>,
+) -> Result<Fetched, FetchError> {
+    match source {
+        Source::Head(address) => {
+            let dht = swarm.dht().context("resolving a head needs the DHT")?;
+            let head = resolve_head(dht, home, &address, report.as_ref())
+                .await?
+                .ok_or_else(|| FetchError::HeadNotFound { url: address.url() })?;
+            fetch_head(swarm, &address, &head, request, report).await
+        }
+        other => fetch(swarm, other, None, request, report).await,
+    }
+}
+
+/// Fetches the commit a resolved head names, refusing a torrent that holds
+/// another commit, and records it under `refs/xus/topics/<topic>/<branch>`.
+///
+/// # Errors
+///
+/// See [`FetchError`].
+pub async fn fetch_head(
+    swarm: &Swarm,
+    address: &HeadAddress,
+    head: &SignedHead,
+    request: &FetchRequest,
+    report: &Arc<dyn FetchReport>,
+) -> Result<Fetched, FetchError> {
+    report.event(FetchEvent::HeadResolved {
+        url: address.url(),
+        commit: crate::hex::encode(&head.head.commit),
+        info_hash: head.head.infohash.to_string(),
+        seq: head.seq,
+        after: swarm.started.elapsed(),
+    });
+    let mut request = request.clone();
+    request.refs.tracking = Some(format!(
+        "refs/xus/topics/{}/{}",
+        address.topic, address.branch
+    ));
+    let commit = ObjectId::from_slice(&head.head.commit)
+        .with_context(|| format!("the head of {} names a non-SHA-1 commit", address.url()))?;
+    fetch_commit(
+        swarm,
+        ObjectId(head.head.infohash.0),
+        commit,
+        &request,
+        report,
+    )
+    .await
+}
+
+/// Fetches the commit `commit` whose torrent is `info_hash` (a head, or a
+/// topic master taking a pushed commit from the writer and the swarm).
+///
+/// # Errors
+///
+/// See [`FetchError`]; [`FetchError::WrongCommit`] when the torrent holds
+/// another commit.
+pub async fn fetch_commit(
+    swarm: &Swarm,
+    info_hash: ObjectId,
+    commit: ObjectId,
+    request: &FetchRequest,
+    report: &Arc<dyn FetchReport>,
+) -> Result<Fetched, FetchError> {
+    let source = Source::InfoHash(
+        info_hash,
+        Hints {
+            name: Some(commit.to_hex()),
+            ..Hints::default()
+        },
+    );
+    fetch(swarm, source, Some(commit), request, report).await
+}
+
+/// Fetches a torrent or an infohash; `expected` is the commit it must hold.
+async fn fetch(
+    swarm: &Swarm,
+    source: Source,
+    expected: Option<ObjectId>,
+    request: &FetchRequest,
+    report: &Arc<dyn FetchReport>,
+) -> Result<Fetched, FetchError> {
+    let mut peers = request.peers.clone();
+    let mut webseeds = request.webseeds.clone();
+    let (info_hash, known_torrent, hints) = match source {
+        Source::Torrent(torrent, ws) => {
+            webseeds.extend(ws);
+            (torrent.info_hash, Some(torrent), Hints::default())
+        }
+        Source::InfoHash(ih, hints) => {
+            webseeds.extend(hints.webseeds.iter().cloned());
+            (ih, None, hints)
+        }
+        Source::Head(address) => {
+            return Err(
+                anyhow::anyhow!("the head {} must be resolved first", address.url()).into(),
+            );
+        }
+    };
+    webseeds.sort();
+    webseeds.dedup();
+    // Peers found on the DHT reach the engine through the feed, however late.
+    let first_dht_peer = Arc::new(OnceLock::new());
+    let _search = match (swarm.dht(), &swarm.feed) {
+        (Some(dht), Some(feed)) => Some(AbortOnDrop(discovery::spawn_peer_search(
+            dht.clone(),
+            InfoHash(info_hash.0),
+            feed.clone(),
+            first_dht_peer.clone(),
+        ))),
+        _ => None,
+    };
+    if let Some(commit) = expected
+        && already_have(&request.repo, commit).await
+    {
+        report.event(FetchEvent::AlreadyHave { commit });
+        set_refs(&request.repo, commit, &request.refs).await?;
+        return Ok(Fetched { commit, info_hash });
+    }
+    let metadata_deadline = Instant::now() + request.metadata_timeout;
+    peers.extend(hints.peers.iter().copied());
+    let torrent = match known_torrent {
+        Some(torrent) => *torrent,
+        None => match hints.name.as_deref().filter(|_| !webseeds.is_empty()) {
+            // A xus webseed serves `<commit>.torrent`: one request instead
+            // of finding a peer for the metadata (checked against the
+            // infohash).
+            Some(name) => {
+                match metadata::from_webseeds(&webseeds, name, info_hash, report.as_ref()).await {
+                    Ok(torrent) => torrent,
+                    Err(error) => {
+                        report.event(FetchEvent::NoTorrentFromWebseeds {
+                            name: name.to_owned(),
+                            error: format!("{error:#}"),
+                        });
+                        metadata::from_peers(
+                            swarm,
+                            info_hash,
+                            &mut peers,
+                            &first_dht_peer,
+                            metadata_deadline,
+                            report.as_ref(),
+                        )
+                        .await?
+                    }
+                }
+            }
+            None => {
+                metadata::from_peers(
+                    swarm,
+                    info_hash,
+                    &mut peers,
+                    &first_dht_peer,
+                    metadata_deadline,
+                    report.as_ref(),
+                )
+                .await?
+            }
+        },
+    };
+    if let Some(expected) = expected
+        && torrent.commit != expected
+    {
+        return Err(FetchError::WrongCommit {
+            expected,
+            info_hash: torrent.info_hash,
+            found: torrent.commit,
+        });
+    }
+    peers.sort();
+    peers.dedup();
+    if request.require_parents {
+        check_parents(&request.repo, &torrent).await?;
+    }
+    let git_dir = open_or_init(request).await?;
+    if already_have(&git_dir, torrent.commit).await {
+        report.event(FetchEvent::AlreadyHave {
+            commit: torrent.commit,
+        });
+    } else {
+        let started = Instant::now();
+        download::download(
+            swarm, &torrent, &git_dir, &peers, &webseeds, request, report,
+        )
+        .await?;
+        let downloaded = started.elapsed();
+        let (git_dir, torrent) = (git_dir.clone(), torrent.clone());
+        tokio::task::spawn_blocking(move || -> Result<(), FetchError> {
+            let repo = git2::Repository::open(&git_dir).context("opening the repository")?;
+            let payload = download::staging_path(&git_dir, &torrent);
+            import::import(&repo, &torrent, &payload)?;
+            let _ = std::fs::remove_file(&payload);
+            Ok(())
+        })
+        .await
+        .context("the import panicked")??;
+        report.event(FetchEvent::Timing {
+            download: downloaded,
+            import: started.elapsed() - downloaded,
+        });
+    }
+    set_refs(&git_dir, torrent.commit, &request.refs).await?;
+    Ok(Fetched {
+        commit: torrent.commit,
+        info_hash: torrent.info_hash,
+    })
+}
+
+/// Opens the repository, creating it when missing; refuses a checkout into
+/// a bare one. Returns its git directory.
+async fn open_or_init(request: &FetchRequest) -> Result<PathBuf, FetchError> {
+    let (path, bare, checkout) = (request.repo.clone(), request.bare, request.refs.checkout);
+    tokio::task::spawn_blocking(move || {
+        let repo = repo::open_or_init(&path, bare)?;
+        if checkout && repo.is_bare() {
+            return Err(ImportError::Bare.into());
+        }
+        Ok(repo.path().to_owned())
+    })
+    .await
+    .context("opening the repository panicked")?
+}
+
+/// Refuses `torrent` when one of its commit's parents is not in the
+/// repository.
+async fn check_parents(path: &std::path::Path, torrent: &CommitTorrent) -> Result<(), FetchError> {
+    let (path, torrent) = (path.to_owned(), torrent.clone());
+    tokio::task::spawn_blocking(move || {
+        let repo =
+            git2::Repository::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        let odb = repo.odb().context("opening the object database")?;
+        match import::missing_parents(&odb, &torrent).first() {
+            Some(&parent) => Err(FetchError::MissingParent {
+                commit: torrent.commit,
+                parent,
+            }),
+            None => Ok(()),
+        }
+    })
+    .await
+    .context("the parent check panicked")?
+}
+
+/// Whether the repository at `path` exists and holds `commit`.
+async fn already_have(path: &std::path::Path, commit: ObjectId) -> bool {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        git2::Repository::open(&path)
+            .ok()
+            .and_then(|repo| repo.odb().ok().map(|odb| odb.exists(commit.to_git())))
+            .unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// Moves refs once the commit is in (see [`import::set_refs`]).
+async fn set_refs(
+    repo: &std::path::Path,
+    commit: ObjectId,
+    refs: &RefOptions,
+) -> Result<(), FetchError> {
+    let (repo, refs) = (repo.to_owned(), refs.clone());
+    tokio::task::spawn_blocking(move || {
+        let repo = git2::Repository::open(&repo).context("opening the repository")?;
+        import::set_refs(&repo, commit, &refs)?;
+        Ok(())
+    })
+    .await
+    .context("moving refs panicked")?
+}

@@ -1,0 +1,289 @@
+//! What a fetch tells whoever watches it. The library never prints: it
+//! hands typed [`FetchEvent`]s and progress to a [`FetchReport`]; the CLI
+//! prints them on stderr, a topic master logs them through `tracing`
+//! ([`LogReport`]), so its log filter controls them.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::git::object::ObjectId;
+use crate::swarm::engine::Progress;
+
+/// Something worth telling about a fetch under way. `Display` gives the
+/// line a person reads (the CLI prints exactly that).
+#[derive(Debug, Clone)]
+pub enum FetchEvent {
+    /// A head was refused (bad signature, rollback, malformed value).
+    HeadRefused {
+        /// `xus://TOPIC/BRANCH`.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// No DHT node answered with a head; the one seen before is used.
+    HeadUnreachable {
+        /// `xus://TOPIC/BRANCH`.
+        url: String,
+        /// Nodes asked.
+        queried: usize,
+        /// Nodes that answered.
+        responded: usize,
+    },
+    /// The head to fetch.
+    HeadResolved {
+        /// `xus://TOPIC/BRANCH`.
+        url: String,
+        /// The commit it names (hex).
+        commit: String,
+        /// Its torrent (hex).
+        info_hash: String,
+        /// The head's sequence number.
+        seq: i64,
+        /// Since the swarm started.
+        after: Duration,
+    },
+    /// The commit is already in the repository: nothing to download.
+    AlreadyHave {
+        /// The commit.
+        commit: ObjectId,
+    },
+    /// No webseed served `<name>.torrent`; peers are asked instead.
+    NoTorrentFromWebseeds {
+        /// The torrent's name (the commit id).
+        name: String,
+        /// The last error, with its causes.
+        error: String,
+    },
+    /// The metadata came from a webseed.
+    MetadataFromWebseed {
+        /// The torrent.
+        info_hash: ObjectId,
+        /// Where from.
+        url: String,
+    },
+    /// Peers are asked for the metadata (BEP 9).
+    AskingForMetadata {
+        /// The torrent.
+        info_hash: ObjectId,
+        /// Peers given, or `None` when they come from the DHT.
+        peers: Option<usize>,
+    },
+    /// The first peer turned up on the DHT.
+    FirstDhtPeer {
+        /// Since the swarm started.
+        after: Duration,
+    },
+    /// A peer sent the metadata.
+    MetadataReceived {
+        /// Since the swarm started.
+        after: Duration,
+    },
+    /// With no peer known, the webseeds serve from the start.
+    WebseedsOnly {
+        /// How many.
+        count: usize,
+    },
+    /// What will be downloaded and what is already here.
+    Plan {
+        /// The commit.
+        commit: ObjectId,
+        /// Payload bytes.
+        total: u64,
+        /// Files in the torrent.
+        files: usize,
+        /// Bytes of blobs already in Git.
+        reused: u64,
+        /// Bytes rebuilt from older versions of changed files.
+        patched: u64,
+        /// Bytes that verified at start.
+        verified: u64,
+    },
+    /// Webseeds join the download.
+    WebseedsJoin {
+        /// Because no peer is connected (else: peers are slow).
+        no_peer: bool,
+        /// The bridge's loopback address.
+        bridge: SocketAddr,
+    },
+    /// The download is complete.
+    Downloaded {
+        /// Bytes from peers (webseed bytes excluded).
+        from_peers: u64,
+        /// Bytes that were here already.
+        reused: u64,
+    },
+    /// What the webseeds sent.
+    WebseedBytes {
+        /// Bytes in all.
+        bytes: u64,
+        /// Failed HTTP requests.
+        http_errors: u64,
+        /// Bytes per URL.
+        per_url: Vec<(String, u64)>,
+    },
+    /// How long the two halves took.
+    Timing {
+        /// Download.
+        download: Duration,
+        /// Verification and import into Git.
+        import: Duration,
+    },
+}
+
+impl fmt::Display for FetchEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::HeadRefused { url, reason } => {
+                write!(f, "warning: refused a head of {url}: {reason}")
+            }
+            Self::HeadUnreachable {
+                url,
+                queried,
+                responded,
+            } => write!(
+                f,
+                "warning: no DHT node holds a head of {url} ({queried} asked, {responded} answered); using the one seen before"
+            ),
+            Self::HeadResolved {
+                url,
+                commit,
+                info_hash,
+                seq,
+                after,
+            } => write!(
+                f,
+                "head of {url}: commit {commit} torrent {info_hash} seq {seq} (resolved after {} ms)",
+                after.as_millis()
+            ),
+            Self::AlreadyHave { commit } => {
+                write!(f, "commit {commit} is already in the repository")
+            }
+            Self::NoTorrentFromWebseeds { name, error } => {
+                write!(
+                    f,
+                    "note: no webseed served {name}.torrent ({error}); asking peers"
+                )
+            }
+            Self::MetadataFromWebseed { info_hash, url } => {
+                write!(f, "metadata of {info_hash} read from {url}")
+            }
+            Self::AskingForMetadata { info_hash, peers } => match peers {
+                Some(n) => write!(f, "asking {n} peer(s) for the metadata of {info_hash}"),
+                None => write!(
+                    f,
+                    "asking peers found on the DHT for the metadata of {info_hash}"
+                ),
+            },
+            Self::FirstDhtPeer { after } => write!(
+                f,
+                "timing: first peer found on the DHT after {} ms",
+                after.as_millis()
+            ),
+            Self::MetadataReceived { after } => write!(
+                f,
+                "timing: metadata received from a connected peer after {} ms",
+                after.as_millis()
+            ),
+            Self::WebseedsOnly { count } => {
+                write!(f, "no peer known: downloading from {count} webseed(s)")
+            }
+            Self::Plan {
+                commit,
+                total,
+                files,
+                reused,
+                patched,
+                verified,
+            } => write!(
+                f,
+                "commit {commit}: {total} bytes in {files} files; {reused} bytes of local blobs reused, {patched} bytes patched from older versions, {verified} bytes already verified, {} to download",
+                total.saturating_sub(*verified)
+            ),
+            Self::WebseedsJoin { no_peer, .. } => write!(
+                f,
+                "{}: using webseeds as well",
+                if *no_peer {
+                    "no peer connected"
+                } else {
+                    "peers are slow"
+                }
+            ),
+            Self::Downloaded { from_peers, reused } => write!(
+                f,
+                "downloaded {from_peers} bytes from peers; reused {reused} bytes already here"
+            ),
+            Self::WebseedBytes {
+                bytes,
+                http_errors,
+                per_url,
+            } => {
+                write!(
+                    f,
+                    "downloaded {bytes} bytes from webseeds ({http_errors} failed HTTP requests)"
+                )?;
+                for (url, bytes) in per_url {
+                    write!(f, "\n  {bytes} bytes from {url}")?;
+                }
+                Ok(())
+            }
+            Self::Timing { download, import } => write!(
+                f,
+                "timing: download {:.3} s, import into Git {:.3} s",
+                download.as_secs_f64(),
+                import.as_secs_f64()
+            ),
+        }
+    }
+}
+
+impl FetchEvent {
+    /// Whether the event is a warning (a log shows it at warn level).
+    pub fn is_warning(&self) -> bool {
+        matches!(
+            self,
+            Self::HeadRefused { .. } | Self::HeadUnreachable { .. }
+        )
+    }
+}
+
+/// Receives what a fetch reports. Shared by the tasks of one fetch.
+pub trait FetchReport: Send + Sync {
+    /// A step of the fetch.
+    fn event(&self, event: FetchEvent);
+
+    /// Where the download stands, a few times a second while it runs.
+    fn progress(&self, progress: &Progress) {
+        let _ = progress;
+    }
+
+    /// The download ended (complete or given up); a progress display
+    /// clears itself here.
+    fn download_ended(&self, complete: bool) {
+        let _ = complete;
+    }
+}
+
+/// Logs every event through `tracing` (info, or warn for warnings): what a
+/// daemon such as a topic master uses, so that its log filter decides.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogReport;
+
+impl FetchReport for LogReport {
+    fn event(&self, event: FetchEvent) {
+        if event.is_warning() {
+            tracing::warn!("{event}");
+        } else {
+            tracing::info!("{event}");
+        }
+    }
+
+    fn progress(&self, progress: &Progress) {
+        tracing::trace!(
+            have = progress.have,
+            total = progress.total,
+            peers = progress.peers,
+            "progress"
+        );
+    }
+}

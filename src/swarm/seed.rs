@@ -1,0 +1,237 @@
+//! The `xus seed` service: serves a repository's commits until told to
+//! stop, picking up branch moves and heads published from this machine, and
+//! keeps stored heads alive on the DHT.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tracker_free::Dht;
+
+use crate::git::blobs::BlobSource;
+use crate::git::object::ObjectId;
+use crate::git::repo;
+use crate::git::state_dir::StateDir;
+use crate::swarm::discovery::{self, DhtOptions};
+use crate::swarm::engine::{Engine, EngineConfig};
+use crate::swarm::seeder::{self, Seeder};
+use crate::swarm::webseed_server::WebseedServer;
+use crate::topic::home::Home;
+
+/// Options of `xus seed`.
+#[derive(Debug, Clone)]
+pub struct SeedOptions {
+    /// Repository path.
+    pub repo: PathBuf,
+    /// Revisions to seed; HEAD when empty and `all_branches` is off.
+    pub revs: Vec<String>,
+    /// Also seed every local branch tip.
+    pub all_branches: bool,
+    /// Where to accept peers.
+    pub listen: SocketAddr,
+    /// Peers to dial.
+    pub peers: Vec<SocketAddr>,
+    /// Speed caps.
+    pub rates: crate::swarm::engine::RateLimits,
+    /// Bound on inflated blob bytes kept in memory.
+    pub cache_bytes: u64,
+    /// The DHT to announce on and refresh heads in; `None` stays off it.
+    pub dht: Option<DhtOptions>,
+    /// Pause between looks for new heads and branch moves.
+    pub rescan: Duration,
+    /// Pause between refreshes of stored heads.
+    pub republish: Duration,
+    /// xus's directory (stored heads).
+    pub home: Home,
+    /// Where to serve every seeded commit over HTTP as well (BEP 19
+    /// webseed), for clients that find no peer; `None` serves no HTTP.
+    pub webseed_listen: Option<SocketAddr>,
+    /// The URL clients reach that webseed by, when not `http://<address>/`
+    /// (behind a proxy, or bound to all interfaces).
+    pub webseed_url: Option<String>,
+}
+
+/// Seeds until `shutdown` resolves. Prints `seeding <commit> <infohash> <magnet>`
+/// per commit, then (with a webseed) `webseed <url>`, then `listening <addr>`
+/// once the first set is served; commits that appear later (branch moves
+/// with `--all-branches`, heads published from this machine) print their own
+/// `seeding` line. Every seeded commit is also served by the webseed, and
+/// magnets name it (`ws=`) when it can be reached from elsewhere.
+pub async fn run(
+    options: SeedOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<()> {
+    let repo_path = options.repo.clone();
+    let revs = options.revs.clone();
+    let all_branches = options.all_branches;
+    let (git_dir, commits) = tokio::task::spawn_blocking(move || {
+        let repo = repo::open(&repo_path)?;
+        let mut commits: Vec<ObjectId> = Vec::new();
+        if revs.is_empty() && !all_branches {
+            commits.push(repo::resolve_commit(&repo, "HEAD")?);
+        }
+        for rev in &revs {
+            commits.push(repo::resolve_commit(&repo, rev)?);
+        }
+        anyhow::Ok((repo.path().to_owned(), commits))
+    })
+    .await??;
+
+    let dht = match &options.dht {
+        Some(dht) => {
+            let config = discovery::config(dht, &options.home)?;
+            Some(discovery::start(&config).await?)
+        }
+        None => None,
+    };
+    let source = BlobSource::open(&git_dir, options.cache_bytes)?;
+    let webseed = match options.webseed_listen {
+        Some(listen) => Some(
+            WebseedServer::start(listen, source.clone(), options.webseed_url.as_deref()).await?,
+        ),
+        None => None,
+    };
+    let engine = Engine::start(&EngineConfig {
+        listen: options.listen,
+        work_dir: StateDir::of(&git_dir).session(),
+        rates: options.rates,
+    })
+    .await?;
+    let addr = engine
+        .listen_addr()
+        .context("BitTorrent session is not listening")?;
+    let mut seeder = Seeder::new(&engine, source, git_dir.clone())?
+        .dialing(options.peers.clone())
+        .announcing(dht.clone())
+        .recording();
+    if let Some(webseed) = &webseed {
+        let urls = if webseed.advertisable {
+            vec![webseed.url.clone()]
+        } else {
+            Vec::new()
+        };
+        seeder = seeder.with_webseed(Arc::clone(&webseed.source), urls);
+    }
+    let initial = wanted_commits(
+        &git_dir,
+        commits,
+        all_branches,
+        &options.home,
+        &HashMap::new(),
+    )
+    .await?;
+    for commit in initial {
+        seeder.add(commit, out).await?;
+    }
+    seeder.record();
+    let seed_addr = seeder::seed_addr_path(&git_dir);
+    if let Some(webseed) = &webseed {
+        writeln!(out, "webseed {}", webseed.url)?;
+    }
+    writeln!(out, "listening {addr}")?;
+    out.flush()?;
+
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut rescan = tokio::time::interval(options.rescan);
+    rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut republish = tokio::time::interval(options.republish);
+    republish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let result = loop {
+        tokio::select! {
+            _ = &mut shutdown => break Ok(()),
+            _ = rescan.tick() => {
+                match wanted_commits(&git_dir, Vec::new(), all_branches, &options.home, &seeder.seeded()).await {
+                    Ok(new) => for commit in new {
+                        if let Err(error) = seeder.add(commit, out).await {
+                            tracing::warn!(%commit, error = %format!("{error:#}"), "cannot seed commit");
+                        }
+                    },
+                    Err(error) => tracing::warn!(error = %format!("{error:#}"), "rescan failed"),
+                }
+            }
+            _ = republish.tick(), if dht.is_some() => {
+                if let Some(dht) = &dht {
+                    republish_heads(dht, &options.home, &seeder.seeded()).await;
+                }
+            }
+        }
+    };
+    let _ = std::fs::remove_file(&seed_addr);
+    tracing::info!("stopping");
+    drop(seeder);
+    if let Some(webseed) = webseed
+        && let Err(error) = webseed.stop().await
+    {
+        tracing::warn!(error = %format!("{error:#}"), "webseed stopped abnormally");
+    }
+    engine.stop().await;
+    result
+}
+
+/// Commits to serve that are not served yet: the ones named, every branch
+/// tip with `--all-branches`, and every stored head whose commit is here.
+async fn wanted_commits(
+    git_dir: &Path,
+    named: Vec<ObjectId>,
+    all_branches: bool,
+    home: &Home,
+    seeded: &HashMap<ObjectId, ObjectId>,
+) -> anyhow::Result<Vec<ObjectId>> {
+    let git_dir = git_dir.to_owned();
+    let home = home.clone();
+    let seeded: std::collections::HashSet<ObjectId> = seeded.keys().copied().collect();
+    tokio::task::spawn_blocking(move || {
+        let repo = git2::Repository::open(&git_dir)?;
+        let mut commits = named;
+        if all_branches {
+            commits.extend(repo::all_branches(&repo)?.into_iter().map(|(_, id)| id));
+        }
+        let odb = repo.odb()?;
+        for head in home.all_heads()? {
+            if let Some(commit) = ObjectId::from_slice(&head.head.commit)
+                && odb.exists(commit.to_git())
+            {
+                commits.push(commit);
+            }
+        }
+        let mut unique = std::collections::HashSet::new();
+        commits.retain(|c| !seeded.contains(c) && unique.insert(*c));
+        anyhow::Ok(commits)
+    })
+    .await?
+}
+
+/// Stores again every known head whose commit is served here, so that the
+/// DHT keeps them past its two-hour expiry even when the owner is away.
+async fn republish_heads(dht: &Dht, home: &Home, seeded: &HashMap<ObjectId, ObjectId>) {
+    let heads = match home.all_heads() {
+        Ok(heads) => heads,
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), "cannot read stored heads");
+            return;
+        }
+    };
+    for head in heads {
+        let served =
+            ObjectId::from_slice(&head.head.commit).is_some_and(|c| seeded.contains_key(&c));
+        if !served {
+            continue;
+        }
+        match dht.republish(&head).await {
+            Ok(()) => {
+                tracing::info!(topic = %head.topic, branch = %head.branch, seq = head.seq, "head refreshed")
+            }
+            Err(tracker_free::PublishError::Superseded { .. }) => {
+                tracing::debug!(topic = %head.topic, branch = %head.branch, seq = head.seq, "a newer head is already stored")
+            }
+            Err(error) => {
+                tracing::warn!(topic = %head.topic, branch = %head.branch, %error, "head refresh failed")
+            }
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! [`Seeder`]: the torrents of one repository being served from its object
+//! database, published on its webseed and announced on the DHT (`xus seed`,
+//! `xus push` for the length of a push, and a topic master per topic).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use tracker_free::InfoHash;
+
+use crate::git::blobs::BlobSource;
+use crate::git::object::ObjectId;
+use crate::git::state_dir::StateDir;
+use crate::swarm::announcer::Announcer;
+use crate::swarm::engine::Engine;
+use crate::swarm::storage::{Backing, GitStorageFactory};
+use crate::swarm::webseed_source::GitWebseed;
+use crate::torrent::cache;
+use crate::torrent::format::CommitTorrent;
+
+/// How each file of a torrent is read when every blob is local.
+pub fn local_backings(torrent: &CommitTorrent) -> Vec<Backing> {
+    let commit_raw: Arc<[u8]> = Arc::from(torrent.commit_raw.as_slice());
+    torrent
+        .files
+        .iter()
+        .map(|f| match f.blob {
+            Some(blob) => Backing::Blob(blob),
+            None => Backing::Inline(commit_raw.clone()),
+        })
+        .collect()
+}
+
+/// The torrents of one repository being served and how they are announced
+/// (`xus seed`, and a topic master for each of its topics).
+pub struct Seeder<'a> {
+    engine: &'a Engine,
+    source: Arc<BlobSource>,
+    git_dir: PathBuf,
+    /// Peers every torrent dials at start.
+    peers: Vec<SocketAddr>,
+    /// This session's address as magnets carry it (`x.pe`); empty when it
+    /// is not reachable from elsewhere.
+    advertised: Vec<SocketAddr>,
+    /// Commit → infohash of everything served.
+    seeded: HashMap<ObjectId, ObjectId>,
+    /// The webseed every seeded commit is published to, if one runs.
+    webseed: Option<Arc<GitWebseed>>,
+    /// Its URL as magnets carry it (`ws=`); empty when it is not reachable.
+    webseed_urls: Vec<String>,
+    announcer: Option<Announcer>,
+    addr: SocketAddr,
+    /// `<git dir>/xus/seed.addr`, which `xus publish` reads; `None` for a
+    /// seeder that lives only as long as one command.
+    seed_file: Option<PathBuf>,
+}
+
+impl<'a> Seeder<'a> {
+    /// A seeder of the repository at `git_dir` on `engine`, reading blobs
+    /// through `source`; it serves nothing until [`Self::add`].
+    ///
+    /// # Errors
+    ///
+    /// The engine is not listening.
+    pub fn new(
+        engine: &'a Engine,
+        source: Arc<BlobSource>,
+        git_dir: PathBuf,
+    ) -> anyhow::Result<Self> {
+        let addr = engine
+            .listen_addr()
+            .context("BitTorrent session is not listening")?;
+        Ok(Self {
+            engine,
+            source,
+            git_dir,
+            peers: Vec::new(),
+            advertised: if addr.ip().is_unspecified() {
+                Vec::new()
+            } else {
+                vec![addr]
+            },
+            seeded: HashMap::new(),
+            webseed: None,
+            webseed_urls: Vec::new(),
+            announcer: None,
+            addr,
+            seed_file: None,
+        })
+    }
+
+    /// Every torrent dials `peers` at start.
+    pub fn dialing(mut self, peers: Vec<SocketAddr>) -> Self {
+        self.peers = peers;
+        self
+    }
+
+    /// Magnets printed carry no `x.pe` (a seeder for one command).
+    pub fn unadvertised(mut self) -> Self {
+        self.advertised.clear();
+        self
+    }
+
+    /// Publishes every seeded commit on `webseed` too; magnets name `urls`.
+    pub fn with_webseed(mut self, webseed: Arc<GitWebseed>, urls: Vec<String>) -> Self {
+        self.webseed = Some(webseed);
+        self.webseed_urls = urls;
+        self
+    }
+
+    /// Announces every seeded commit through `dht`.
+    pub fn announcing(mut self, dht: Option<Arc<tracker_free::Dht>>) -> Self {
+        let port = self.addr.port();
+        self.announcer = dht.map(|dht| Announcer::spawn(dht, port));
+        self
+    }
+
+    /// Records what is served in `<git dir>/xus/seed.addr` for `xus publish`.
+    pub fn recording(mut self) -> Self {
+        self.seed_file = Some(seed_addr_path(&self.git_dir));
+        self
+    }
+
+    /// The address this seeder's session listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Commit → infohash of everything served.
+    pub fn seeded(&self) -> &HashMap<ObjectId, ObjectId> {
+        &self.seeded
+    }
+
+    /// Writes `<git dir>/xus/seed.addr`: the address, then one infohash per
+    /// line that is served now. `xus publish` reads it so that it announces
+    /// a commit only once it is really served here.
+    pub fn record(&self) {
+        let Some(seed_file) = &self.seed_file else {
+            return;
+        };
+        let mut text = format!("{} {}\n", self.addr, std::process::id());
+        for infohash in self.seeded.values() {
+            text.push_str(&infohash.to_hex());
+            text.push('\n');
+        }
+        let written = seed_file.parent().map(|dir| {
+            tempfile::NamedTempFile::new_in(dir).and_then(|mut tmp| {
+                tmp.write_all(text.as_bytes())?;
+                tmp.persist(seed_file).map_err(|e| e.error)?;
+                Ok(())
+            })
+        });
+        if let Some(Err(error)) = written {
+            tracing::warn!(path = %seed_file.display(), %error, "cannot record what is seeded");
+        }
+    }
+
+    /// Builds (or loads) the torrent of `commit`, serves it (to peers and
+    /// on the webseed), announces it.
+    pub async fn add(
+        &mut self,
+        commit: ObjectId,
+        out: &mut (dyn Write + Send),
+    ) -> anyhow::Result<ObjectId> {
+        if let Some(&infohash) = self.seeded.get(&commit) {
+            return Ok(infohash);
+        }
+        let git_dir = self.git_dir.clone();
+        let torrent = tokio::task::spawn_blocking(move || {
+            let repo = git2::Repository::open(&git_dir)?;
+            cache::load_or_build(&repo, commit)
+                .with_context(|| format!("building the torrent of commit {commit}"))
+        })
+        .await??;
+        let torrent = Arc::new(torrent);
+        let storage = GitStorageFactory::new(
+            torrent.info_hash,
+            self.source.clone(),
+            local_backings(&torrent),
+        );
+        let handle = self
+            .engine
+            .add(torrent.torrent_file(&[]), storage, &self.peers, None)
+            .await
+            .with_context(|| format!("seeding commit {}", torrent.commit))?;
+        let progress = Engine::progress(&handle);
+        anyhow::ensure!(
+            progress.finished,
+            "only {} of {} bytes of commit {} verify against its torrent; is the torrent cache stale?",
+            progress.have,
+            progress.total,
+            torrent.commit
+        );
+        self.seeded.insert(commit, torrent.info_hash);
+        // Published only now that every piece verified from Git: the webseed
+        // never serves a commit whose torrent disagrees with its blobs.
+        if let Some(webseed) = &self.webseed {
+            webseed.publish(Arc::clone(&torrent));
+        }
+        self.record();
+        tracing::debug!(%commit, infohash = %torrent.info_hash, "seeding");
+        if let Some(announcer) = &self.announcer {
+            announcer.add(InfoHash(torrent.info_hash.0));
+        }
+        writeln!(
+            out,
+            "seeding {} {} {}",
+            torrent.commit,
+            torrent.info_hash,
+            torrent.magnet_with_webseeds(&self.advertised, &self.webseed_urls)
+        )?;
+        out.flush()?;
+        Ok(torrent.info_hash)
+    }
+}
+
+/// Where `xus seed` records its BitTorrent address, so that `xus publish`
+/// can announce the port that actually serves the commit.
+pub fn seed_addr_path(git_dir: &Path) -> PathBuf {
+    StateDir::of(git_dir).seed_addr()
+}
+
+/// How long `xus publish` waits for a running seed to pick up the commit.
+const SEED_PICKUP_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The TCP port of the `xus seed` running on this repository once it serves
+/// `infohash`; `None` when no seed runs or it does not pick the commit up in
+/// time. Announcing a port before the torrent is served there would send
+/// peers to a refusal they never retry.
+pub async fn wait_for_seed(seed_file: &Path, infohash: ObjectId) -> Option<u16> {
+    let wanted = infohash.to_hex();
+    let deadline = tokio::time::Instant::now() + SEED_PICKUP_WAIT;
+    loop {
+        let text = std::fs::read_to_string(seed_file).ok()?;
+        let mut lines = text.lines();
+        let port = lines
+            .next()?
+            .split_whitespace()
+            .next()?
+            .parse::<std::net::SocketAddr>()
+            .ok()?
+            .port();
+        if lines.any(|l| l == wanted) {
+            return Some(port);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,97 @@
+//! [`Swarm`]: one BitTorrent session plus, when peers must be found, a DHT
+//! node and the loopback feed that hands its peers to the session. `xus
+//! fetch` starts one per run, `xus follow` and a topic master keep one for
+//! many fetches.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use tracker_free::{Dht, DhtConfig};
+
+use crate::swarm::discovery::{self, PeerFeed};
+use crate::swarm::engine::{Engine, EngineConfig, RateLimits};
+
+/// How a swarm starts: settings of the session, apart from any one fetch.
+#[derive(Debug, Clone)]
+pub struct SwarmOptions {
+    /// Where to accept peers; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// Speed caps for the whole session.
+    pub rates: RateLimits,
+    /// The DHT to join; `None` stays off it (peers are given, or webseeds).
+    pub dht: Option<DhtConfig>,
+    /// Start the peer feed even without a DHT: webseeds join a running
+    /// download through it.
+    pub feed: bool,
+}
+
+/// A running session (see the module doc).
+pub struct Swarm {
+    pub(crate) engine: Engine,
+    pub(crate) dht: Option<Arc<Dht>>,
+    pub(crate) feed: Option<Arc<PeerFeed>>,
+    pub(crate) started: Instant,
+    _scratch: tempfile::TempDir,
+}
+
+impl Swarm {
+    /// Starts the session, the DHT node when one is configured, and the
+    /// peer feed when there is a DHT or [`SwarmOptions::feed`] asks for one.
+    ///
+    /// # Errors
+    ///
+    /// The listen address cannot be bound, or the DHT node cannot start.
+    pub async fn start(options: &SwarmOptions) -> anyhow::Result<Self> {
+        let started = Instant::now();
+        let scratch = tempfile::tempdir().context("creating a scratch directory")?;
+        let engine = Engine::start(&EngineConfig {
+            listen: options.listen,
+            work_dir: scratch.path().to_owned(),
+            rates: options.rates,
+        })
+        .await?;
+        let dht = match &options.dht {
+            Some(config) => Some(discovery::start(config).await?),
+            None => None,
+        };
+        let feed = if dht.is_some() || options.feed {
+            Some(Arc::new(PeerFeed::start().await?))
+        } else {
+            None
+        };
+        Ok(Self {
+            engine,
+            dht,
+            feed,
+            started,
+            _scratch: scratch,
+        })
+    }
+
+    /// The BitTorrent session (a topic master seeds on it too).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The DHT node, when this swarm has one.
+    pub fn dht(&self) -> Option<&Arc<Dht>> {
+        self.dht.as_ref()
+    }
+
+    /// The loopback URL torrents poll for peers found late, if any.
+    pub(crate) fn feed_url(&self) -> Option<String> {
+        self.feed.as_ref().map(|f| f.url().to_string())
+    }
+
+    /// When the swarm started: timings in reports count from here.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Stops the session.
+    pub async fn stop(self) {
+        self.engine.stop().await;
+    }
+}

@@ -1,0 +1,446 @@
+//! Moves a downloaded commit into Git: verify every blob, then write blobs,
+//! trees and the commit, then (only then) move refs.
+//!
+//! Objects are written children first, so an interruption leaves only
+//! unreferenced objects behind, which `git fsck` accepts and `git gc` removes;
+//! no ref ever names a commit whose objects are not all present.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use git2::{ObjectType, Repository};
+use sha1::Digest;
+
+use crate::git::object::{self, ObjectId};
+use crate::git::pack::{PackError, PackWriter};
+use crate::torrent::format::CommitTorrent;
+
+use crate::git::repo;
+
+/// The namespace where every fetched commit is kept reachable.
+pub const COMMIT_REF_PREFIX: &str = "refs/xus/commits/";
+
+/// Returned by [`import`].
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// A staged file's bytes are not the blob the trees name.
+    #[error("downloaded bytes of {path} hash to blob {actual}, the commit names {expected}")]
+    BlobMismatch {
+        /// The file, as the torrent names it.
+        path: String,
+        /// Blob id from the trees.
+        expected: ObjectId,
+        /// Blob id of the bytes.
+        actual: ObjectId,
+    },
+    /// A file neither staged nor in the object database.
+    #[error("no bytes for {0}: neither downloaded nor in the object database")]
+    Missing(String),
+    /// Reading a staged file failed.
+    #[error("reading {path}")]
+    Io {
+        /// The staged file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// libgit2 failed.
+    #[error("{what}")]
+    Git {
+        /// What was being done.
+        what: String,
+        /// libgit2's error.
+        source: git2::Error,
+    },
+    /// The pack was installed but the commit is not readable from it.
+    #[error("commit {0} is not in the object database after writing its pack")]
+    NotInstalled(ObjectId),
+    /// The branch exists elsewhere and the commit does not descend from it.
+    #[error(
+        "branch {branch} is at {current}, and {commit} is not a fast-forward from it; \
+         the commit is kept at {kept} (use --force to move the branch anyway)"
+    )]
+    NotFastForward {
+        /// The branch.
+        branch: String,
+        /// Where it is.
+        current: ObjectId,
+        /// The fetched commit.
+        commit: ObjectId,
+        /// The ref that keeps it.
+        kept: String,
+    },
+    /// A branch name Git refuses.
+    #[error("{0:?} is not a valid branch name")]
+    BadBranch(String),
+    /// `--checkout` in a bare repository.
+    #[error("cannot check out into a bare repository")]
+    Bare,
+    /// Writing the pack failed.
+    #[error(transparent)]
+    Pack(#[from] PackError),
+    /// Writing the shallow file failed.
+    #[error("recording the shallow boundary in {path}")]
+    Shallow {
+        /// The shallow file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+fn git(what: impl Into<String>) -> impl FnOnce(git2::Error) -> ImportError {
+    let what = what.into();
+    move |source| ImportError::Git { what, source }
+}
+
+/// What to do once the objects are in.
+#[derive(Debug, Clone, Default)]
+pub struct RefOptions {
+    /// Branch to point at the commit.
+    pub branch: Option<String>,
+    /// Move the branch even when it is not a fast-forward.
+    pub force: bool,
+    /// Fill the work tree and point HEAD at the commit (or branch).
+    pub checkout: bool,
+    /// A full ref name that simply records the commit (moved even when not
+    /// a fast-forward): where a topic's signed head was last seen.
+    pub tracking: Option<String>,
+}
+
+/// Writes the commit of `torrent` into `repo`. `payload` holds the
+/// downloaded bytes at their offsets in the torrent; blobs already in Git
+/// are not read from it.
+///
+/// Every downloaded file is hashed first; only when all match the ids the
+/// trees name are the missing objects streamed into one pack, which libgit2
+/// indexes and installs atomically.
+pub fn import(
+    repo: &Repository,
+    torrent: &CommitTorrent,
+    payload: &Path,
+) -> Result<(), ImportError> {
+    let odb = repo.odb().map_err(git("opening the object database"))?;
+    odb.refresh().map_err(git("reading the object database"))?;
+    let mut planned = HashSet::new();
+    let mut blobs: Vec<(ObjectId, &crate::torrent::format::TorrentFile)> = Vec::new();
+    for file in &torrent.files {
+        let Some(blob) = file.blob else { continue };
+        if repo::has_object(&odb, blob) || !planned.insert(blob) {
+            continue;
+        }
+        blobs.push((blob, file));
+    }
+    in_parallel(
+        &blobs,
+        || Ok(()),
+        |_, &(blob, file)| {
+            let actual = hash_range_as_blob(payload, file.offset, file.length)?;
+            if actual != blob {
+                return Err(ImportError::BlobMismatch {
+                    path: file.path.join("/"),
+                    expected: blob,
+                    actual,
+                });
+            }
+            Ok(())
+        },
+    )?;
+    // Symlink targets, trees and the commit were hashed when the metadata
+    // was parsed: their ids are the hashes of these very bytes.
+    let mut small: Vec<(ObjectId, ObjectType, &[u8])> = Vec::new();
+    for link in &torrent.links {
+        if !repo::has_object(&odb, link.blob) && planned.insert(link.blob) {
+            small.push((link.blob, ObjectType::Blob, &link.target));
+        }
+    }
+    for (id, raw) in &torrent.trees {
+        if !repo::has_object(&odb, *id) && planned.insert(*id) {
+            small.push((*id, ObjectType::Tree, raw));
+        }
+    }
+    if !repo::has_object(&odb, torrent.commit) {
+        small.push((torrent.commit, ObjectType::Commit, &torrent.commit_raw));
+    }
+    write_packs(repo.path(), payload, &blobs, &small)?;
+    odb.refresh().map_err(git("reading the new packs"))?;
+    if !repo::has_object(&odb, torrent.commit) {
+        return Err(ImportError::NotInstalled(torrent.commit));
+    }
+    record_shallow_boundary(repo, &odb, torrent)?;
+    Ok(())
+}
+
+/// Writes the verified objects as one pack per core, blobs spread by size
+/// (deflating is the slow part); the small objects go in the first pack.
+fn write_packs(
+    git_dir: &Path,
+    payload: &Path,
+    blobs: &[(ObjectId, &crate::torrent::format::TorrentFile)],
+    small: &[(ObjectId, ObjectType, &[u8])],
+) -> Result<(), ImportError> {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let mut groups: Vec<(u64, Vec<(ObjectId, &crate::torrent::format::TorrentFile)>)> =
+        vec![(0, Vec::new()); cores.max(1)];
+    let mut by_size: Vec<_> = blobs.to_vec();
+    by_size.sort_by_key(|(_, f)| std::cmp::Reverse(f.length));
+    for blob in by_size {
+        if let Some(lightest) = groups.iter_mut().min_by_key(|(bytes, _)| *bytes) {
+            lightest.0 += blob.1.length;
+            lightest.1.push(blob);
+        }
+    }
+    let jobs: Vec<(usize, Vec<(ObjectId, &crate::torrent::format::TorrentFile)>)> = groups
+        .into_iter()
+        .map(|(_, g)| g)
+        .enumerate()
+        .filter(|(i, g)| !g.is_empty() || (*i == 0 && !small.is_empty()))
+        .collect();
+    in_parallel(
+        &jobs,
+        || Ok(()),
+        |_, (index, group)| {
+            let extra: &[(ObjectId, ObjectType, &[u8])] = if *index == 0 { small } else { &[] };
+            let count = u32::try_from(group.len() + extra.len())
+                .map_err(|_| ImportError::Missing("more than 2^32 objects".into()))?;
+            let mut pack = PackWriter::new(git_dir, count)?;
+            for (id, file) in group {
+                pack.add(
+                    *id,
+                    ObjectType::Blob,
+                    file.length,
+                    payload_range(payload, file.offset, file.length)?,
+                )?;
+            }
+            for (id, kind, data) in extra {
+                pack.add_bytes(*id, *kind, data)?;
+            }
+            pack.finish()?;
+            Ok(())
+        },
+    )
+}
+
+/// Refuses ref options that could only fail after a download: a branch name
+/// Git rejects, or a checkout into a repository created bare.
+pub fn check_ref_options(options: &RefOptions, bare: bool) -> Result<(), ImportError> {
+    if let Some(branch) = &options.branch
+        && !git2::Reference::is_valid_name(&format!("refs/heads/{branch}"))
+    {
+        return Err(ImportError::BadBranch(branch.clone()));
+    }
+    if options.checkout && bare {
+        return Err(ImportError::Bare);
+    }
+    Ok(())
+}
+
+/// Points `refs/xus/commits/<id>` and, when asked, a branch at an imported
+/// commit, then checks it out when asked.
+pub fn set_refs(
+    repo: &Repository,
+    commit: ObjectId,
+    options: &RefOptions,
+) -> Result<(), ImportError> {
+    let kept = format!("{COMMIT_REF_PREFIX}{commit}");
+    repo.reference(&kept, commit.to_git(), true, "xus fetch")
+        .map_err(git(format!("setting {kept}")))?;
+    if let Some(tracking) = &options.tracking {
+        repo.reference(tracking, commit.to_git(), true, "xus fetch")
+            .map_err(git(format!("setting {tracking}")))?;
+    }
+    let branch_ref = match &options.branch {
+        Some(branch) => {
+            let name = format!("refs/heads/{branch}");
+            if !git2::Reference::is_valid_name(&name) {
+                return Err(ImportError::BadBranch(branch.clone()));
+            }
+            if let Ok(current) = repo.refname_to_id(&name)
+                && current != commit.to_git()
+                && !options.force
+            {
+                let ff = repo
+                    .graph_descendant_of(commit.to_git(), current)
+                    .unwrap_or(false);
+                if !ff {
+                    return Err(ImportError::NotFastForward {
+                        branch: branch.clone(),
+                        current: ObjectId::from_git(current).unwrap_or(ObjectId([0; 20])),
+                        commit,
+                        kept,
+                    });
+                }
+            }
+            repo.reference(&name, commit.to_git(), true, "xus fetch")
+                .map_err(git(format!("setting {name}")))?;
+            Some(name)
+        }
+        None => None,
+    };
+    if options.checkout {
+        if repo.is_bare() {
+            return Err(ImportError::Bare);
+        }
+        let object = repo
+            .find_object(commit.to_git(), Some(ObjectType::Commit))
+            .map_err(git("finding the fetched commit"))?;
+        let mut checkout = git2::build::CheckoutBuilder::new();
+        checkout.safe().recreate_missing(true);
+        repo.checkout_tree(&object, Some(&mut checkout))
+            .map_err(git("checking out the fetched commit"))?;
+        match branch_ref {
+            Some(name) => repo.set_head(&name),
+            None => repo.set_head_detached(commit.to_git()),
+        }
+        .map_err(git("pointing HEAD at the fetched commit"))?;
+    }
+    Ok(())
+}
+
+/// Runs `job` over `items` on every core, each thread with its own state
+/// from `init`; the first error wins and stops the threads taking more work.
+fn in_parallel<T: Sync, S>(
+    items: &[T],
+    init: impl Fn() -> Result<S, ImportError> + Sync,
+    job: impl Fn(&mut S, &T) -> Result<(), ImportError> + Sync,
+) -> Result<(), ImportError> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let first_error = Mutex::new(None);
+    let fail = |e: ImportError| {
+        failed.store(true, Ordering::Relaxed);
+        first_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert(e);
+    };
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(items.len());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                let mut state = match init() {
+                    Ok(state) => state,
+                    Err(e) => return fail(e),
+                };
+                while !failed.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    if let Err(e) = job(&mut state, item) {
+                        fail(e);
+                    }
+                }
+            });
+        }
+    });
+    match first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// A reader of `length` bytes of the payload at `offset`. An empty range
+/// needs no file (an empty file is never downloaded, so it may not exist).
+fn payload_range(payload: &Path, offset: u64, length: u64) -> Result<Box<dyn Read>, ImportError> {
+    if length == 0 {
+        return Ok(Box::new(std::io::empty()));
+    }
+    let io = |source| ImportError::Io {
+        path: payload.to_owned(),
+        source,
+    };
+    let mut file = std::fs::File::open(payload).map_err(io)?;
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(offset)).map_err(io)?;
+    Ok(Box::new(std::io::BufReader::with_capacity(
+        1 << 20,
+        file.take(length),
+    )))
+}
+
+fn hash_range_as_blob(payload: &Path, offset: u64, length: u64) -> Result<ObjectId, ImportError> {
+    let io = |source| ImportError::Io {
+        path: payload.to_owned(),
+        source,
+    };
+    let mut reader = payload_range(payload, offset, length)?;
+    let mut hasher = object::object_hasher("blob", length);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut read_total = 0u64;
+    loop {
+        let n = reader.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        read_total += n as u64;
+    }
+    if read_total != length {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("{read_total} of {length} bytes present at offset {offset}"),
+        )));
+    }
+    Ok(ObjectId(hasher.finalize().into()))
+}
+
+/// The parents of the torrent's commit that `odb` lacks. A topic master
+/// refuses such a commit rather than making its repository shallow.
+pub fn missing_parents(odb: &git2::Odb<'_>, torrent: &CommitTorrent) -> Vec<ObjectId> {
+    torrent
+        .commit_raw
+        .split(|&b| b == b'\n')
+        .take_while(|line| !line.is_empty())
+        .filter_map(|line| line.strip_prefix(b"parent "))
+        // Either case, as Git's own parser reads parent lines (see `commit_tree`).
+        .filter_map(|hex| {
+            std::str::from_utf8(hex)
+                .ok()
+                .and_then(|hex| ObjectId::from_hex_case(hex, xus_codec::hex::Case::Either))
+        })
+        .filter(|&parent| !repo::has_object(odb, parent))
+        .collect()
+}
+
+/// Marks the commit as a shallow boundary when any of its parents is absent,
+/// as `git clone --depth` does, so that `git fsck` and `git log` accept a
+/// repository holding one commit without its history.
+fn record_shallow_boundary(
+    repo: &Repository,
+    odb: &git2::Odb<'_>,
+    torrent: &CommitTorrent,
+) -> Result<(), ImportError> {
+    if missing_parents(odb, torrent).is_empty() {
+        return Ok(());
+    }
+    let path = repo.path().join("shallow");
+    let shallow_err = |source| ImportError::Shallow {
+        path: path.clone(),
+        source,
+    };
+    let existing = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(shallow_err(e)),
+    };
+    let hex = torrent.commit.to_hex();
+    if existing.lines().any(|l| l.trim() == hex) {
+        return Ok(());
+    }
+    let mut text = existing;
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&hex);
+    text.push('\n');
+    let tmp = repo.path().join("shallow.xus-tmp");
+    std::fs::write(&tmp, text).map_err(shallow_err)?;
+    std::fs::rename(&tmp, &path).map_err(shallow_err)?;
+    Ok(())
+}
