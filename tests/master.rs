@@ -683,7 +683,7 @@ fn forged_body(cluster: &Cluster, signer: &Writer, claimed: &str, commit: &str) 
         branch: tracker_free::Branch::new("main").expect("branch"),
         commits: vec![PushedCommit {
             commit: id,
-            info_hash: id,
+            info_hash: xus::torrent::info_hash::InfoHash(id.0),
         }],
         peer_port: 0,
         time: std::time::SystemTime::now()

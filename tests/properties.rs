@@ -415,7 +415,10 @@ fn sample() -> &'static CommitTorrent {
 /// was mutated from.
 fn check_accepted(original: &CommitTorrent, bytes: &[u8], t: &CommitTorrent) {
     assert_eq!(t.info_bytes, bytes);
-    assert_eq!(t.info_hash, ObjectId(format::sha1_of(bytes)));
+    assert_eq!(
+        t.info_hash,
+        xus::torrent::info_hash::InfoHash(format::sha1_of(bytes))
+    );
     assert_eq!(
         t.info_hash == original.info_hash,
         bytes == original.info_bytes.as_slice()

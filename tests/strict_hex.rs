@@ -264,10 +264,16 @@ fn infohashes_and_object_ids() {
     bytes[3] = 0x0f;
     let id = ObjectId(bytes);
     let good = id.to_hex();
-    assert_eq!(parse_info_hash(&good), Some(id));
+    assert_eq!(
+        parse_info_hash(&good),
+        Some(xus::torrent::info_hash::InfoHash(bytes))
+    );
     assert_eq!(ObjectId::from_hex(&good), Some(id));
     let magnet = |hash: &str| format!("magnet:?xt=urn:btih:{hash}");
-    assert_eq!(Magnet::parse(&magnet(&good)).map(|m| m.info_hash), Ok(id));
+    assert_eq!(
+        Magnet::parse(&magnet(&good)).map(|m| m.info_hash),
+        Ok(xus::torrent::info_hash::InfoHash(bytes))
+    );
     for (why, bad) in not_hex(&good) {
         assert_eq!(parse_info_hash(&bad), None, "{why}: infohash {bad:?}");
         assert_eq!(ObjectId::from_hex(&bad), None, "{why}: object id {bad:?}");
@@ -295,10 +301,13 @@ fn infohashes_and_object_ids() {
     // Magnets are written by other clients and typed: uppercase is the same
     // infohash. Object ids are what Git and xus print: lowercase only.
     let shouted = upper(&good);
-    assert_eq!(parse_info_hash(&shouted), Some(id));
+    assert_eq!(
+        parse_info_hash(&shouted),
+        Some(xus::torrent::info_hash::InfoHash(bytes))
+    );
     assert_eq!(
         Magnet::parse(&magnet(&shouted)).map(|m| m.info_hash),
-        Ok(id)
+        Ok(xus::torrent::info_hash::InfoHash(bytes))
     );
     assert_eq!(ObjectId::from_hex(&shouted), None);
     assert_eq!(ObjectId::from_hex_case(&shouted, Case::Either), Some(id));

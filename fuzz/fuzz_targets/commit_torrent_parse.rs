@@ -40,7 +40,7 @@ fn check_info(info: &[u8]) {
         return;
     };
     assert_eq!(t.info_bytes, info);
-    assert_eq!(t.info_hash, ObjectId(sha1_of(info)));
+    assert_eq!(t.info_hash, xus::torrent::info_hash::InfoHash(sha1_of(info)));
     assert_eq!(t.commit, ObjectId::for_object("commit", &t.commit_raw));
 
     let seeds = vec!["http://127.0.0.1:1/".to_owned()];

@@ -9,13 +9,14 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use tokio::sync::{mpsc, oneshot};
-use tracker_free::{Branch, Head, InfoHash, SignedHead};
+use tracker_free::{Branch, Head, SignedHead};
 
 use super::backup::Backups;
 use super::config::{MasterConfig, TopicConfig};
 use crate::git::object::ObjectId;
 use crate::git::repo;
 use crate::swarm::Swarm;
+use crate::torrent::info_hash::InfoHash;
 
 /// What the HTTP handlers share with the main loop.
 pub(crate) struct Master {
@@ -92,13 +93,13 @@ impl TopicState {
 pub(crate) struct SeedRequest {
     pub(crate) topic: usize,
     pub(crate) commit: ObjectId,
-    pub(crate) reply: oneshot::Sender<anyhow::Result<ObjectId>>,
+    pub(crate) reply: oneshot::Sender<anyhow::Result<InfoHash>>,
 }
 
 impl Master {
     /// Serves `commit` of `topic` to peers and on the webseed (if it is
     /// not already); returns its infohash.
-    pub(crate) async fn seed(&self, topic: usize, commit: ObjectId) -> anyhow::Result<ObjectId> {
+    pub(crate) async fn seed(&self, topic: usize, commit: ObjectId) -> anyhow::Result<InfoHash> {
         let (reply, answer) = oneshot::channel();
         self.seed_requests
             .send(SeedRequest {
@@ -120,7 +121,7 @@ impl Master {
         topic: &TopicState,
         branch: &str,
         commit: ObjectId,
-        infohash: ObjectId,
+        infohash: InfoHash,
     ) -> anyhow::Result<SignedHead> {
         let dht = self
             .swarm
@@ -129,7 +130,7 @@ impl Master {
         let branch_key =
             Branch::new(branch).with_context(|| format!("branch {branch:?} cannot be a head"))?;
         let head = Head {
-            infohash: InfoHash(infohash.0),
+            infohash: infohash.into(),
             commit: commit.0.to_vec(),
         };
         let min_seq = topic

@@ -22,8 +22,8 @@ use librqbit::{
     ManagedTorrent, Session, SessionOptions,
 };
 
-use crate::git::object::ObjectId;
 use crate::swarm::storage::GitStorageFactory;
+use crate::torrent::info_hash::InfoHash;
 
 /// How the engine listens and whom it may dial.
 #[derive(Debug, Clone)]
@@ -181,7 +181,7 @@ impl Engine {
     /// its bytes, unverified beyond their SHA-1, plus the peers that answered.
     pub async fn resolve_metadata(
         &self,
-        info_hash: ObjectId,
+        info_hash: InfoHash,
         peers: &[SocketAddr],
         feed: Option<&str>,
         timeout: Duration,
@@ -191,13 +191,7 @@ impl Engine {
         let mut magnet = format!("magnet:?xt=urn:btih:{info_hash}");
         if let Some(url) = feed {
             magnet.push_str("&tr=");
-            for b in url.bytes() {
-                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                    magnet.push(char::from(b));
-                } else {
-                    magnet.push_str(&format!("%{b:02X}"));
-                }
-            }
+            magnet.push_str(&xus_codec::percent::encode(url.as_bytes()));
         }
         let options = AddTorrentOptions {
             list_only: true,
@@ -285,7 +279,7 @@ impl Engine {
     }
 
     /// Removes a torrent (keeping its data).
-    pub async fn remove(&self, info_hash: ObjectId) -> anyhow::Result<()> {
+    pub async fn remove(&self, info_hash: InfoHash) -> anyhow::Result<()> {
         let id = librqbit::dht::Id20::new(info_hash.0);
         self.session.delete(id.into(), false).await
     }

@@ -21,6 +21,7 @@ use crate::swarm::engine::{Engine, EngineConfig};
 use crate::swarm::seeder::{self, Seeder};
 use crate::swarm::webseed_server::WebseedServer;
 use crate::topic::home::Home;
+use crate::torrent::info_hash::InfoHash;
 
 /// Options of `xus seed`.
 #[derive(Debug, Clone)]
@@ -145,7 +146,7 @@ pub async fn run(
         tokio::select! {
             _ = &mut shutdown => break Ok(()),
             _ = rescan.tick() => {
-                match wanted_commits(&git_dir, Vec::new(), all_branches, &options.home, &seeder.seeded()).await {
+                match wanted_commits(&git_dir, Vec::new(), all_branches, &options.home, seeder.seeded()).await {
                     Ok(new) => for commit in new {
                         if let Err(error) = seeder.add(commit, out).await {
                             tracing::warn!(%commit, error = %format!("{error:#}"), "cannot seed commit");
@@ -156,7 +157,7 @@ pub async fn run(
             }
             _ = republish.tick(), if dht.is_some() => {
                 if let Some(dht) = &dht {
-                    republish_heads(dht, &options.home, &seeder.seeded()).await;
+                    republish_heads(dht, &options.home, seeder.seeded()).await;
                 }
             }
         }
@@ -180,7 +181,7 @@ async fn wanted_commits(
     named: Vec<ObjectId>,
     all_branches: bool,
     home: &Home,
-    seeded: &HashMap<ObjectId, ObjectId>,
+    seeded: &HashMap<ObjectId, InfoHash>,
 ) -> anyhow::Result<Vec<ObjectId>> {
     let git_dir = git_dir.to_owned();
     let home = home.clone();
@@ -208,7 +209,7 @@ async fn wanted_commits(
 
 /// Stores again every known head whose commit is served here, so that the
 /// DHT keeps them past its two-hour expiry even when the owner is away.
-async fn republish_heads(dht: &Dht, home: &Home, seeded: &HashMap<ObjectId, ObjectId>) {
+async fn republish_heads(dht: &Dht, home: &Home, seeded: &HashMap<ObjectId, InfoHash>) {
     let heads = match home.all_heads() {
         Ok(heads) => heads,
         Err(error) => {

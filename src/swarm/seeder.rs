@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use tracker_free::InfoHash;
 
 use crate::git::blobs::BlobSource;
 use crate::git::object::ObjectId;
@@ -20,6 +19,7 @@ use crate::swarm::storage::{Backing, GitStorageFactory};
 use crate::swarm::webseed_source::GitWebseed;
 use crate::torrent::cache;
 use crate::torrent::format::CommitTorrent;
+use crate::torrent::info_hash::InfoHash;
 
 /// How each file of a torrent is read when every blob is local.
 pub fn local_backings(torrent: &CommitTorrent) -> Vec<Backing> {
@@ -46,7 +46,7 @@ pub struct Seeder<'a> {
     /// is not reachable from elsewhere.
     advertised: Vec<SocketAddr>,
     /// Commit → infohash of everything served.
-    seeded: HashMap<ObjectId, ObjectId>,
+    seeded: HashMap<ObjectId, InfoHash>,
     /// The webseed every seeded commit is published to, if one runs.
     webseed: Option<Arc<GitWebseed>>,
     /// Its URL as magnets carry it (`ws=`); empty when it is not reachable.
@@ -130,7 +130,7 @@ impl<'a> Seeder<'a> {
     }
 
     /// Commit → infohash of everything served.
-    pub fn seeded(&self) -> &HashMap<ObjectId, ObjectId> {
+    pub fn seeded(&self) -> &HashMap<ObjectId, InfoHash> {
         &self.seeded
     }
 
@@ -164,7 +164,7 @@ impl<'a> Seeder<'a> {
         &mut self,
         commit: ObjectId,
         out: &mut (dyn Write + Send),
-    ) -> anyhow::Result<ObjectId> {
+    ) -> anyhow::Result<InfoHash> {
         if let Some(&infohash) = self.seeded.get(&commit) {
             return Ok(infohash);
         }
@@ -203,7 +203,7 @@ impl<'a> Seeder<'a> {
         self.record();
         tracing::debug!(%commit, infohash = %torrent.info_hash, "seeding");
         if let Some(announcer) = &self.announcer {
-            announcer.add(InfoHash(torrent.info_hash.0));
+            announcer.add(torrent.info_hash.into());
         }
         writeln!(
             out,
@@ -230,7 +230,7 @@ const SEED_PICKUP_WAIT: std::time::Duration = std::time::Duration::from_secs(30)
 /// `infohash`; `None` when no seed runs or it does not pick the commit up in
 /// time. Announcing a port before the torrent is served there would send
 /// peers to a refusal they never retry.
-pub async fn wait_for_seed(seed_file: &Path, infohash: ObjectId) -> Option<u16> {
+pub async fn wait_for_seed(seed_file: &Path, infohash: InfoHash) -> Option<u16> {
     let wanted = infohash.to_hex();
     let deadline = tokio::time::Instant::now() + SEED_PICKUP_WAIT;
     loop {

@@ -12,6 +12,7 @@ use librqbit::{ManagedTorrentShared, TorrentMetadata};
 
 use crate::git::blobs::BlobSource;
 use crate::git::object::ObjectId;
+use crate::torrent::info_hash::InfoHash;
 use crate::torrent::staged::StagedFile;
 
 /// Where the bytes of one torrent file live.
@@ -35,14 +36,14 @@ pub enum Backing {
 /// Builds [`GitStorage`] for exactly one torrent, refusing any other.
 #[derive(Clone)]
 pub struct GitStorageFactory {
-    info_hash: ObjectId,
+    info_hash: InfoHash,
     source: Arc<BlobSource>,
     files: Arc<Vec<Backing>>,
 }
 
 impl GitStorageFactory {
     /// A factory for the torrent `info_hash` whose files are `files`, in torrent order.
-    pub fn new(info_hash: ObjectId, source: Arc<BlobSource>, files: Vec<Backing>) -> Self {
+    pub fn new(info_hash: InfoHash, source: Arc<BlobSource>, files: Vec<Backing>) -> Self {
         Self {
             info_hash,
             source,

@@ -26,6 +26,7 @@ use tracker_free::{Branch, TopicKey};
 use crate::git::object::ObjectId;
 use crate::topic::writer_key::{WriterKey, WriterSecret};
 use crate::torrent::bencode::{self, Limits, Owned};
+use crate::torrent::info_hash::InfoHash;
 
 /// Most commits one push may offer.
 pub const MAX_PUSH_COMMITS: usize = 4096;
@@ -66,7 +67,7 @@ pub struct PushedCommit {
     /// The commit id.
     pub commit: ObjectId,
     /// Its torrent's infohash.
-    pub info_hash: ObjectId,
+    pub info_hash: InfoHash,
 }
 
 /// Why a push body was refused.
@@ -202,7 +203,7 @@ impl PushRequest {
             let (commit, info_hash) = both.split_at(20);
             let pushed = PushedCommit {
                 commit: ObjectId::from_slice(commit).ok_or_else(|| malformed("commit id"))?,
-                info_hash: ObjectId::from_slice(info_hash).ok_or_else(|| malformed("infohash"))?,
+                info_hash: InfoHash::from_slice(info_hash).ok_or_else(|| malformed("infohash"))?,
             };
             if !seen.insert(pushed.commit) {
                 return Err(malformed(format!(
@@ -332,7 +333,7 @@ mod tests {
             commits: (0..commits)
                 .map(|i| PushedCommit {
                     commit: id(i as u8),
-                    info_hash: id(200 - i as u8),
+                    info_hash: InfoHash(id(200 - i as u8).0),
                 })
                 .collect(),
             peer_port: 6881,
@@ -511,7 +512,7 @@ mod tests {
         ) {
             let secret = WriterSecret::from_hex(&"11".repeat(32)).expect("key");
             let mut r = request(&secret, 0);
-            r.commits = commits.into_iter().map(|c| PushedCommit { commit: ObjectId(c), info_hash: ObjectId(c) }).collect();
+            r.commits = commits.into_iter().map(|c| PushedCommit { commit: ObjectId(c), info_hash: InfoHash(c) }).collect();
             r.peer_port = port;
             r.time = time;
             r.branch = Branch::new(&branch).expect("branch");

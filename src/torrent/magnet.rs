@@ -3,7 +3,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use crate::git::object::ObjectId;
+use crate::torrent::info_hash::InfoHash;
 
 /// Longest magnet link accepted.
 pub const MAX_MAGNET_LEN: usize = 16 * 1024;
@@ -12,7 +12,7 @@ pub const MAX_MAGNET_LEN: usize = 16 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Magnet {
     /// `xt=urn:btih:`.
-    pub info_hash: ObjectId,
+    pub info_hash: InfoHash,
     /// `dn=`: for commit torrents, the commit id.
     pub name: Option<String>,
     /// `x.pe=`: peers to dial.
@@ -127,10 +127,10 @@ impl fmt::Display for Magnet {
 /// uppercase hex as often as lowercase, and people type or paste these. Only
 /// the 20 bytes matter afterwards (xus prints lowercase). Signs, spaces and
 /// any other length are refused.
-pub fn parse_info_hash(text: &str) -> Option<ObjectId> {
+pub fn parse_info_hash(text: &str) -> Option<InfoHash> {
     match text.len() {
-        40 => ObjectId::from_hex_case(text, xus_codec::hex::Case::Either),
-        32 => base32_decode(text).and_then(|b| ObjectId::from_slice(&b)),
+        40 => InfoHash::from_hex_case(text, xus_codec::hex::Case::Either),
+        32 => base32_decode(text).and_then(|b| InfoHash::from_slice(&b)),
         _ => None,
     }
 }
@@ -178,7 +178,7 @@ mod tests {
     #[test]
     fn round_trip() {
         let m = Magnet {
-            info_hash: ObjectId([0xab; 20]),
+            info_hash: InfoHash([0xab; 20]),
             name: Some("a b&c".into()),
             peers: vec!["127.0.0.1:6881".parse().expect("addr")],
             webseeds: vec!["http://127.0.0.1:8080/a?x=1&y=%25".into()],
@@ -197,7 +197,7 @@ mod tests {
     fn base32_and_errors() {
         let m =
             Magnet::parse("magnet:?xt=urn:btih:VOV2XK5LVOV2XK5LVOV2XK5LVOV2XK5L").expect("base32");
-        assert_eq!(m.info_hash, ObjectId([0xab; 20]));
+        assert_eq!(m.info_hash, InfoHash([0xab; 20]));
         assert_eq!(Magnet::parse("http://x"), Err(MagnetError::NotMagnet));
         assert_eq!(Magnet::parse("magnet:?dn=x"), Err(MagnetError::NoInfoHash));
         assert_eq!(

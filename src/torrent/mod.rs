@@ -8,6 +8,7 @@ pub mod bencode;
 pub mod cache;
 pub mod format;
 pub mod import;
+pub mod info_hash;
 pub mod magnet;
 pub mod scavenge;
 pub mod staged;

@@ -2,6 +2,7 @@
 
 use crate::git::object::ObjectId;
 use crate::torrent::import::ImportError;
+use crate::torrent::info_hash::InfoHash;
 
 /// Returned by the fetch pipeline. The variants callers act on are typed;
 /// everything else (I/O, the engine, HTTP) is [`FetchError::Other`], with
@@ -24,7 +25,7 @@ pub enum FetchError {
         /// The commit named.
         expected: ObjectId,
         /// The torrent.
-        info_hash: ObjectId,
+        info_hash: InfoHash,
         /// The commit it holds.
         found: ObjectId,
     },

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use super::report::{FetchEvent, FetchReport};
-use crate::git::object::ObjectId;
 use crate::swarm::session::Swarm;
 use crate::torrent::format::{self, CommitTorrent};
+use crate::torrent::info_hash::InfoHash;
 
 /// Longest single metadata request before asking again with fresh peers.
 const METADATA_ROUND: Duration = Duration::from_secs(8);
@@ -46,7 +46,7 @@ impl MetadataRounds {
 /// that answered, for the download to dial.
 pub(crate) async fn from_peers(
     swarm: &Swarm,
-    ih: ObjectId,
+    ih: InfoHash,
     peers: &mut Vec<SocketAddr>,
     first_dht_peer: &OnceLock<Instant>,
     deadline: Instant,
@@ -115,7 +115,7 @@ pub(crate) async fn from_peers(
 pub(crate) async fn from_webseeds(
     webseeds: &[String],
     name: &str,
-    ih: ObjectId,
+    ih: InfoHash,
     report: &dyn FetchReport,
 ) -> anyhow::Result<CommitTorrent> {
     let client = reqwest::Client::builder()

@@ -25,7 +25,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tracker_free::{InfoHash, SignedHead};
+use tracker_free::SignedHead;
 
 pub use error::FetchError;
 pub use report::{FetchEvent, FetchReport, LogReport};
@@ -41,6 +41,7 @@ use crate::topic::head_address::HeadAddress;
 use crate::topic::home::Home;
 use crate::torrent::format::CommitTorrent;
 use crate::torrent::import::{self, ImportError, RefOptions};
+use crate::torrent::info_hash::InfoHash;
 
 /// One fetch: where the commit goes and how long to try. The swarm's own
 /// settings (listen address, DHT, rates) are [`crate::swarm::SwarmOptions`].
@@ -71,7 +72,7 @@ pub struct Fetched {
     /// The commit, now in the repository.
     pub commit: ObjectId,
     /// Its torrent.
-    pub info_hash: ObjectId,
+    pub info_hash: InfoHash,
 }
 
 /// Fetches whatever `source` names; a head is resolved on the swarm's DHT
@@ -128,7 +129,7 @@ pub async fn fetch_head(
         .with_context(|| format!("the head of {} names a non-SHA-1 commit", address.url()))?;
     fetch_commit(
         swarm,
-        ObjectId(head.head.infohash.0),
+        InfoHash::from(head.head.infohash),
         commit,
         &request,
         report,
@@ -145,7 +146,7 @@ pub async fn fetch_head(
 /// another commit.
 pub async fn fetch_commit(
     swarm: &Swarm,
-    info_hash: ObjectId,
+    info_hash: InfoHash,
     commit: ObjectId,
     request: &FetchRequest,
     report: &Arc<dyn FetchReport>,
@@ -192,7 +193,7 @@ async fn fetch(
     let _search = match (swarm.dht(), &swarm.feed) {
         (Some(dht), Some(feed)) => Some(AbortOnDrop(discovery::spawn_peer_search(
             dht.clone(),
-            InfoHash(info_hash.0),
+            info_hash.into(),
             feed.clone(),
             first_dht_peer.clone(),
         ))),

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::git::object::ObjectId;
 use crate::swarm::engine::Progress;
+use crate::torrent::info_hash::InfoHash;
 
 /// Something worth telling about a fetch under way. `Display` gives the
 /// line a person reads (the CLI prints exactly that).
@@ -58,14 +59,14 @@ pub enum FetchEvent {
     /// The metadata came from a webseed.
     MetadataFromWebseed {
         /// The torrent.
-        info_hash: ObjectId,
+        info_hash: InfoHash,
         /// Where from.
         url: String,
     },
     /// Peers are asked for the metadata (BEP 9).
     AskingForMetadata {
         /// The torrent.
-        info_hash: ObjectId,
+        info_hash: InfoHash,
         /// Peers given, or `None` when they come from the DHT.
         peers: Option<usize>,
     },

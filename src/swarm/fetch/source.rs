@@ -6,10 +6,10 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::git::object::ObjectId;
 use crate::topic::head_address::HeadAddress;
 use crate::topic::home::Home;
 use crate::torrent::format::{self, CommitTorrent};
+use crate::torrent::info_hash::InfoHash;
 use crate::torrent::magnet::{self, Magnet};
 
 /// What the user named.
@@ -18,7 +18,7 @@ pub enum Source {
     /// A complete torrent, with the webseeds of its `url-list`.
     Torrent(Box<CommitTorrent>, Vec<String>),
     /// An infohash, with what a magnet link named besides.
-    InfoHash(ObjectId, Hints),
+    InfoHash(InfoHash, Hints),
     /// A topic's branch head, to resolve on the DHT.
     Head(HeadAddress),
 }

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::report::{FetchEvent, FetchReport};
-use crate::git::object::ObjectId;
 use crate::swarm::discovery::PeerFeed;
 use crate::swarm::engine::{Engine, TorrentHandle};
+use crate::torrent::info_hash::InfoHash;
 
 /// Download rate below which peers count as slow and webseeds join.
 pub(crate) const WEBSEED_FLOOR_BPS: u64 = 1 << 20;
@@ -75,7 +75,7 @@ impl JoinPolicy {
 pub(crate) async fn run(
     handle: TorrentHandle,
     feed: Arc<PeerFeed>,
-    info_hash: ObjectId,
+    info_hash: InfoHash,
     bridge: SocketAddr,
     report: Arc<dyn FetchReport>,
 ) {

@@ -19,6 +19,7 @@ pub use parse::{MAX_TORRENT_FILE_BYTES, info_from_torrent_file, webseeds_from_to
 
 use crate::git::object::{self, ObjectId};
 use crate::torrent::bencode;
+use crate::torrent::info_hash::InfoHash;
 
 /// The format version written under `xus.v`.
 pub const VERSION: i64 = 1;
@@ -135,7 +136,7 @@ pub struct CommitTorrent {
     /// The exact info dictionary bytes; the infohash is their SHA-1.
     pub info_bytes: Vec<u8>,
     /// SHA-1 of `info_bytes`.
-    pub info_hash: ObjectId,
+    pub info_hash: InfoHash,
     /// The commit this torrent rebuilds.
     pub commit: ObjectId,
     /// The raw commit object.

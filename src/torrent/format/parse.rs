@@ -125,7 +125,7 @@ impl CommitTorrent {
 
         let torrent = CommitTorrent {
             info_bytes: info_bytes.to_vec(),
-            info_hash: ObjectId(sha1_of(info_bytes)),
+            info_hash: InfoHash::of_info(info_bytes),
             commit,
             commit_raw,
             trees,
