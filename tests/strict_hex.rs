@@ -276,6 +276,11 @@ fn infohashes_and_object_ids() {
     );
     for (why, bad) in not_hex(&good) {
         assert_eq!(parse_info_hash(&bad), None, "{why}: infohash {bad:?}");
+        assert_eq!(
+            xus::torrent::info_hash::InfoHash::from_hex(&bad),
+            None,
+            "{why}: stored infohash {bad:?}"
+        );
         assert_eq!(ObjectId::from_hex(&bad), None, "{why}: object id {bad:?}");
         assert_eq!(
             ObjectId::from_hex_case(&bad, Case::Either),
@@ -301,6 +306,11 @@ fn infohashes_and_object_ids() {
     // Magnets are written by other clients and typed: uppercase is the same
     // infohash. Object ids are what Git and xus print: lowercase only.
     let shouted = upper(&good);
+    assert_eq!(
+        xus::torrent::info_hash::InfoHash::from_hex(&shouted),
+        None,
+        "infohashes xus stores are lowercase"
+    );
     assert_eq!(
         parse_info_hash(&shouted),
         Some(xus::torrent::info_hash::InfoHash(bytes))

@@ -8,7 +8,8 @@ use sha1::{Digest, Sha1};
 use std::fmt;
 use xus_codec::hex::Case;
 
-/// A SHA-1 object id (Git's, and BitTorrent's infohash share the type).
+/// A SHA-1 Git object id (commit, tree or blob). A torrent's infohash is
+/// [`crate::torrent::info_hash::InfoHash`], a type of its own.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ObjectId(pub [u8; 20]);
 
@@ -18,29 +19,6 @@ impl ObjectId {
         let mut hasher = object_hasher(kind, data.len() as u64);
         hasher.update(data);
         Self(hasher.finalize().into())
-    }
-
-    /// Parses 40 lowercase hex digits: the form Git prints and xus stores
-    /// and sends. Anything else (uppercase, a sign, another length) is
-    /// refused; text that may come from people or other programs goes
-    /// through [`ObjectId::from_hex_case`] with the case its caller allows.
-    pub fn from_hex(hex: &str) -> Option<Self> {
-        Self::from_hex_case(hex, Case::Lower)
-    }
-
-    /// Parses 40 hex digits whose letters are in `case`; no other spelling.
-    pub fn from_hex_case(hex: &str, case: Case) -> Option<Self> {
-        xus_codec::hex::decode_array_case(hex, case).ok().map(Self)
-    }
-
-    /// Takes exactly 20 raw bytes.
-    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
-        bytes.try_into().ok().map(Self)
-    }
-
-    /// Lowercase hex, as Git prints it.
-    pub fn to_hex(&self) -> String {
-        xus_codec::hex::encode(&self.0)
     }
 
     /// The git2 form.
@@ -55,11 +33,49 @@ impl ObjectId {
     }
 }
 
-impl fmt::Display for ObjectId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
-    }
+/// The text forms every 20-byte SHA-1 id of xus shares: strict lowercase
+/// hex (what Git and xus print and store), hex in an explicit case for text
+/// from people or other programs, raw bytes, and `Display`. One
+/// implementation for [`ObjectId`] and the torrent layer's `InfoHash`,
+/// which stay distinct types so that one is never passed for the other.
+macro_rules! sha1_id_text {
+    ($ty:ident) => {
+        impl $ty {
+            /// Parses 40 lowercase hex digits, the form xus prints and
+            /// stores; anything else (uppercase, a sign, another length) is
+            /// refused. Text from people or other programs goes through
+            /// `from_hex_case` with the case its caller allows.
+            pub fn from_hex(hex: &str) -> Option<Self> {
+                Self::from_hex_case(hex, xus_codec::hex::Case::Lower)
+            }
+
+            /// Parses 40 hex digits whose letters are in `case`; no other
+            /// spelling.
+            pub fn from_hex_case(hex: &str, case: xus_codec::hex::Case) -> Option<Self> {
+                xus_codec::hex::decode_array_case(hex, case).ok().map(Self)
+            }
+
+            /// Takes exactly 20 raw bytes.
+            pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+                bytes.try_into().ok().map(Self)
+            }
+
+            /// Lowercase hex.
+            pub fn to_hex(&self) -> String {
+                xus_codec::hex::encode(&self.0)
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.to_hex())
+            }
+        }
+    };
 }
+pub(crate) use sha1_id_text;
+
+sha1_id_text!(ObjectId);
 
 impl fmt::Debug for ObjectId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -6,7 +6,8 @@
 use std::fmt;
 
 use sha1::{Digest, Sha1};
-use xus_codec::hex::Case;
+
+use crate::git::object::sha1_id_text;
 
 /// The SHA-1 of a torrent's bencoded info dictionary (BitTorrent v1).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -17,35 +18,9 @@ impl InfoHash {
     pub fn of_info(info_bytes: &[u8]) -> Self {
         Self(Sha1::digest(info_bytes).into())
     }
-
-    /// Parses 40 lowercase hex digits, the form xus prints and stores;
-    /// anything else is refused.
-    pub fn from_hex(hex: &str) -> Option<Self> {
-        Self::from_hex_case(hex, Case::Lower)
-    }
-
-    /// Parses 40 hex digits whose letters are in `case` (magnet links
-    /// from other clients may use uppercase).
-    pub fn from_hex_case(hex: &str, case: Case) -> Option<Self> {
-        xus_codec::hex::decode_array_case(hex, case).ok().map(Self)
-    }
-
-    /// Takes exactly 20 raw bytes.
-    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
-        bytes.try_into().ok().map(Self)
-    }
-
-    /// Lowercase hex.
-    pub fn to_hex(&self) -> String {
-        xus_codec::hex::encode(&self.0)
-    }
 }
 
-impl fmt::Display for InfoHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
-    }
-}
+sha1_id_text!(InfoHash);
 
 impl fmt::Debug for InfoHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -68,6 +43,7 @@ impl From<InfoHash> for tracker_free::InfoHash {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use xus_codec::hex::Case;
 
     #[test]
     fn hex_round_trip_and_leaf_conversions() {

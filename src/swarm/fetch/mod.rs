@@ -208,44 +208,36 @@ async fn fetch(
     }
     let metadata_deadline = Instant::now() + request.metadata_timeout;
     peers.extend(hints.peers.iter().copied());
-    let torrent = match known_torrent {
-        Some(torrent) => *torrent,
-        None => match hints.name.as_deref().filter(|_| !webseeds.is_empty()) {
-            // A xus webseed serves `<commit>.torrent`: one request instead
-            // of finding a peer for the metadata (checked against the
-            // infohash).
-            Some(name) => {
-                match metadata::from_webseeds(&webseeds, name, info_hash, report.as_ref()).await {
-                    Ok(torrent) => torrent,
-                    Err(error) => {
-                        report.event(FetchEvent::NoTorrentFromWebseeds {
-                            name: name.to_owned(),
-                            error: format!("{error:#}"),
-                        });
-                        metadata::from_peers(
-                            swarm,
-                            info_hash,
-                            &mut peers,
-                            &first_dht_peer,
-                            metadata_deadline,
-                            report.as_ref(),
-                        )
-                        .await?
-                    }
+    let from_webseed = match (&known_torrent, hints.name.as_deref()) {
+        // A xus webseed serves `<commit>.torrent`: one request instead of
+        // finding a peer for the metadata (checked against the infohash).
+        (None, Some(name)) if !webseeds.is_empty() => {
+            match metadata::from_webseeds(&webseeds, name, info_hash, report.as_ref()).await {
+                Ok(torrent) => Some(torrent),
+                Err(error) => {
+                    report.event(FetchEvent::NoTorrentFromWebseeds {
+                        name: name.to_owned(),
+                        error: format!("{error:#}"),
+                    });
+                    None
                 }
             }
-            None => {
-                metadata::from_peers(
-                    swarm,
-                    info_hash,
-                    &mut peers,
-                    &first_dht_peer,
-                    metadata_deadline,
-                    report.as_ref(),
-                )
-                .await?
-            }
-        },
+        }
+        _ => None,
+    };
+    let torrent = match known_torrent.map(|t| *t).or(from_webseed) {
+        Some(torrent) => torrent,
+        None => {
+            metadata::from_peers(
+                swarm,
+                info_hash,
+                &mut peers,
+                &first_dht_peer,
+                metadata_deadline,
+                report.as_ref(),
+            )
+            .await?
+        }
     };
     if let Some(expected) = expected
         && torrent.commit != expected

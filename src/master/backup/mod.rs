@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -21,15 +21,16 @@ use tokio::sync::watch;
 
 use crate::git::object::ObjectId;
 
+mod remote;
+mod restore;
+
+pub use remote::redact;
+use remote::{is_path, list, set_network_timeouts};
+pub use restore::{Restored, restore};
+
 /// The refs a master backs up: its branches and the commits it keeps for
 /// writers that lost a race.
 pub const BACKED_UP: [&str; 2] = ["refs/heads/", "refs/xus/rejected/"];
-
-/// Fetch refspecs restoring [`BACKED_UP`].
-const RESTORE_REFSPECS: [&str; 2] = [
-    "+refs/heads/*:refs/heads/*",
-    "+refs/xus/rejected/*:refs/xus/rejected/*",
-];
 
 /// First pause after a failed attempt; doubles up to the configured cap.
 const FIRST_RETRY: Duration = Duration::from_secs(1);
@@ -95,15 +96,6 @@ pub struct RemoteStatus {
     /// refused itself (a hook, a protected branch): never forced, someone
     /// must look. The reasons are in `last_error`.
     pub refused: Vec<String>,
-}
-
-/// What [`restore`] brought back.
-#[derive(Debug, Clone)]
-pub struct Restored {
-    /// The remote it came from.
-    pub remote: String,
-    /// Every restored ref and its commit.
-    pub refs: Vec<(String, ObjectId)>,
 }
 
 impl Backups {
@@ -403,84 +395,6 @@ fn sync_once(git_dir: &Path, target: &str, url: &str) -> anyhow::Result<SyncRepo
     })
 }
 
-/// Restores a master's repository: from the first remote, in order, that
-/// can be read and holds at least one backed-up ref, every such ref is
-/// fetched into `git_dir` (a fresh bare repository). `Ok(None)` when every
-/// readable remote is empty (a new topic); an error naming each remote when
-/// none can be read, since starting empty would hide the real history.
-pub fn restore(git_dir: &Path, remotes: &[String]) -> anyhow::Result<Option<Restored>> {
-    set_network_timeouts();
-    let repo =
-        Repository::open_bare(git_dir).with_context(|| format!("opening {}", git_dir.display()))?;
-    let mut errors = Vec::new();
-    let mut readable = false;
-    for target in remotes {
-        let shown = redact(target);
-        let url = &shown;
-        if is_path(target) && !Path::new(target).exists() {
-            errors.push(format!("{url}: no repository there"));
-            continue;
-        }
-        let attempt = (|| -> anyhow::Result<Option<Restored>> {
-            let mut remote = repo.remote_anonymous(target)?;
-            let listed = list(&mut remote, Direction::Fetch, url)?;
-            readable = true;
-            if listed.is_empty() {
-                return Ok(None);
-            }
-            remote
-                .fetch(&RESTORE_REFSPECS, None, None)
-                .with_context(|| format!("fetching from {url}"))?;
-            let mut refs = Vec::with_capacity(listed.len());
-            for (name, oid) in &listed {
-                let here = repo
-                    .refname_to_id(name)
-                    .with_context(|| format!("{name} was not restored from {url}"))?;
-                anyhow::ensure!(
-                    here == *oid,
-                    "{name} is at {here} after fetching {oid} from {url}"
-                );
-                let id =
-                    ObjectId::from_git(here).context("SHA-256 repositories are not supported")?;
-                refs.push((name.clone(), id));
-            }
-            refs.sort();
-            Ok(Some(Restored {
-                remote: url.to_string(),
-                refs,
-            }))
-        })();
-        match attempt {
-            Ok(Some(restored)) => {
-                point_head_at_a_branch(&repo, &restored);
-                return Ok(Some(restored));
-            }
-            Ok(None) => tracing::info!(%url, "backup remote is empty"),
-            Err(error) => errors.push(format!("{url}: {error:#}")),
-        }
-    }
-    if readable {
-        return Ok(None);
-    }
-    anyhow::bail!("no backup remote could be read: {}", errors.join("; "))
-}
-
-/// A restored bare repository's HEAD names one of its branches (`main`
-/// when there is one), so that clones of it check something out.
-fn point_head_at_a_branch(repo: &Repository, restored: &Restored) {
-    let branch = restored
-        .refs
-        .iter()
-        .map(|(name, _)| name)
-        .filter(|name| name.starts_with("refs/heads/"))
-        .min_by_key(|name| (name.as_str() != "refs/heads/main", name.len()));
-    if let Some(branch) = branch
-        && let Err(error) = repo.set_head(branch)
-    {
-        tracing::warn!(%branch, %error, "cannot point HEAD at the restored branch");
-    }
-}
-
 /// The backed-up refs of `repo`.
 fn backed_up_refs(repo: &Repository) -> anyhow::Result<HashMap<String, Oid>> {
     let mut refs = HashMap::new();
@@ -492,26 +406,6 @@ fn backed_up_refs(repo: &Repository) -> anyhow::Result<HashMap<String, Oid>> {
             }
         }
     }
-    Ok(refs)
-}
-
-/// Connects, lists the backed-up refs the remote advertises, disconnects.
-fn list(
-    remote: &mut git2::Remote<'_>,
-    direction: Direction,
-    url: &str,
-) -> anyhow::Result<HashMap<String, Oid>> {
-    remote
-        .connect(direction)
-        .with_context(|| format!("connecting to {url}"))?;
-    let refs = remote
-        .list()
-        .with_context(|| format!("listing {url}"))?
-        .iter()
-        .filter(|head| BACKED_UP.iter().any(|p| head.name().starts_with(p)))
-        .map(|head| (head.name().to_owned(), head.oid()))
-        .collect();
-    let _ = remote.disconnect();
     Ok(refs)
 }
 
@@ -539,30 +433,6 @@ fn count_missing(repo: &Repository, tip: Oid, there: Option<Oid>) -> u64 {
     walk.take(MAX_COUNTED as usize).count() as u64
 }
 
-/// `url` with the secret of its user info (`https://user:token@host/`,
-/// `https://token@host/`) replaced by `***`: remotes are shown in status, answers and logs.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        // `user:password@`: the user may show. A lone `token@` is the
-        // secret itself.
-        Some((user_info, host)) => match user_info.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
-            None => format!("{scheme}://***@{host}{path}"),
-        },
-        None => url.to_owned(),
-    }
-}
-
-/// Remotes are URLs or paths; only `http(s)://` URLs are not paths here.
-fn is_path(url: &str) -> bool {
-    !url.contains("://")
-}
-
 fn unix(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
@@ -570,23 +440,6 @@ fn unix(time: SystemTime) -> u64 {
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Every update is a plain assignment: the data is whole after a panic.
     mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A remote that does not answer must fail an attempt, not hang a worker:
-/// libgit2's HTTP and socket timeouts, set once per process.
-fn set_network_timeouts() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: libgit2 global options, set once before any transport is
-        // used by this process's backup workers.
-        let result = unsafe {
-            git2::opts::set_server_connect_timeout_in_milliseconds(5_000)
-                .and_then(|()| git2::opts::set_server_timeout_in_milliseconds(60_000))
-        };
-        if let Err(error) = result {
-            tracing::warn!(%error, "cannot set libgit2 network timeouts");
-        }
-    });
 }
 
 #[cfg(test)]
