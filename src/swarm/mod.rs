@@ -8,7 +8,6 @@ pub mod announcer;
 pub mod discovery;
 pub mod engine;
 pub mod fetch;
-pub mod heads;
 pub mod seed;
 pub mod seeder;
 pub mod session;

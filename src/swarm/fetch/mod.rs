@@ -14,6 +14,7 @@
 
 mod download;
 mod error;
+mod heads;
 mod metadata;
 mod report;
 mod source;
@@ -28,6 +29,7 @@ use anyhow::Context;
 use tracker_free::SignedHead;
 
 pub use error::FetchError;
+pub use heads::resolve_head;
 pub use report::{FetchEvent, FetchReport, LogReport};
 pub use source::{Hints, Source, parse_source};
 
@@ -35,7 +37,6 @@ use crate::git::object::ObjectId;
 use crate::git::repo;
 use crate::swarm::AbortOnDrop;
 use crate::swarm::discovery;
-use crate::swarm::heads::resolve_head;
 use crate::swarm::session::Swarm;
 use crate::topic::head_address::HeadAddress;
 use crate::topic::home::Home;

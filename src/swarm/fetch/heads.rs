@@ -4,7 +4,7 @@
 
 use tracker_free::{Dht, HeadChoice, SignedHead};
 
-use crate::swarm::fetch::{FetchEvent, FetchReport};
+use super::report::{FetchEvent, FetchReport};
 use crate::topic::head_address::HeadAddress;
 use crate::topic::home::Home;
 
