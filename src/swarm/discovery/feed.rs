@@ -17,13 +17,15 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 
+use crate::torrent::info_hash::InfoHash;
+
 /// Most peers kept per infohash; a swarm of a small cluster is far below.
 const MAX_PEERS_PER_TORRENT: usize = 500;
 
 /// Seconds the feed asks clients to wait between polls.
 const POLL_SECONDS: u32 = 1;
 
-type PeerMap = Arc<Mutex<HashMap<[u8; 20], Vec<SocketAddr>>>>;
+type PeerMap = Arc<Mutex<HashMap<InfoHash, Vec<SocketAddr>>>>;
 
 /// A running feed; stops when dropped.
 pub struct PeerFeed {
@@ -74,7 +76,7 @@ impl PeerFeed {
     }
 
     /// Offers `found` for `infohash`; returns how many were new.
-    pub fn add(&self, infohash: [u8; 20], found: impl IntoIterator<Item = SocketAddr>) -> usize {
+    pub fn add(&self, infohash: InfoHash, found: impl IntoIterator<Item = SocketAddr>) -> usize {
         let Ok(mut map) = self.peers.lock() else {
             return 0;
         };
@@ -93,7 +95,7 @@ impl PeerFeed {
     }
 
     /// Peers known for `infohash`.
-    pub fn peers(&self, infohash: [u8; 20]) -> Vec<SocketAddr> {
+    pub fn peers(&self, infohash: InfoHash) -> Vec<SocketAddr> {
         self.peers
             .lock()
             .ok()
@@ -134,7 +136,7 @@ const MAX_INFO_HASH_PARAM: usize = 20 * 3;
 /// The `info_hash` of an announce query: 20 raw bytes, percent-encoded as
 /// trackers read it (`+` for a space, strict `%XX` escapes); anything that
 /// does not decode to exactly 20 bytes is refused.
-fn info_hash_param(query: &str) -> Option<[u8; 20]> {
+fn info_hash_param(query: &str) -> Option<InfoHash> {
     let value = query
         .split('&')
         .find_map(|pair| pair.strip_prefix("info_hash="))?;
@@ -142,7 +144,7 @@ fn info_hash_param(query: &str) -> Option<[u8; 20]> {
         return None;
     }
     let bytes = xus_codec::percent::decode_form(value).ok()?;
-    <[u8; 20]>::try_from(bytes).ok()
+    InfoHash::from_slice(&bytes)
 }
 
 /// `d8:intervali<n>e5:peers<compact v4>6:peers6<compact v6>e` (BEP 23, BEP 7).
@@ -181,7 +183,7 @@ mod tests {
     fn info_hash_is_read_from_raw_percent_encoding() {
         let q = "info_hash=%00%01%02%03%04%05%06%07%08%09%0a%0b%0c%0d%0e%0f%10%11%12%13&port=1";
         let expected: Vec<u8> = (0u8..20).collect();
-        assert_eq!(info_hash_param(q).map(|h| h.to_vec()), Some(expected));
+        assert_eq!(info_hash_param(q).map(|h| h.0.to_vec()), Some(expected));
         assert_eq!(info_hash_param("info_hash=%zz"), None);
         assert_eq!(info_hash_param("info_hash=%0"), None);
         // `u8::from_str_radix` takes a sign: `%+1` must not read as `%01`.

@@ -92,7 +92,7 @@ pub fn spawn_peer_search(
         loop {
             let mut stream = dht.peers(infohash);
             while let Some(batch) = stream.next().await {
-                let new = feed.add(infohash.0, batch.into_iter().map(SocketAddr::V4));
+                let new = feed.add(infohash.into(), batch.into_iter().map(SocketAddr::V4));
                 if new > 0 {
                     let _ = first_peer.set(Instant::now());
                     tracing::debug!(%infohash, new, "peers found on the DHT");

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tracker_free::InfoHash;
 use webseed::bridge::{BridgeOptions, LayoutFile, TorrentLayout, WebseedPeer};
 
 use super::FetchRequest;
@@ -128,7 +127,7 @@ pub(crate) async fn download(
     let _announcer = match (swarm.dht(), engine.listen_addr()) {
         (Some(dht), Some(addr)) => {
             let announcer = Announcer::spawn(dht.clone(), addr.port());
-            announcer.add(InfoHash(torrent.info_hash.0));
+            announcer.add(torrent.info_hash.into());
             Some(announcer)
         }
         _ => None,

@@ -69,7 +69,7 @@ pub(crate) async fn from_peers(
         while first_dht_peer.get().is_none() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        peers.extend(feed.peers(ih.0));
+        peers.extend(feed.peers(ih));
     }
     let rounds = MetadataRounds::until(deadline);
     let (info, seen) = loop {
@@ -84,7 +84,7 @@ pub(crate) async fn from_peers(
             Err(error) => {
                 tracing::debug!(%ih, error = %format!("{error:#}"), "no metadata yet; asking again");
                 if let Some(feed) = &swarm.feed {
-                    peers.extend(feed.peers(ih.0));
+                    peers.extend(feed.peers(ih));
                     peers.sort();
                     peers.dedup();
                 }

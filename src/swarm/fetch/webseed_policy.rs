@@ -92,7 +92,7 @@ pub(crate) async fn run(
                 no_peer: why == Join::NoPeer,
                 bridge,
             });
-            feed.add(info_hash.0, [bridge]);
+            feed.add(info_hash, [bridge]);
             return;
         }
     }
