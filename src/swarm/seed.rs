@@ -90,7 +90,10 @@ pub async fn run(
         }
         None => None,
     };
-    let source = BlobSource::open(&git_dir, options.cache_bytes)?;
+    let source = {
+        let (git_dir, cache_bytes) = (git_dir.clone(), options.cache_bytes);
+        tokio::task::spawn_blocking(move || BlobSource::open(&git_dir, cache_bytes)).await??
+    };
     let webseed = match options.webseed_listen {
         Some(listen) => Some(
             WebseedServer::start(listen, source.clone(), options.webseed_url.as_deref()).await?,

@@ -41,7 +41,13 @@ pub(crate) async fn download(
     report: &Arc<dyn FetchReport>,
 ) -> Result<(), FetchError> {
     let engine = &swarm.engine;
-    let source = BlobSource::open(git_dir, DEFAULT_CACHE_BYTES).map_err(anyhow::Error::from)?;
+    let source = {
+        let git_dir = git_dir.to_owned();
+        tokio::task::spawn_blocking(move || BlobSource::open(&git_dir, DEFAULT_CACHE_BYTES))
+            .await
+            .context("opening the blob reader panicked")?
+            .map_err(anyhow::Error::from)?
+    };
     let missing = {
         let (git_dir, torrent) = (git_dir.to_owned(), torrent.clone());
         tokio::task::spawn_blocking(move || missing_files(&git_dir, &torrent))
