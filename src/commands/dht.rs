@@ -56,11 +56,12 @@ pub async fn serve(options: ServeOptions, out: &mut (dyn Write + Send)) -> anyho
         }
         nodes
     };
+    let shutdown = super::shutdown_signal();
     for node in &nodes {
         writeln!(out, "dht {}", node.local_addr().await)?;
     }
     out.flush()?;
-    super::shutdown_signal().await;
+    shutdown.await;
     drop(nodes);
     Ok(())
 }

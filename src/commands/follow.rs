@@ -67,9 +67,10 @@ pub async fn run(options: FollowOptions, out: &mut (dyn Write + Send)) -> anyhow
         feed: false,
     })
     .await?;
+    let shutdown = super::shutdown_signal();
     writeln!(out, "following {} into {local}", address.url())?;
     out.flush()?;
-    let result = follow_loop(&swarm, &address, &local, &options, &request, out).await;
+    let result = follow_loop(&swarm, &address, &local, &options, &request, shutdown, out).await;
     swarm.stop().await;
     result
 }
@@ -80,6 +81,7 @@ async fn follow_loop(
     local: &str,
     options: &FollowOptions,
     request: &FetchRequest,
+    shutdown: impl std::future::Future<Output = ()>,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<()> {
     let dht = swarm.dht().context("following needs the DHT")?;
@@ -87,7 +89,7 @@ async fn follow_loop(
     // The last head acted on (moved to, or refused for good).
     let mut settled: Option<ObjectId> = None;
     let mut said_no_head = false;
-    let mut shutdown = std::pin::pin!(super::shutdown_signal());
+    let mut shutdown = std::pin::pin!(shutdown);
     let mut tick = tokio::time::interval(options.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

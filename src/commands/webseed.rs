@@ -69,6 +69,7 @@ pub async fn run(options: WebseedOptions, out: &mut (dyn Write + Send)) -> anyho
     let addr = listener
         .local_addr()
         .context("reading the webseed's listening address")?;
+    let shutdown = super::shutdown_signal();
     for torrent in torrents {
         let (commit, info_hash) = (torrent.commit, torrent.info_hash);
         source.publish(Arc::new(torrent));
@@ -81,7 +82,7 @@ pub async fn run(options: WebseedOptions, out: &mut (dyn Write + Send)) -> anyho
         public_url,
         ..ServerOptions::default()
     };
-    webseed::serve(listener, source, server_options, super::shutdown_signal())
+    webseed::serve(listener, source, server_options, shutdown)
         .await
         .with_context(|| format!("serving the webseed on {addr}"))?;
     Ok(())
