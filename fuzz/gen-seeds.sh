@@ -18,7 +18,8 @@ fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 rm -rf "$seeds"
-mkdir -p "$seeds"/{bencode_decode,commit_torrent_parse,magnet_parse,tree_parse,push_request}
+mkdir -p "$seeds"/{bencode_decode,commit_torrent_parse,magnet_parse,tree_parse,push_request,update_payload}
+printf 'XUSUPD1\n' >"$seeds/update_payload/magic"
 
 export GIT_AUTHOR_NAME=fuzz GIT_AUTHOR_EMAIL=fuzz@example.com
 export GIT_COMMITTER_NAME=fuzz GIT_COMMITTER_EMAIL=fuzz@example.com

@@ -12,4 +12,5 @@ pub mod info_hash;
 pub mod magnet;
 pub mod scavenge;
 pub mod staged;
+pub mod update;
 pub mod weak;
