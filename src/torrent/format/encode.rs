@@ -75,15 +75,7 @@ pub(crate) fn assemble(parts: &Parts, commit: ObjectId) -> Vec<u8> {
 impl CommitTorrent {
     /// A `.torrent` file around the info dictionary (no tracker: xus is trackerless).
     pub fn torrent_file(&self, webseeds: &[String]) -> Vec<u8> {
-        let mut out = b"d".to_vec();
-        out.extend_from_slice(b"4:info");
-        out.extend_from_slice(&self.info_bytes);
-        if !webseeds.is_empty() {
-            Owned::bytes("url-list").encode_into(&mut out);
-            Owned::List(webseeds.iter().map(Owned::bytes).collect()).encode_into(&mut out);
-        }
-        out.push(b'e');
-        out
+        torrent_file_around(&self.info_bytes, webseeds)
     }
 
     /// A magnet link naming the commit and, optionally, peers to try.
@@ -110,4 +102,18 @@ impl CommitTorrent {
         }
         .to_string()
     }
+}
+
+/// A `.torrent` file around `info_bytes` (kept byte for byte, so the
+/// infohash holds), with BEP 19 webseeds in `url-list` when given and no
+/// tracker: xus is trackerless. Commit and update torrents both use it.
+pub fn torrent_file_around(info_bytes: &[u8], webseeds: &[String]) -> Vec<u8> {
+    let mut out = b"d4:info".to_vec();
+    out.extend_from_slice(info_bytes);
+    if !webseeds.is_empty() {
+        Owned::bytes("url-list").encode_into(&mut out);
+        Owned::List(webseeds.iter().map(Owned::bytes).collect()).encode_into(&mut out);
+    }
+    out.push(b'e');
+    out
 }

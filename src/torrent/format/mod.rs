@@ -13,6 +13,7 @@ mod layout;
 mod parse;
 
 pub use build::{BuildError, build, build_with_hints};
+pub use encode::torrent_file_around;
 pub(crate) use encode::{Parts, assemble};
 pub use layout::{Layout, LayoutFile, LayoutLink, walk};
 pub use parse::{MAX_TORRENT_FILE_BYTES, info_from_torrent_file, webseeds_from_torrent_file};

@@ -186,14 +186,7 @@ impl UpdateTorrent {
     /// A `.torrent` file around the info dictionary, with BEP 19 webseeds
     /// when given and no tracker, as for commit torrents.
     pub fn torrent_file(&self, webseeds: &[String]) -> Vec<u8> {
-        let mut out = b"d4:info".to_vec();
-        out.extend_from_slice(&self.info_bytes);
-        if !webseeds.is_empty() {
-            Owned::bytes("url-list").encode_into(&mut out);
-            Owned::List(webseeds.iter().map(Owned::bytes).collect()).encode_into(&mut out);
-        }
-        out.push(b'e');
-        out
+        crate::torrent::format::torrent_file_around(&self.info_bytes, webseeds)
     }
 
     /// A magnet link naming the update and, optionally, peers to try.
