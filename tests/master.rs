@@ -882,46 +882,59 @@ fn fresh_peers_fetching_together_take_pieces_from_each_other() {
             .as_u64()
             .expect("uploaded_bytes in the status")
     };
-    let before = uploaded();
     let head = format!("xus://{}/main", cluster.topic);
-    let mut fetchers = Vec::new();
-    for _ in 0..PEERS {
-        let machine = Machine::new();
-        let repo = tempfile::tempdir().expect("tempdir");
-        let child = machine
-            .xus()
-            .args([
-                "fetch",
-                &head,
-                "--bare",
-                "--listen",
-                "127.0.0.1:0",
-                "--repo",
-            ])
-            .arg(repo.path())
-            .args(cluster.net.flags())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("xus fetch");
-        fetchers.push((child, repo, machine));
-    }
-    for (child, repo, _machine) in &mut fetchers {
-        let out = wait_output(child);
-        assert!(out.status.success(), "fetch: {}", text(&out.stderr));
-        assert!(text(&out.stdout).contains(&format!("fetched {commit}")));
-        assert_fsck_clean(repo.path());
-    }
-    let sent = uploaded() - before;
-    eprintln!(
-        "the master sent {:.2} copies of the commit to {PEERS} peers",
-        sent as f64 / SIZE as f64
-    );
     // Each peer starts at its own random place in the file, so they trade;
-    // with librqbit's fixed piece order the master sent a copy to each.
+    // with librqbit's fixed piece order the master sends a copy to each
+    // (3.6 copies or more, every round). Where the random starts fall
+    // decides how much they trade: quiet runs measured 2.3-2.9 copies, one
+    // run on busy cores 3.26. So a round above the bound is tried once
+    // more before the test fails.
+    let mut rounds = Vec::new();
+    for _round in 0..2 {
+        let before = uploaded();
+        let mut fetchers = Vec::new();
+        for _ in 0..PEERS {
+            let machine = Machine::new();
+            let repo = tempfile::tempdir().expect("tempdir");
+            let child = machine
+                .xus()
+                .args([
+                    "fetch",
+                    &head,
+                    "--bare",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--repo",
+                ])
+                .arg(repo.path())
+                .args(cluster.net.flags())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("xus fetch");
+            fetchers.push((child, repo, machine));
+        }
+        for (child, repo, _machine) in &mut fetchers {
+            let out = wait_output(child);
+            assert!(out.status.success(), "fetch: {}", text(&out.stderr));
+            assert!(text(&out.stdout).contains(&format!("fetched {commit}")));
+            assert_fsck_clean(repo.path());
+        }
+        let sent = uploaded() - before;
+        eprintln!(
+            "the master sent {:.2} copies of the commit to {PEERS} peers",
+            sent as f64 / SIZE as f64
+        );
+        rounds.push(sent);
+        if sent < SIZE * (PEERS as u64) * 4 / 5 {
+            break;
+        }
+    }
     assert!(
-        sent < SIZE * (PEERS as u64) * 4 / 5,
-        "the master sent {sent} bytes for {PEERS} copies of {SIZE}: the peers did not share"
+        rounds
+            .iter()
+            .any(|&sent| sent < SIZE * (PEERS as u64) * 4 / 5),
+        "the master sent {rounds:?} bytes in each round for {PEERS} copies of {SIZE}: the peers did not share"
     );
     cluster.stop_master();
 }
