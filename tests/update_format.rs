@@ -8,7 +8,6 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::process::Command;
-use std::time::Instant;
 
 use git2::{ObjectType, Oid, Repository};
 use xus::git::object::ObjectId;
@@ -665,76 +664,4 @@ fn a_base_may_come_earlier_in_the_payload() {
         apply_update(&reader, &encode(&forged)),
         Err(UpdateError::Payload(PayloadError::BaseAfter { .. }))
     ));
-}
-
-/// Measures levels on two directories of real files (`XUS_UPDATE_MEASURE_A`
-/// and `XUS_UPDATE_MEASURE_B`), against the raw changed objects and
-/// `git pack-objects --thin`. Run by hand:
-/// `XUS_UPDATE_MEASURE_A=dir1 XUS_UPDATE_MEASURE_B=dir2 cargo test --release
-/// --test update_format measure -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn measure() {
-    let (Some(a), Some(b)) = (
-        std::env::var_os("XUS_UPDATE_MEASURE_A"),
-        std::env::var_os("XUS_UPDATE_MEASURE_B"),
-    ) else {
-        eprintln!("set XUS_UPDATE_MEASURE_A and XUS_UPDATE_MEASURE_B");
-        return;
-    };
-    fn read_dir(root: &Path, dir: &Path, spec: &mut Spec) {
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .expect("dir")
-            .map(|e| e.expect("entry").path())
-            .collect();
-        entries.sort();
-        for path in entries {
-            if path.is_dir() {
-                read_dir(root, &path, spec);
-            } else if path.is_file() {
-                let rel = path.strip_prefix(root).expect("prefix");
-                spec.insert(
-                    rel.to_string_lossy().into_owned(),
-                    Entry::File(std::fs::read(&path).expect("read")),
-                );
-            }
-        }
-    }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let repo = Repository::init_bare(dir.path()).expect("init");
-    let (mut sa, mut sb) = (Spec::new(), Spec::new());
-    read_dir(Path::new(&a), Path::new(&a), &mut sa);
-    read_dir(Path::new(&b), Path::new(&b), &mut sb);
-    let ca = commit(&repo, &sa, None, "a\n");
-    let cb = commit(&repo, &sb, Some(ca), "b\n");
-    let pack = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "printf '{cb}\\n^{ca}\\n' | git --git-dir {} pack-objects --revs --thin --stdout -q | wc -c",
-            dir.path().display()
-        ))
-        .output()
-        .expect("git");
-    let thin = String::from_utf8_lossy(&pack.stdout).trim().to_owned();
-    for level in [3, 9, 19] {
-        let settings = UpdateSettings {
-            level,
-            ..UpdateSettings::default()
-        };
-        let start = Instant::now();
-        let update = build_update(&repo, id(ca), id(cb), &settings).expect("builds");
-        let built = start.elapsed();
-        let (_rdir, reader) = reader_at(&repo, ca);
-        let start = Instant::now();
-        apply_update(&reader, &update.payload).expect("applies");
-        let applied = start.elapsed();
-        println!(
-            "level {level}: {} objects, raw {} B, update {} B ({:.1}x smaller), git thin pack {thin} B; build {built:.2?}, apply {applied:.2?}; {:?}",
-            update.stats.objects,
-            update.stats.bytes_raw,
-            update.payload.len(),
-            update.stats.bytes_raw as f64 / update.payload.len() as f64,
-            update.stats
-        );
-    }
 }
