@@ -665,3 +665,100 @@ fn a_base_may_come_earlier_in_the_payload() {
         Err(UpdateError::Payload(PayloadError::BaseAfter { .. }))
     ));
 }
+
+/// A repository holding only `commit` and what its tree reaches, marked
+/// shallow there (what a fetch of one commit torrent leaves).
+fn shallow_reader_at(publisher: &Repository, commit: Oid) -> (tempfile::TempDir, Repository) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = Repository::init_bare(dir.path()).expect("init");
+    copy_objects(publisher, &repo, &closure(publisher, commit, false));
+    std::fs::write(repo.path().join("shallow"), format!("{commit}\n")).expect("shallow");
+    repo.reference("refs/heads/main", commit, true, "test")
+        .expect("ref");
+    (dir, repo)
+}
+
+#[test]
+fn an_update_over_several_commits_carries_the_history_between() {
+    let (_dir, publisher, commits) = publisher();
+    // A side branch forked below `from` and merged into `to`: its commit's
+    // parent is missing at a shallow reader, which marks it shallow.
+    let (from, tip) = (commits[1], commits[commits.len() - 1]);
+    let side = {
+        let c = publisher.find_commit(commits[0]).expect("commit");
+        let sig = c.author();
+        publisher
+            .commit(None, &sig, &sig, "side", &c.tree().expect("tree"), &[&c])
+            .expect("side")
+    };
+    let to = {
+        let (t, s) = (
+            publisher.find_commit(tip).expect("tip"),
+            publisher.find_commit(side).expect("side"),
+        );
+        let sig = t.author();
+        publisher
+            .commit(
+                None,
+                &sig,
+                &sig,
+                "merge",
+                &t.tree().expect("tree"),
+                &[&t, &s],
+            )
+            .expect("merge")
+    };
+    let update =
+        build_update(&publisher, id(from), id(to), &UpdateSettings::default()).expect("builds");
+    let carried: HashSet<Oid> = commits[2..].iter().copied().chain([side, to]).collect();
+    assert_eq!(update.stats.commits, carried.len());
+
+    let (_rdir, reader) = shallow_reader_at(&publisher, from);
+    let applied = apply_update(&reader, &update.payload).expect("applies");
+    assert!(applied.descends_from, "the chain reaches `from`");
+    assert_eq!(
+        applied.shallow,
+        vec![id(side)],
+        "the side commit's parent is absent"
+    );
+    let got: HashSet<Oid> = applied
+        .objects
+        .iter()
+        .filter(|o| o.0 == ObjectKind::Commit)
+        .map(|o| o.1.to_git())
+        .collect();
+    assert_eq!(got, carried);
+    applied.write(&reader).expect("writes");
+    let ancestry = Command::new("git")
+        .arg("--git-dir")
+        .arg(reader.path())
+        .args([
+            "merge-base",
+            "--is-ancestor",
+            &from.to_string(),
+            &to.to_string(),
+        ])
+        .status()
+        .expect("git runs");
+    assert!(ancestry.success(), "a fast-forward Git itself can see");
+    reader
+        .reference("refs/heads/main", to, true, "update")
+        .expect("ref");
+    fsck(reader.path());
+
+    // An update between unrelated commits rebuilds `to` but proves nothing.
+    let unrelated = update_of(&publisher, &commits, 0);
+    let (_udir, other) = shallow_reader_at(&publisher, commits[0]);
+    let applied = apply_update(&other, &unrelated.payload).expect("applies");
+    assert!(applied.descends_from);
+    let backwards = build_update(
+        &publisher,
+        id(commits[2]),
+        id(commits[1]),
+        &UpdateSettings::default(),
+    )
+    .expect("builds");
+    let (_bdir, ahead) = shallow_reader_at(&publisher, commits[2]);
+    let applied = apply_update(&ahead, &backwards.payload).expect("applies");
+    assert!(!applied.descends_from, "going back is no fast-forward");
+}

@@ -234,6 +234,24 @@ pub fn commit_tree(commit: &[u8]) -> Result<ObjectId, ObjectError> {
     ObjectId::from_hex_case(hex, Case::Either).ok_or(ObjectError::MalformedCommit)
 }
 
+/// The parent ids named by a raw commit object's `parent` header lines, in
+/// order. Like [`commit_tree`], either case of hex digits is read, as Git's
+/// own parser does; a `parent` line that is not 40 hex digits is refused.
+pub fn commit_parents(commit: &[u8]) -> Result<Vec<ObjectId>, ObjectError> {
+    commit
+        .split(|&b| b == b'\n')
+        .take_while(|line| !line.is_empty())
+        .filter_map(|line| line.strip_prefix(b"parent "))
+        .map(|hex| {
+            std::str::from_utf8(hex)
+                .ok()
+                .filter(|hex| hex.len() == 40)
+                .and_then(|hex| ObjectId::from_hex_case(hex, Case::Either))
+                .ok_or(ObjectError::MalformedCommit)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

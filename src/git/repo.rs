@@ -74,3 +74,37 @@ pub fn all_branches(repo: &Repository) -> anyhow::Result<Vec<(String, ObjectId)>
 pub fn has_object(odb: &git2::Odb<'_>, id: ObjectId) -> bool {
     odb.exists_ext(id.to_git(), git2::OdbLookupFlags::NO_REFRESH)
 }
+
+/// Adds `commits` to the repository's `shallow` file (those not listed
+/// yet), as `git clone --depth` records its boundary, so that `git fsck` and
+/// `git log` accept commits whose parents are absent. The file is replaced
+/// atomically.
+pub fn add_shallow(git_dir: &Path, commits: &[ObjectId]) -> std::io::Result<()> {
+    if commits.is_empty() {
+        return Ok(());
+    }
+    let path = git_dir.join("shallow");
+    let existing = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
+    let mut text = existing.clone();
+    for commit in commits {
+        let hex = commit.to_hex();
+        if text.lines().any(|l| l.trim() == hex) {
+            continue;
+        }
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&hex);
+        text.push('\n');
+    }
+    if text == existing {
+        return Ok(());
+    }
+    let tmp = git_dir.join("shallow.xus-tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, &path)
+}

@@ -393,17 +393,9 @@ fn hash_range_as_blob(payload: &Path, offset: u64, length: u64) -> Result<Object
 /// The parents of the torrent's commit that `odb` lacks. A topic master
 /// refuses such a commit rather than making its repository shallow.
 pub fn missing_parents(odb: &git2::Odb<'_>, torrent: &CommitTorrent) -> Vec<ObjectId> {
-    torrent
-        .commit_raw
-        .split(|&b| b == b'\n')
-        .take_while(|line| !line.is_empty())
-        .filter_map(|line| line.strip_prefix(b"parent "))
-        // Either case, as Git's own parser reads parent lines (see `commit_tree`).
-        .filter_map(|hex| {
-            std::str::from_utf8(hex)
-                .ok()
-                .and_then(|hex| ObjectId::from_hex_case(hex, xus_codec::hex::Case::Either))
-        })
+    object::commit_parents(&torrent.commit_raw)
+        .unwrap_or_default()
+        .into_iter()
         .filter(|&parent| !repo::has_object(odb, parent))
         .collect()
 }
@@ -419,28 +411,8 @@ fn record_shallow_boundary(
     if missing_parents(odb, torrent).is_empty() {
         return Ok(());
     }
-    let path = repo.path().join("shallow");
-    let shallow_err = |source| ImportError::Shallow {
-        path: path.clone(),
+    repo::add_shallow(repo.path(), &[torrent.commit]).map_err(|source| ImportError::Shallow {
+        path: repo.path().join("shallow"),
         source,
-    };
-    let existing = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(shallow_err(e)),
-    };
-    let hex = torrent.commit.to_hex();
-    if existing.lines().any(|l| l.trim() == hex) {
-        return Ok(());
-    }
-    let mut text = existing;
-    if !text.is_empty() && !text.ends_with('\n') {
-        text.push('\n');
-    }
-    text.push_str(&hex);
-    text.push('\n');
-    let tmp = repo.path().join("shallow.xus-tmp");
-    std::fs::write(&tmp, text).map_err(shallow_err)?;
-    std::fs::rename(&tmp, &path).map_err(shallow_err)?;
-    Ok(())
+    })
 }

@@ -10,7 +10,7 @@ use super::payload::{self, Limits, ObjectKind};
 use crate::git::object::{self, EntryKind, ObjectId};
 use crate::git::pack::PackWriter;
 
-/// The verified objects of an update, in payload order (the commit last).
+/// The verified objects of an update, in payload order (`to` last).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
     /// The commit the update started from (in the repository).
@@ -19,6 +19,13 @@ pub struct Applied {
     pub to: ObjectId,
     /// Every object carried: kind, id (checked), raw bytes.
     pub objects: Vec<(ObjectKind, ObjectId, Vec<u8>)>,
+    /// Whether the carried commits link `to` back to `from` through parent
+    /// lines: proof that moving a branch from `from` to `to` is a
+    /// fast-forward, even when the reader lacks the commits between.
+    pub descends_from: bool,
+    /// Carried commits with a parent that is neither carried nor in the
+    /// repository: [`Applied::write`] records them as shallow boundaries.
+    pub shallow: Vec<ObjectId>,
 }
 
 impl Applied {
@@ -44,6 +51,12 @@ impl Applied {
             pack.add_bytes(*id, git_kind(*kind), data)?;
         }
         pack.finish()?;
+        crate::git::repo::add_shallow(repo.path(), &self.shallow).map_err(|source| {
+            UpdateError::Shallow {
+                path: repo.path().join("shallow"),
+                source,
+            }
+        })?;
         Ok(())
     }
 }
@@ -63,7 +76,8 @@ pub fn apply_update(repo: &git2::Repository, payload: &[u8]) -> Result<Applied, 
 ///    frame is exactly one zstd frame whose header declares the object's
 ///    size, it decompresses into a buffer of exactly that size (never more is
 ///    allocated or written), and the bytes hash to its id as its kind;
-/// 4. completeness: the commit's tree and every tree and blob it reaches are
+/// 4. completeness: the carried commits are those reached from `to` through
+///    carried parents; each one's tree and every tree and blob it reaches are
 ///    in the payload (of the kind their entries say) or in `repo`, every tree
 ///    parses with safe names, and every object carried is reached.
 pub fn apply_update_with(
@@ -125,11 +139,13 @@ pub fn apply_update_with(
         objects.push((frame.kind, frame.id, data));
     }
 
-    check_complete(&odb, decoded.to, &objects, &index)?;
+    let history = check_complete(&odb, decoded.from, decoded.to, &objects, &index)?;
     Ok(Applied {
         from: decoded.from,
         to: decoded.to,
         objects,
+        descends_from: history.descends_from,
+        shallow: history.shallow,
     })
 }
 
@@ -218,30 +234,26 @@ fn inflate(frame: &[u8], base: Option<&[u8]>, capacity: usize) -> Result<Vec<u8>
     Ok(out)
 }
 
-/// Checks that `to` is whole: everything it reaches is carried (with the
-/// kind its tree entry says) or in the repository, and everything carried
-/// is reached. Each distinct tree is read and parsed once.
+/// What the carried commits say about history.
+struct History {
+    descends_from: bool,
+    shallow: Vec<ObjectId>,
+}
+
+/// Checks that the update is whole and holds nothing else: the carried
+/// commits are exactly those reached from `to` through carried parents, and
+/// everything each of their trees reaches is carried (with the kind its
+/// tree entry says) or in the repository. Each distinct tree is read and
+/// parsed once. Also tells whether `from` is among the parents reached, and
+/// which carried commits have parents nowhere (shallow boundaries).
 fn check_complete(
     odb: &git2::Odb<'_>,
+    from: ObjectId,
     to: ObjectId,
     objects: &[(ObjectKind, ObjectId, Vec<u8>)],
     index: &HashMap<ObjectId, usize>,
-) -> Result<(), UpdateError> {
+) -> Result<History, UpdateError> {
     let mut reached = vec![false; objects.len()];
-    let commit = index
-        .get(&to)
-        .map(|&i| &objects[i])
-        .filter(|(kind, _, _)| *kind == ObjectKind::Commit)
-        .ok_or(UpdateError::Missing {
-            kind: "commit",
-            id: to,
-            parent: to,
-        })?;
-    if let Some(&i) = index.get(&to) {
-        reached[i] = true;
-    }
-    let root = object::commit_tree(&commit.2)
-        .map_err(|source| UpdateError::BadCommit { id: to, source })?;
 
     // Looks an object up in the payload, then the repository; marks it
     // reached. Returns its bytes when it is a tree.
@@ -289,9 +301,50 @@ fn check_complete(
         Ok(Some(tree.data().to_vec()))
     };
 
+    // The commits: from `to` through parents that are carried.
+    let carried_commit = |id: ObjectId| {
+        index
+            .get(&id)
+            .filter(|&&i| objects[i].0 == ObjectKind::Commit)
+            .copied()
+    };
+    let first = carried_commit(to).ok_or(UpdateError::Missing {
+        kind: "commit",
+        id: to,
+        parent: to,
+    })?;
+    let mut history = History {
+        descends_from: false,
+        shallow: Vec::new(),
+    };
+    let mut roots: Vec<(ObjectId, ObjectId)> = Vec::new();
+    let mut commits = vec![first];
+    reached[first] = true;
+    while let Some(i) = commits.pop() {
+        let (_, id, raw) = &objects[i];
+        let bad = |source| UpdateError::BadCommit { id: *id, source };
+        roots.push((object::commit_tree(raw).map_err(bad)?, *id));
+        let mut boundary = false;
+        for parent in object::commit_parents(raw).map_err(bad)? {
+            if parent == from {
+                history.descends_from = true;
+            } else if let Some(j) = carried_commit(parent) {
+                if !reached[j] {
+                    reached[j] = true;
+                    commits.push(j);
+                }
+            } else if !crate::git::repo::has_object(odb, parent) {
+                boundary = true;
+            }
+        }
+        if boundary {
+            history.shallow.push(*id);
+        }
+    }
+
     let mut seen_trees: HashSet<ObjectId> = HashSet::new();
     let mut seen_blobs: HashSet<ObjectId> = HashSet::new();
-    let mut todo = vec![(root, to)];
+    let mut todo = roots;
     while let Some((id, parent)) = todo.pop() {
         if !seen_trees.insert(id) {
             continue;
@@ -314,7 +367,8 @@ fn check_complete(
     if let Some(i) = reached.iter().position(|r| !r) {
         return Err(UpdateError::Unreferenced(objects[i].1));
     }
-    Ok(())
+    history.shallow.sort();
+    Ok(history)
 }
 
 #[cfg(test)]

@@ -70,6 +70,8 @@ impl Update {
 pub struct UpdateStats {
     /// Objects carried.
     pub objects: usize,
+    /// Of which commits (`to` and those between).
+    pub commits: usize,
     /// Of which trees.
     pub trees: usize,
     /// Of which blobs.
@@ -111,21 +113,32 @@ enum Rule {
     Size,
 }
 
+/// Most commits one update carries (those of `to` that `from` lacks): a
+/// reader further behind than this takes the commit torrent instead.
+pub const MAX_COMMITS: usize = 10_000;
+
 /// Builds the update from `from` to `to`. Both commits and every object
 /// they reach must be in `repo`.
 ///
-/// Objects of B are taken in one depth-first walk of B's trees, entries in
-/// stored order, that never enters a tree A also has (A's trees and blobs
-/// are collected first): each new blob when first met, each new tree after
-/// its entries, the commit last. A base is chosen per object, as Git
-/// chooses delta bases: for a blob, A's blob at the same path, else the one
-/// with the same file name whose size is closest, else the one with the same
-/// extension (or none) whose size is closest, within a factor of two; for a
-/// tree, A's tree at the same path, else a same-named one; for the commit,
-/// A's commit. Ties go to the first met in A's walk. A patched frame is kept
-/// only when it is smaller than the object compressed on its own (checked
-/// unless the patched frame is at most 1/8 of the object: the prefix only
-/// adds matches, so compressing alone cannot plausibly do better there).
+/// The update carries every commit reachable from `to` but not from `from`
+/// (as `git rev-list to ^from`), oldest first, each after the trees and
+/// blobs it brings: so a reader gets the history between, can prove that
+/// `to` descends from `from`, and `git log` works as after `git fetch`.
+/// Objects of each commit are taken in one depth-first walk of its trees,
+/// entries in stored order, that never enters a tree the reader has (A's
+/// trees and blobs are collected first) or that the update already carries:
+/// each new blob when first met, each new tree after its entries, the commit
+/// last. A base is chosen per object, as Git chooses delta bases: for a blob,
+/// the newest earlier version at the same path (in A, or carried earlier),
+/// else A's blob with the same file name whose size is closest, else A's blob
+/// with the same extension (or none) whose size is closest, within a factor
+/// of two; for a tree, the newest earlier tree at the same path, else a
+/// same-named one of A; for a commit, the commit before it in the update
+/// (`from` for the first). Ties go to the first met in A's walk. A patched
+/// frame is kept only when it is smaller than the object compressed on its
+/// own (checked unless the patched frame is at most 1/8 of the object: the
+/// prefix only adds matches, so compressing alone cannot plausibly do better
+/// there).
 pub fn build_update(
     repo: &git2::Repository,
     from: ObjectId,
@@ -141,15 +154,16 @@ pub fn build_update(
         source,
     })?;
     let from_raw = read(&odb, from, ObjectKind::Commit, "commit")?;
-    let to_raw = read(&odb, to, ObjectKind::Commit, "commit")?;
+    read(&odb, to, ObjectKind::Commit, "commit")?;
     let tree_of = |id: ObjectId, raw: &[u8]| {
         object::commit_tree(raw).map_err(|source| UpdateError::BadCommit { id, source })
     };
+    let commits = commits_between(repo, from, to)?;
     let a = Side::walk(&odb, tree_of(from, &from_raw)?)?;
 
     let mut builder = Builder {
         odb: &odb,
-        a: &a,
+        a,
         settings,
         limits: Limits::default(),
         emitted: HashSet::new(),
@@ -158,8 +172,19 @@ pub fn build_update(
         stats: UpdateStats::default(),
         entries: 0,
     };
-    builder.visit_tree(tree_of(to, &to_raw)?, Vec::new(), b"", 0)?;
-    builder.add(ObjectKind::Commit, to, &to_raw, Some((from, Rule::Path)))?;
+    let mut previous = from;
+    for commit in commits {
+        let raw = read(&odb, commit, ObjectKind::Commit, "commit")?;
+        builder.visit_tree(tree_of(commit, &raw)?, Vec::new(), b"", 0)?;
+        builder.add(
+            ObjectKind::Commit,
+            commit,
+            &raw,
+            Some((previous, Rule::Path)),
+        )?;
+        builder.stats.commits += 1;
+        previous = commit;
+    }
 
     let frames: Vec<Frame<'_>> = builder
         .objects
@@ -182,6 +207,51 @@ pub fn build_update(
         payload: bytes,
         stats: builder.stats,
     })
+}
+
+/// The commits reachable from `to` and not from `from`, oldest first
+/// (parents before children), `to` last; at most [`MAX_COMMITS`]. Just
+/// `to` when `from` already reaches it.
+fn commits_between(
+    repo: &git2::Repository,
+    from: ObjectId,
+    to: ObjectId,
+) -> Result<Vec<ObjectId>, UpdateError> {
+    let git_error = |source| UpdateError::Git {
+        what: "history of",
+        id: to,
+        source,
+    };
+    let mut walk = repo.revwalk().map_err(git_error)?;
+    walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE)
+        .map_err(git_error)?;
+    walk.push(to.to_git()).map_err(git_error)?;
+    walk.hide(from.to_git()).map_err(git_error)?;
+    let mut commits = Vec::new();
+    for oid in walk {
+        let oid = oid.map_err(git_error)?;
+        let id = ObjectId::from_git(oid).ok_or_else(|| UpdateError::Git {
+            what: "SHA-1 history of",
+            id: to,
+            source: git2::Error::from_str("a commit id is not SHA-1"),
+        })?;
+        if commits.len() == MAX_COMMITS {
+            return Err(UpdateError::TooLarge {
+                kind: ObjectKind::Commit,
+                id: to,
+                what: "the number of commits since the update's `from`",
+                size: MAX_COMMITS as u64 + 1,
+                limit: MAX_COMMITS as u64,
+            });
+        }
+        commits.push(id);
+    }
+    // `to` is reachable from `from` (an update backwards): only `to` itself
+    // travels, with what its tree needs beyond `from`'s.
+    if commits.last() != Some(&to) {
+        commits = vec![to];
+    }
+    Ok(commits)
 }
 
 /// What A has, and where: every tree and blob id, and the indexes the base
@@ -302,7 +372,9 @@ struct OwnedFrame {
 
 struct Builder<'a, 'r> {
     odb: &'a git2::Odb<'r>,
-    a: &'a Side,
+    /// What the reader has, then also what the update carried so far at
+    /// each path (the newest version is the best base).
+    a: Side,
     settings: &'a UpdateSettings,
     limits: Limits,
     emitted: HashSet<ObjectId>,
@@ -340,6 +412,7 @@ impl Builder<'_, '_> {
                     if !self.a.blobs.contains(&entry.id) && !self.emitted.contains(&entry.id) {
                         self.blob(entry.id, &child, entry.name)?;
                     }
+                    self.a.blob_at.insert(child, entry.id);
                 }
                 EntryKind::Gitlink => {}
             }
@@ -348,7 +421,9 @@ impl Builder<'_, '_> {
             Some(&b) => Some((b, Rule::Path)),
             None => self.a.tree_named.get(name).map(|&b| (b, Rule::Name)),
         };
-        self.add(ObjectKind::Tree, id, &raw, base)
+        self.add(ObjectKind::Tree, id, &raw, base)?;
+        self.a.tree_at.insert(path, id);
+        Ok(())
     }
 
     fn blob(&mut self, id: ObjectId, path: &[u8], name: &[u8]) -> Result<(), UpdateError> {
@@ -379,13 +454,13 @@ impl Builder<'_, '_> {
         if let Some(&base) = self.a.blob_at.get(path) {
             return Ok(Some((base, Rule::Path)));
         }
-        if let Some(list) = self.a.blob_named.get(name)
-            && let Some(base) = self.closest(list, size, false)?
+        if let Some(list) = self.a.blob_named.get(name).cloned()
+            && let Some(base) = self.closest(&list, size, false)?
         {
             return Ok(Some((base, Rule::Name)));
         }
-        if let Some(list) = self.a.blob_ext.get(extension(name))
-            && let Some(base) = self.closest(list, size, true)?
+        if let Some(list) = self.a.blob_ext.get(extension(name)).cloned()
+            && let Some(base) = self.closest(&list, size, true)?
         {
             return Ok(Some((base, Rule::Size)));
         }

@@ -41,7 +41,7 @@ pub mod payload;
 mod torrent;
 
 pub use apply::{Applied, apply_update, apply_update_with};
-pub use build::{MAX_CANDIDATES, Update, UpdateSettings, UpdateStats, build_update};
+pub use build::{MAX_CANDIDATES, MAX_COMMITS, Update, UpdateSettings, UpdateStats, build_update};
 pub use payload::{Frame, Limits, ObjectKind, Payload, PayloadError};
 pub use torrent::{MAX_UPDATE_INFO_BYTES, TorrentError, UPDATE_VERSION, UpdateTorrent};
 
@@ -75,6 +75,14 @@ pub enum UpdateError {
     /// Writing the verified objects failed.
     #[error("writing the update's objects into the repository")]
     Pack(#[from] PackError),
+    /// Recording shallow boundaries failed.
+    #[error("recording the shallow boundary in {path}")]
+    Shallow {
+        /// The shallow file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The reader does not have the commit the update starts from.
     #[error("the update starts from commit {0}, which this repository does not have")]
     MissingFrom(ObjectId),
