@@ -240,6 +240,10 @@ pub struct FollowArgs {
     /// the next check tries again.
     #[arg(long, default_value_t = 300)]
     pub stall_timeout: u64,
+    /// Fetch each head's commit torrent even when it lists an update
+    /// torrent from the commit this repository holds.
+    #[arg(long)]
+    pub no_updates: bool,
     /// Network options.
     #[command(flatten)]
     pub net: NetArgs,
@@ -283,9 +287,15 @@ pub struct TorrentArgs {
     /// The repository.
     #[arg(long, default_value = ".")]
     pub repo: PathBuf,
-    /// Where to write the `.torrent` (default: `<commit>.torrent`).
+    /// Where to write the `.torrent` (default: `<commit>.torrent`, or
+    /// `<from>..<commit>.xup.torrent` with --from).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
+    /// Make the update torrent from this commit instead (what a head lists
+    /// for readers holding it); its payload is kept in the repository's
+    /// update store, which `xus seed` serves from.
+    #[arg(long, value_name = "REV")]
+    pub from: Option<String>,
     /// A webseed base URL (BEP 19; repeatable): clients fetch
     /// `<URL>/<commit>/<path>`. Goes into the `.torrent`'s `url-list` and the
     /// magnet's `ws=`; the infohash does not change.
@@ -395,6 +405,10 @@ pub struct FetchArgs {
     /// Never use the DHT: only --peer and magnet peers are asked.
     #[arg(long)]
     pub no_dht: bool,
+    /// Fetch a head's commit torrent even when the head lists an update
+    /// torrent from a commit this repository has.
+    #[arg(long)]
+    pub no_updates: bool,
     /// A webseed to download from as well (repeatable): any HTTP server with
     /// Range support laying files out as `<commit>/<path>`. Used at once when
     /// no peer is known, else when peers are slow.

@@ -145,10 +145,7 @@ fn stored_heads() {
     let branch = Branch::new("main").expect("branch");
     // A commit id of 0x0f bytes puts `0f` pairs in the value; pick a seq
     // whose signature has a byte below 0x10 too.
-    let head = Head {
-        infohash: InfoHash([0xab; 20]),
-        commit: vec![0x0f; 20],
-    };
+    let head = Head::new(vec![0x0f; 20], InfoHash([0xab; 20]));
     let signed = pick(
         (1..1000).map(|seq| secret.sign_head(&branch, &head, seq)),
         |h| xus_codec::hex::encode(&h.signature),

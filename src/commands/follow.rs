@@ -8,14 +8,17 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::report::StderrReport;
+use crate::git::blobs::{BlobSource, DEFAULT_CACHE_BYTES};
 use crate::git::object::ObjectId;
 use crate::swarm::discovery::{self, DhtOptions};
 use crate::swarm::engine::RateLimits;
-use crate::swarm::fetch::{self, FetchReport, FetchRequest, resolve_head};
+use crate::swarm::fetch::{self, FetchReport, FetchRequest, Fetched, resolve_head};
+use crate::swarm::seeder::Seeder;
 use crate::swarm::{Swarm, SwarmOptions};
 use crate::topic::head_address::HeadAddress;
 use crate::topic::home::Home;
 use crate::torrent::import::{self, RefOptions};
+use crate::torrent::update::UpdateStore;
 
 /// Options of `xus follow`.
 #[derive(Debug, Clone)]
@@ -40,7 +43,10 @@ pub struct FollowOptions {
 
 /// Follows until Ctrl-C or SIGTERM. Prints `following <url> into <branch>`,
 /// then `fetched <commit> <infohash>` and `updated <branch> <commit> seq
-/// <n>` each time the branch moves.
+/// <n>` each time the branch moves. While it runs it seeds what it fetched
+/// (the commit torrent and the update torrent it came through), so
+/// followers updating together take pieces from each other rather than
+/// from the publisher.
 pub async fn run(options: FollowOptions, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
     let address = HeadAddress::parse(&options.head, &options.home)?.with_context(|| {
         format!(
@@ -75,6 +81,45 @@ pub async fn run(options: FollowOptions, out: &mut (dyn Write + Send)) -> anyhow
     result
 }
 
+/// Serves the fetched commit, and the update it came through, on the
+/// follower's own session (the seeder starts with the first fetch: the
+/// repository may not exist before).
+async fn seed_fetched<'a>(
+    swarm: &'a Swarm,
+    seeder: &mut Option<Seeder<'a>>,
+    request: &FetchRequest,
+    fetched: &Fetched,
+) -> anyhow::Result<()> {
+    let seeder = match seeder {
+        Some(seeder) => seeder,
+        None => {
+            let git_dir = request.repo.clone();
+            let (git_dir, source) = tokio::task::spawn_blocking(move || {
+                let repo = git2::Repository::open(&git_dir)?;
+                let git_dir = repo.path().to_owned();
+                let source = BlobSource::open(&git_dir, DEFAULT_CACHE_BYTES)?;
+                anyhow::Ok((git_dir, source))
+            })
+            .await??;
+            seeder.insert(
+                Seeder::new(swarm.engine(), source, git_dir)?
+                    .unadvertised()
+                    .announcing(swarm.dht().cloned()),
+            )
+        }
+    };
+    let mut quiet = std::io::sink();
+    seeder.add(fetched.commit, &mut quiet).await?;
+    if let Some((from, _)) = fetched.update {
+        let store = UpdateStore::of(seeder.git_dir());
+        let to = fetched.commit;
+        if let Some(stored) = tokio::task::spawn_blocking(move || store.load(from, to)).await? {
+            seeder.add_update(stored, &mut quiet).await?;
+        }
+    }
+    Ok(())
+}
+
 async fn follow_loop(
     swarm: &Swarm,
     address: &HeadAddress,
@@ -89,6 +134,7 @@ async fn follow_loop(
     // The last head acted on (moved to, or refused for good).
     let mut settled: Option<ObjectId> = None;
     let mut said_no_head = false;
+    let mut seeder: Option<Seeder<'_>> = None;
     let mut shutdown = std::pin::pin!(shutdown);
     let mut tick = tokio::time::interval(options.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -131,6 +177,9 @@ async fn follow_loop(
                 writeln!(out, "fetched {} {}", fetched.commit, fetched.info_hash)?;
                 writeln!(out, "updated {local} {commit} seq {}", head.seq)?;
                 out.flush()?;
+                if let Err(error) = seed_fetched(swarm, &mut seeder, request, &fetched).await {
+                    eprintln!("warning: cannot seed what was fetched: {error:#}");
+                }
             }
             Err(error) => {
                 if error.is_not_fast_forward() {

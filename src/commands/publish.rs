@@ -4,14 +4,18 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use tracker_free::{Branch, Head, InfoHash};
+use tracker_free::Branch;
 
+use crate::git::object::ObjectId;
 use crate::git::repo;
 use crate::swarm::discovery::{self, DhtOptions};
 use crate::swarm::seeder::{seed_addr_path, wait_for_seed};
 use crate::topic::head_address::HeadAddress;
 use crate::topic::home::Home;
+use crate::topic::update_chain::{head_with_updates, update_froms};
 use crate::torrent::cache;
+use crate::torrent::info_hash;
+use crate::torrent::update::{UpdateSettings, UpdateStore};
 
 /// Options of `xus publish`.
 #[derive(Debug, Clone)]
@@ -83,13 +87,26 @@ pub async fn run(options: PublishOptions, out: &mut (dyn Write + Send)) -> anyho
         topic: secret.topic(),
         branch: branch.clone(),
     };
-    let head = Head {
-        infohash: InfoHash(torrent.info_hash.0),
-        commit: torrent.commit.0.to_vec(),
+    // Update torrents from the commits earlier heads named: readers that
+    // hold one download only what changed. `xus seed` serves them.
+    let seen = home.seen_head(&address.topic, &branch)?;
+    let froms = update_froms(None, seen.as_ref().map(|s| &s.head), torrent.commit);
+    let updates = {
+        let (repo_path, to) = (options.repo.clone(), torrent.commit);
+        tokio::task::spawn_blocking(move || build_updates(&repo_path, &froms, to)).await??
     };
+    for (from, infohash, bytes) in &updates {
+        writeln!(
+            out,
+            "update {from}..{} {infohash} {bytes} bytes",
+            torrent.commit
+        )?;
+    }
+    let listed: Vec<_> = updates.iter().map(|&(from, ih, _)| (from, ih)).collect();
+    let head = head_with_updates(torrent.commit, torrent.info_hash, &listed);
     let config = discovery::config(&options.dht, &home)?;
     let dht = discovery::start(&config).await?;
-    let min_seq = match home.seen_head(&address.topic, &branch)? {
+    let min_seq = match seen {
         Some(seen) if seen.head == head => seen.seq,
         Some(seen) => seen.seq.saturating_add(1),
         None => 0,
@@ -125,4 +142,32 @@ pub async fn run(options: PublishOptions, out: &mut (dyn Write + Send)) -> anyho
     writeln!(out, "magnet {}", address.magnet())?;
     out.flush()?;
     Ok(())
+}
+
+/// Builds (or loads) the update torrents to `to` from each of `froms` that
+/// the repository holds, into its update store; returns (from, infohash,
+/// payload bytes) of those made. One that cannot be made is skipped with a
+/// note: readers still have the commit torrent.
+fn build_updates(
+    repo_path: &std::path::Path,
+    froms: &[ObjectId],
+    to: ObjectId,
+) -> anyhow::Result<Vec<(ObjectId, info_hash::InfoHash, u64)>> {
+    let repo = repo::open(repo_path)?;
+    let store = UpdateStore::of(repo.path());
+    let odb = repo.odb()?;
+    let mut made = Vec::new();
+    for &from in froms {
+        if !odb.exists(from.to_git()) {
+            continue;
+        }
+        match store.load_or_build(&repo, from, to, &UpdateSettings::default()) {
+            Ok(stored) => made.push((from, stored.torrent.info_hash(), stored.torrent.length)),
+            Err(error) => eprintln!(
+                "note: no update torrent from {from}: {:#}",
+                anyhow::Error::from(error)
+            ),
+        }
+    }
+    Ok(made)
 }

@@ -1,12 +1,15 @@
-//! `xus torrent`: the torrent of one commit, written to a file.
+//! `xus torrent`: the torrent of one commit, or the update torrent from
+//! one commit to another, written to a file.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
 
+use crate::git::object::ObjectId;
 use crate::git::repo;
 use crate::torrent::cache;
+use crate::torrent::update::{UpdateSettings, UpdateStore};
 
 /// Options of `xus torrent`.
 #[derive(Debug, Clone)]
@@ -21,6 +24,8 @@ pub struct TorrentOptions {
     /// the magnet. Outside the info dictionary, so the infohash is the same
     /// with or without them.
     pub webseeds: Vec<String>,
+    /// Make the update torrent from this revision to `rev` instead.
+    pub from: Option<String>,
 }
 
 /// Builds the torrent and prints `commit`, `infohash`, `magnet` and `torrent` lines.
@@ -37,6 +42,10 @@ pub fn run(options: &TorrentOptions, out: &mut dyn Write) -> anyhow::Result<()> 
     }
     let repo = repo::open(&options.repo)?;
     let commit = repo::resolve_commit(&repo, &options.rev)?;
+    if let Some(from) = &options.from {
+        let from = repo::resolve_commit(&repo, from)?;
+        return update(&repo, from, commit, options, out);
+    }
     let torrent = cache::load_or_build(&repo, commit)
         .with_context(|| format!("building the torrent of commit {commit}"))?;
     let path = options
@@ -52,6 +61,34 @@ pub fn run(options: &TorrentOptions, out: &mut dyn Write) -> anyhow::Result<()> 
         "magnet {}",
         torrent.magnet_with_webseeds(&[], &options.webseeds)
     )?;
+    writeln!(out, "torrent {}", path.display())?;
+    Ok(())
+}
+
+/// `xus torrent --from`: builds (or loads) the update torrent into the
+/// repository's update store and writes its `.torrent`; prints `update`,
+/// `infohash`, `payload` (bytes), `magnet` and `torrent` lines.
+fn update(
+    repo: &git2::Repository,
+    from: ObjectId,
+    to: ObjectId,
+    options: &TorrentOptions,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let stored = UpdateStore::of(repo.path())
+        .load_or_build(repo, from, to, &UpdateSettings::default())
+        .with_context(|| format!("building the update from {from} to {to}"))?;
+    let torrent = &stored.torrent;
+    let path = options
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}.torrent", torrent.name())));
+    std::fs::write(&path, torrent.torrent_file(&options.webseeds))
+        .with_context(|| format!("writing {}", path.display()))?;
+    writeln!(out, "update {from} {to}")?;
+    writeln!(out, "infohash {}", torrent.info_hash())?;
+    writeln!(out, "payload {}", torrent.length)?;
+    writeln!(out, "magnet {}", torrent.magnet(&[]))?;
     writeln!(out, "torrent {}", path.display())?;
     Ok(())
 }

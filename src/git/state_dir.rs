@@ -5,6 +5,8 @@
 //!   torrents/<commit>.info   built info dictionaries (a cache: rebuilt when absent or wrong)
 //!   partial/<infohash>       bytes of an unfinished download, at their torrent offsets
 //!   session/                 librqbit's scratch directory for `xus seed`
+//!   updates/<a>..<b>.xup     update payloads built or fetched here, seeded while a head lists them
+//!   quarantine-XXXXXX/       an update's objects while its commit torrent is checked; removed after
 //!   seed.addr                what a running `xus seed` serves (read by `xus publish`)
 //!   inflated-XXXXXX/         large blobs inflated for serving; removed when the reader ends
 //! ```
@@ -45,6 +47,11 @@ impl StateDir {
     /// Where the downloaded bytes of the torrent `info_hash` are staged.
     pub fn staging(&self, info_hash: impl Display) -> PathBuf {
         self.root.join("partial").join(info_hash.to_string())
+    }
+
+    /// Where update payloads are kept (see `torrent::update::store`).
+    pub fn updates(&self) -> PathBuf {
+        self.root.join("updates")
     }
 
     /// librqbit's scratch directory for a long-running seed.

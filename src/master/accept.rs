@@ -17,6 +17,7 @@ use crate::git::object::ObjectId;
 use crate::swarm::fetch::{self, FetchError, FetchReport, FetchRequest, LogReport};
 use crate::topic::push_answer::PushAnswer;
 use crate::topic::push_request::{PushRequestError, SignedPush};
+use crate::topic::update_chain::update_froms;
 use crate::torrent::import::RefOptions;
 
 /// How long the metadata of a pushed commit may take to arrive.
@@ -94,9 +95,9 @@ pub(crate) async fn push(
             .await
             .map_err(anyhow::Error::from)
             .and_then(|r| r);
-    let already = match moved {
-        Ok(Move::Moved) => false,
-        Ok(Move::Already) => true,
+    let (already, previous) = match moved {
+        Ok(Move::Moved { previous }) => (false, previous),
+        Ok(Move::Already) => (true, None),
         Ok(Move::NotFastForward { current, kept }) => {
             topic.backups.notify();
             tracing::info!(topic = %topic.config.name, %branch, %commit, %current, %kept, "not a fast-forward; commit kept");
@@ -126,7 +127,14 @@ pub(crate) async fn push(
             ));
         }
     };
-    let seeded = match master.seed(topic.index, commit).await {
+    // Update torrents from the tip this push moved and the commits recent
+    // heads named: followers holding one download only what changed.
+    let froms = update_froms(
+        previous,
+        topic.head(&branch).as_ref().map(|h| &h.head),
+        commit,
+    );
+    let (seeded, updates) = match master.seed(topic.index, commit, froms).await {
         Ok(seeded) => seeded,
         Err(error) => return failed(format!("seeding {commit}: {error:#}")),
     };
@@ -135,7 +143,10 @@ pub(crate) async fn push(
         // different xus format versions.
         tracing::warn!(%commit, pushed = %infohash, built = %seeded, "the writer's torrent differs from the master's");
     }
-    let head = match master.publish_head(topic, &branch, commit, seeded).await {
+    let head = match master
+        .publish_head(topic, &branch, commit, seeded, &updates)
+        .await
+    {
         Ok(head) => head,
         Err(error) => return failed(format!("{error:#}; retrying the push is safe")),
     };
@@ -172,6 +183,7 @@ async fn take_commits(
         metadata_timeout: METADATA_TIMEOUT,
         stall_timeout: master.config.limits.fetch_stall,
         require_parents: true,
+        use_updates: false,
     };
     let report: std::sync::Arc<dyn FetchReport> = std::sync::Arc::new(LogReport);
     for pushed in &signed.request.commits {
@@ -205,8 +217,9 @@ async fn take_commits(
 
 /// What [`move_branch`] did.
 enum Move {
-    /// The branch moved forward to the commit (or was created).
-    Moved,
+    /// The branch moved forward to the commit from `previous` (or was
+    /// created: `None`).
+    Moved { previous: Option<ObjectId> },
     /// The branch was already at the commit.
     Already,
     /// The branch is elsewhere and the commit does not descend from it: it
@@ -236,12 +249,14 @@ fn move_branch(
     match current {
         None => {
             repo.reference(&refname, new, false, &message)?;
-            Ok(Move::Moved)
+            Ok(Move::Moved { previous: None })
         }
         Some(current) if current == new => Ok(Move::Already),
         Some(current) if repo.graph_descendant_of(new, current)? => {
             repo.reference_matching(&refname, new, true, current, &message)?;
-            Ok(Move::Moved)
+            Ok(Move::Moved {
+                previous: ObjectId::from_git(current),
+            })
         }
         Some(current) => {
             let kept = kept_ref(branch, commit);

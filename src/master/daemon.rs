@@ -23,6 +23,7 @@ use crate::swarm::seeder::Seeder;
 use crate::swarm::webseed_server::{base_url, local_url};
 use crate::swarm::webseed_source::GitWebseed;
 use crate::swarm::{Swarm, SwarmOptions};
+use crate::topic::update_chain::update_froms;
 
 /// How long an HTTP connection may stay silent: a push answer waits for a
 /// download, a backup and a DHT write, so it is longer than a webseed's.
@@ -136,6 +137,7 @@ pub async fn run(
         .await??;
         for (branch, commit) in branches {
             let infohash = seeder.add(commit, out).await?;
+            // No earlier head is known yet: the first push lists updates.
             tips.push((topic.clone(), branch, commit, infohash));
         }
     }
@@ -163,7 +165,10 @@ pub async fn run(
 
     let mut unpublished = 0;
     for (topic, branch, commit, infohash) in tips {
-        match master.publish_head(&topic, &branch, commit, infohash).await {
+        match master
+            .publish_head(&topic, &branch, commit, infohash, &[])
+            .await
+        {
             Ok(head) => writeln!(
                 out,
                 "head {} {} {} seq {}",
@@ -200,7 +205,13 @@ pub async fn run(
             _ = &mut shutdown => break,
             Some(request) = seed_queue.recv() => {
                 let result = match seeders.get_mut(request.topic) {
-                    Some(seeder) => seeder.add(request.commit, out).await,
+                    Some(seeder) => match seeder.add(request.commit, out).await {
+                        Ok(infohash) => {
+                            let updates = seeder.add_updates(request.commit, &request.froms, out).await;
+                            Ok((infohash, updates))
+                        }
+                        Err(error) => Err(error),
+                    },
                     None => Err(anyhow::anyhow!("no topic #{}", request.topic)),
                 };
                 let _ = request.reply.send(result);
@@ -253,10 +264,15 @@ async fn refresh_heads(master: &Master, seeders: &mut [Seeder<'_>], out: &mut (d
                     .map(|()| head.seq)
                     .map_err(anyhow::Error::from),
                 None => match seeder.add(commit, out).await {
-                    Ok(infohash) => master
-                        .publish_head(topic, &branch, commit, infohash)
-                        .await
-                        .map(|h| h.seq),
+                    Ok(infohash) => {
+                        let previous = topic.head(&branch);
+                        let froms = update_froms(None, previous.as_ref().map(|h| &h.head), commit);
+                        let updates = seeder.add_updates(commit, &froms, out).await;
+                        master
+                            .publish_head(topic, &branch, commit, infohash, &updates)
+                            .await
+                            .map(|h| h.seq)
+                    }
                     Err(error) => Err(error),
                 },
             };

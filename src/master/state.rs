@@ -9,13 +9,14 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use tokio::sync::{mpsc, oneshot};
-use tracker_free::{Branch, Head, SignedHead};
+use tracker_free::{Branch, SignedHead};
 
 use super::backup::Backups;
 use super::config::{MasterConfig, TopicConfig};
 use crate::git::object::ObjectId;
 use crate::git::repo;
 use crate::swarm::Swarm;
+use crate::topic::update_chain::head_with_updates;
 use crate::torrent::info_hash::InfoHash;
 
 /// What the HTTP handlers share with the main loop.
@@ -89,22 +90,34 @@ impl TopicState {
     }
 }
 
-/// Asks the main loop, which owns the seeders, to seed a commit.
+/// A commit's infohash and the update torrents to it, (from, infohash).
+pub(crate) type Seeded = (InfoHash, Vec<(ObjectId, InfoHash)>);
+
+/// Asks the main loop, which owns the seeders, to seed a commit and the
+/// update torrents to it from `froms`.
 pub(crate) struct SeedRequest {
     pub(crate) topic: usize,
     pub(crate) commit: ObjectId,
-    pub(crate) reply: oneshot::Sender<anyhow::Result<InfoHash>>,
+    pub(crate) froms: Vec<ObjectId>,
+    pub(crate) reply: oneshot::Sender<anyhow::Result<Seeded>>,
 }
 
 impl Master {
     /// Serves `commit` of `topic` to peers and on the webseed (if it is
-    /// not already); returns its infohash.
-    pub(crate) async fn seed(&self, topic: usize, commit: ObjectId) -> anyhow::Result<InfoHash> {
+    /// not already), and the update torrents to it from each of `froms`
+    /// that can be made; returns its infohash and the updates served.
+    pub(crate) async fn seed(
+        &self,
+        topic: usize,
+        commit: ObjectId,
+        froms: Vec<ObjectId>,
+    ) -> anyhow::Result<Seeded> {
         let (reply, answer) = oneshot::channel();
         self.seed_requests
             .send(SeedRequest {
                 topic,
                 commit,
+                froms,
                 reply,
             })
             .await
@@ -114,14 +127,15 @@ impl Master {
             .map_err(|_| anyhow::anyhow!("the master is shutting down"))?
     }
 
-    /// Signs `commit` as the head of `branch` into the DHT and remembers it
-    /// for refreshes.
+    /// Signs `commit` as the head of `branch` into the DHT, listing the
+    /// update torrents `updates`, and remembers it for refreshes.
     pub(crate) async fn publish_head(
         &self,
         topic: &TopicState,
         branch: &str,
         commit: ObjectId,
         infohash: InfoHash,
+        updates: &[(ObjectId, InfoHash)],
     ) -> anyhow::Result<SignedHead> {
         let dht = self
             .swarm
@@ -129,10 +143,7 @@ impl Master {
             .context("the master runs without a DHT node")?;
         let branch_key =
             Branch::new(branch).with_context(|| format!("branch {branch:?} cannot be a head"))?;
-        let head = Head {
-            infohash: infohash.into(),
-            commit: commit.0.to_vec(),
-        };
+        let head = head_with_updates(commit, infohash, updates);
         let min_seq = topic
             .head(branch)
             .map_or(0, |h| h.seq.saturating_add(i64::from(h.head != head)));

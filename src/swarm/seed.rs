@@ -2,7 +2,7 @@
 //! stop, picking up branch moves and heads published from this machine, and
 //! keeps stored heads alive on the DHT.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -132,6 +132,8 @@ pub async fn run(
     for commit in initial {
         seeder.add(commit, out).await?;
     }
+    let mut updates_tried = HashSet::new();
+    seed_listed_updates(&mut seeder, &options.home, &mut updates_tried, out).await;
     seeder.record();
     let seed_addr = seeder::seed_addr_path(&git_dir);
     if let Some(webseed) = &webseed {
@@ -157,6 +159,7 @@ pub async fn run(
                     },
                     Err(error) => tracing::warn!(error = %format!("{error:#}"), "rescan failed"),
                 }
+                seed_listed_updates(&mut seeder, &options.home, &mut updates_tried, out).await;
             }
             _ = republish.tick(), if dht.is_some() => {
                 if let Some(dht) = &dht {
@@ -208,6 +211,51 @@ async fn wanted_commits(
         anyhow::Ok(commits)
     })
     .await?
+}
+
+/// Serves the update torrents that stored heads list, for heads whose
+/// commit is served here (built by `xus publish` into the update store, or
+/// built now). Each (from, to) is tried once per run: a `from` this
+/// repository lacks stays missing. An update whose infohash differs from
+/// the one the head lists (another xus version compressed it) is still
+/// served, with a warning: readers of that head cannot use it.
+async fn seed_listed_updates(
+    seeder: &mut Seeder<'_>,
+    home: &Home,
+    tried: &mut HashSet<(ObjectId, ObjectId)>,
+    out: &mut (dyn Write + Send),
+) {
+    let heads = match home.all_heads() {
+        Ok(heads) => heads,
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), "cannot read stored heads");
+            return;
+        }
+    };
+    for head in heads {
+        let Some(to) = ObjectId::from_slice(&head.head.commit) else {
+            continue;
+        };
+        if !seeder.seeded().contains_key(&to) {
+            continue;
+        }
+        let listed: Vec<(ObjectId, InfoHash)> = head
+            .head
+            .updates
+            .iter()
+            .filter_map(|u| Some((ObjectId::from_slice(&u.from)?, InfoHash::from(u.infohash))))
+            .filter(|(from, _)| tried.insert((*from, to)))
+            .collect();
+        if listed.is_empty() {
+            continue;
+        }
+        let froms: Vec<ObjectId> = listed.iter().map(|(from, _)| *from).collect();
+        for (from, infohash) in seeder.add_updates(to, &froms, out).await {
+            if listed.iter().any(|&(f, ih)| f == from && ih != infohash) {
+                tracing::warn!(%from, %to, %infohash, "the update built here differs from the one the head lists");
+            }
+        }
+    }
 }
 
 /// Stores again every known head whose commit is served here, so that the

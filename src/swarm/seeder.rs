@@ -20,6 +20,7 @@ use crate::swarm::webseed_source::GitWebseed;
 use crate::torrent::cache;
 use crate::torrent::format::CommitTorrent;
 use crate::torrent::info_hash::InfoHash;
+use crate::torrent::update::{StoredUpdate, UpdateSettings, UpdateStore};
 
 /// How each file of a torrent is read when every blob is local.
 pub fn local_backings(torrent: &CommitTorrent) -> Vec<Backing> {
@@ -45,8 +46,10 @@ pub struct Seeder<'a> {
     /// This session's address as magnets carry it (`x.pe`); empty when it
     /// is not reachable from elsewhere.
     advertised: Vec<SocketAddr>,
-    /// Commit → infohash of everything served.
+    /// Commit → infohash of every commit torrent served.
     seeded: HashMap<ObjectId, InfoHash>,
+    /// (from, to) → infohash of every update torrent served.
+    updates: HashMap<(ObjectId, ObjectId), InfoHash>,
     /// The webseed every seeded commit is published to, if one runs.
     webseed: Option<Arc<GitWebseed>>,
     /// Its URL as magnets carry it (`ws=`); empty when it is not reachable.
@@ -84,6 +87,7 @@ impl<'a> Seeder<'a> {
                 vec![addr]
             },
             seeded: HashMap::new(),
+            updates: HashMap::new(),
             webseed: None,
             webseed_urls: Vec::new(),
             announcer: None,
@@ -124,6 +128,11 @@ impl<'a> Seeder<'a> {
         self
     }
 
+    /// The git directory served.
+    pub fn git_dir(&self) -> &Path {
+        &self.git_dir
+    }
+
     /// The address this seeder's session listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -142,7 +151,7 @@ impl<'a> Seeder<'a> {
             return;
         };
         let mut text = format!("{} {}\n", self.addr, std::process::id());
-        for infohash in self.seeded.values() {
+        for infohash in self.seeded.values().chain(self.updates.values()) {
             text.push_str(&infohash.to_hex());
             text.push('\n');
         }
@@ -214,6 +223,97 @@ impl<'a> Seeder<'a> {
         )?;
         out.flush()?;
         Ok(torrent.info_hash)
+    }
+}
+
+impl Seeder<'_> {
+    /// Serves the update torrents to `to` from each of `froms`, loaded from
+    /// the repository's [`UpdateStore`] or built now (and stored); returns
+    /// those served, with their infohash, in the order of `froms`. An update
+    /// that cannot be made (its `from` is not here, it is over the limits)
+    /// is left out with a warning: readers still have the commit torrent.
+    pub async fn add_updates(
+        &mut self,
+        to: ObjectId,
+        froms: &[ObjectId],
+        out: &mut (dyn Write + Send),
+    ) -> Vec<(ObjectId, InfoHash)> {
+        let mut served = Vec::new();
+        for &from in froms {
+            if from == to {
+                continue;
+            }
+            if let Some(&infohash) = self.updates.get(&(from, to)) {
+                served.push((from, infohash));
+                continue;
+            }
+            let git_dir = self.git_dir.clone();
+            let built = tokio::task::spawn_blocking(move || {
+                let repo = git2::Repository::open(&git_dir)?;
+                let store = UpdateStore::of(repo.path());
+                anyhow::Ok(store.load_or_build(&repo, from, to, &UpdateSettings::default())?)
+            })
+            .await
+            .map_err(anyhow::Error::from)
+            .and_then(|r| r);
+            let result = match built {
+                Ok(stored) => self.add_update(stored, out).await,
+                Err(error) => Err(error),
+            };
+            match result {
+                Ok(infohash) => served.push((from, infohash)),
+                Err(error) => {
+                    tracing::warn!(%from, %to, error = %format!("{error:#}"), "no update torrent")
+                }
+            }
+        }
+        served
+    }
+
+    /// Serves one update torrent from memory and announces it.
+    pub async fn add_update(
+        &mut self,
+        stored: StoredUpdate,
+        out: &mut (dyn Write + Send),
+    ) -> anyhow::Result<InfoHash> {
+        let torrent = &stored.torrent;
+        let key = (torrent.from, torrent.to);
+        if let Some(&infohash) = self.updates.get(&key) {
+            return Ok(infohash);
+        }
+        let infohash = torrent.info_hash();
+        let storage = GitStorageFactory::new(
+            infohash,
+            self.source.clone(),
+            vec![Backing::Inline(stored.payload.clone())],
+        );
+        let handle = self
+            .engine
+            .add(torrent.torrent_file(&[]), storage, &self.peers, None)
+            .await
+            .with_context(|| format!("seeding update {}", torrent.name()))?;
+        anyhow::ensure!(
+            Engine::progress(&handle).finished,
+            "update {} does not verify against its own torrent",
+            torrent.name()
+        );
+        self.updates.insert(key, infohash);
+        self.record();
+        if let Some(announcer) = &self.announcer {
+            announcer.add(infohash.into());
+        }
+        // Served whether or not anyone reads the line (a closed stdout).
+        let _ = writeln!(
+            out,
+            "update {}..{} {} {} bytes {}",
+            torrent.from,
+            torrent.to,
+            infohash,
+            torrent.length,
+            torrent.magnet(&self.advertised)
+        )
+        .and_then(|()| out.flush());
+        Ok(infohash)
     }
 }
 

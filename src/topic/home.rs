@@ -386,10 +386,7 @@ mod tests {
         let home = Home::at(dir.path().to_owned());
         let secret = TopicSecret::from_seed([3; 32]);
         let branch = Branch::new("main").expect("branch");
-        let head = |b: u8| Head {
-            infohash: InfoHash([b; 20]),
-            commit: vec![b; 20],
-        };
+        let head = |b: u8| Head::new(vec![b; 20], InfoHash([b; 20]));
         let newer = secret.sign_head(&branch, &head(2), 20);
         home.record_head(&newer).expect("record");
         home.record_head(&secret.sign_head(&branch, &head(1), 10))

@@ -42,6 +42,22 @@ pub fn load_or_build(
         return Ok(torrent);
     }
     let torrent = format::build_with_hints(repo, commit, &parent_torrents(repo, commit))?;
+    store(repo.path(), &torrent);
+    Ok(torrent)
+}
+
+/// The cached torrent of `commit`, if there is a valid one.
+pub fn load(git_dir: &std::path::Path, commit: ObjectId) -> Option<CommitTorrent> {
+    let bytes = std::fs::read(StateDir::of(git_dir).torrent_cache(commit)).ok()?;
+    CommitTorrent::parse(&bytes)
+        .ok()
+        .filter(|torrent| torrent.commit == commit)
+}
+
+/// Caches a torrent built elsewhere (a fetch that rebuilt it from an
+/// update); a cache that cannot be written only costs a rebuild later.
+pub fn store(git_dir: &std::path::Path, torrent: &CommitTorrent) {
+    let path = StateDir::of(git_dir).torrent_cache(torrent.commit);
     if let Some(dir) = path.parent()
         && std::fs::create_dir_all(dir).is_ok()
     {
@@ -50,5 +66,4 @@ pub fn load_or_build(
             let _ = std::fs::rename(&tmp, &path);
         }
     }
-    Ok(torrent)
 }

@@ -245,6 +245,20 @@ pub fn set_refs(
     commit: ObjectId,
     options: &RefOptions,
 ) -> Result<(), ImportError> {
+    set_refs_proven(repo, commit, options, None)
+}
+
+/// [`set_refs`], where `proof` is a commit that `commit` is known to
+/// descend from (an update's commits linked them), though the commits
+/// between may be absent here: a branch at `proof`, or at an ancestor of
+/// it, moves as a fast-forward. A new repository's `HEAD` (unborn) is
+/// pointed at the branch, so `git log` and `git checkout` find it.
+pub fn set_refs_proven(
+    repo: &Repository,
+    commit: ObjectId,
+    options: &RefOptions,
+    proof: Option<ObjectId>,
+) -> Result<(), ImportError> {
     let kept = format!("{COMMIT_REF_PREFIX}{commit}");
     repo.reference(&kept, commit.to_git(), true, "xus fetch")
         .map_err(git(format!("setting {kept}")))?;
@@ -262,9 +276,11 @@ pub fn set_refs(
                 && current != commit.to_git()
                 && !options.force
             {
-                let ff = repo
-                    .graph_descendant_of(commit.to_git(), current)
-                    .unwrap_or(false);
+                let descends = |ancestor: git2::Oid, of: git2::Oid| {
+                    ancestor == of || repo.graph_descendant_of(of, ancestor).unwrap_or(false)
+                };
+                let ff = descends(current, commit.to_git())
+                    || proof.is_some_and(|proof| descends(current, proof.to_git()));
                 if !ff {
                     return Err(ImportError::NotFastForward {
                         branch: branch.clone(),
@@ -276,6 +292,13 @@ pub fn set_refs(
             }
             repo.reference(&name, commit.to_git(), true, "xus fetch")
                 .map_err(git(format!("setting {name}")))?;
+            if repo
+                .head()
+                .is_err_and(|e| e.code() == git2::ErrorCode::UnbornBranch)
+            {
+                repo.set_head(&name)
+                    .map_err(git(format!("pointing HEAD at {name}")))?;
+            }
             Some(name)
         }
         None => None,

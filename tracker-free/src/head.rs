@@ -3,9 +3,11 @@
 //! Pure: no I/O here. Keys come from `topic.rs`, which knows nothing of
 //! heads.
 //!
-//! The value is the bencoded dict `{commit: <raw commit id>, ih: <infohash>}`
-//! (BEP 46's `{ih: ...}` plus the commit id), carried as a bencode byte
-//! string because the `mainline` crate signs and sends `v` as bytes.
+//! The value is the bencoded dict `{commit: <raw commit id>, ih: <infohash>,
+//! up: [[<from commit>, <update infohash>], ...]}` (BEP 46's `{ih: ...}` plus
+//! the commit id and, when there are any, the update torrents from recent
+//! heads), carried as a bencode byte string because the `mainline` crate
+//! signs and sends `v` as bytes.
 
 use std::fmt;
 
@@ -97,7 +99,12 @@ impl fmt::Debug for Branch {
     }
 }
 
-/// What a head says: this commit, shared as this torrent.
+/// Most update torrents one head lists: 8 entries of a 32-byte commit id and
+/// an infohash keep the value well under [`MAX_VALUE_LEN`].
+pub const MAX_HEAD_UPDATES: usize = 8;
+
+/// What a head says: this commit, shared as this torrent, and reachable
+/// from these recent commits through these (much smaller) update torrents.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Head {
     /// The torrent to fetch.
@@ -105,6 +112,20 @@ pub struct Head {
     /// The raw commit id (20 bytes for SHA-1 repositories, 32 for SHA-256),
     /// so a reader can check the torrent it gets is the commit it was told.
     pub commit: Vec<u8>,
+    /// Update torrents to `commit`, each from an earlier commit (a reader
+    /// holding it downloads only what changed); at most
+    /// [`MAX_HEAD_UPDATES`], newest `from` first, no `from` twice.
+    pub updates: Vec<HeadUpdate>,
+}
+
+/// One update torrent a head lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadUpdate {
+    /// The raw id of the commit the update starts from (as long as the
+    /// head's own commit id).
+    pub from: Vec<u8>,
+    /// The update torrent.
+    pub infohash: InfoHash,
 }
 
 /// Why a head value or signature was refused.
@@ -113,8 +134,8 @@ pub enum HeadError {
     /// Over [`MAX_VALUE_LEN`].
     #[error("head value of {0} bytes is over the {MAX_VALUE_LEN}-byte limit")]
     Oversized(usize),
-    /// Not exactly `d6:commit<20|32>:...2:ih20:...e`.
-    #[error("head value is not a {{commit, ih}} dictionary: {0}")]
+    /// Not exactly `d6:commit<20|32>:...2:ih20:...[2:upl...e]e`.
+    #[error("head value is not a {{commit, ih, up}} dictionary: {0}")]
     Malformed(&'static str),
     /// The signature does not match the topic key.
     #[error("head signature does not verify against topic {0}")]
@@ -122,21 +143,41 @@ pub enum HeadError {
 }
 
 impl Head {
-    /// The canonical value bytes: `d6:commit<n>:<id>2:ih20:<infohash>e`.
+    /// A head with no update torrents.
+    pub fn new(commit: Vec<u8>, infohash: InfoHash) -> Self {
+        Self {
+            infohash,
+            commit,
+            updates: Vec::new(),
+        }
+    }
+
+    /// The canonical value bytes:
+    /// `d6:commit<n>:<id>2:ih20:<infohash>e`, or with updates
+    /// `d6:commit<n>:<id>2:ih20:<infohash>2:upl(l<n>:<from>20:<infohash>e)+ee`.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64);
+        let mut out = Vec::with_capacity(64 + self.updates.len() * 64);
         out.extend_from_slice(b"d6:commit");
-        out.extend_from_slice(self.commit.len().to_string().as_bytes());
-        out.push(b':');
-        out.extend_from_slice(&self.commit);
-        out.extend_from_slice(b"2:ih20:");
-        out.extend_from_slice(&self.infohash.0);
+        put_string(&mut out, &self.commit);
+        out.extend_from_slice(b"2:ih");
+        put_string(&mut out, &self.infohash.0);
+        if !self.updates.is_empty() {
+            out.extend_from_slice(b"2:upl");
+            for update in &self.updates {
+                out.push(b'l');
+                put_string(&mut out, &update.from);
+                put_string(&mut out, &update.infohash.0);
+                out.push(b'e');
+            }
+            out.push(b'e');
+        }
         out.push(b'e');
         out
     }
 
     /// Parses exactly the canonical form [`Head::encode`] writes; anything
-    /// else (extra keys, other lengths, trailing bytes) is refused.
+    /// else (extra keys, other lengths, an empty or oversized update list, a
+    /// `from` twice or equal to the commit, trailing bytes) is refused.
     pub fn decode(value: &[u8]) -> Result<Self, HeadError> {
         if value.len() > MAX_VALUE_LEN {
             return Err(HeadError::Oversized(value.len()));
@@ -151,23 +192,82 @@ impl Head {
         } else {
             return Err(HeadError::Malformed("commit id is not 20 or 32 bytes"));
         };
-        if rest.len() < commit_len {
-            return Err(HeadError::Malformed("value ends inside the commit id"));
-        }
-        let (commit, rest) = rest.split_at(commit_len);
+        let (commit, rest) = take(rest, commit_len, "value ends inside the commit id")?;
         let rest = rest
             .strip_prefix(b"2:ih20:")
             .ok_or(HeadError::Malformed("no 20-byte 'ih' key after 'commit'"))?;
-        if rest.len() != 21 || rest[20] != b'e' {
-            return Err(HeadError::Malformed("value does not end after 'ih'"));
+        let (infohash, mut rest) = take(rest, 20, "value ends inside 'ih'")?;
+        let mut updates: Vec<HeadUpdate> = Vec::new();
+        if let Some(list) = rest.strip_prefix(b"2:upl") {
+            rest = list;
+            let from_prefix = format!("l{commit_len}:");
+            while let Some(entry) = rest.strip_prefix(from_prefix.as_bytes()) {
+                if updates.len() == MAX_HEAD_UPDATES {
+                    return Err(HeadError::Malformed("more than 8 update torrents"));
+                }
+                let (from, entry) =
+                    take(entry, commit_len, "value ends inside an update's 'from'")?;
+                let entry = entry
+                    .strip_prefix(b"20:")
+                    .ok_or(HeadError::Malformed("an update's infohash is not 20 bytes"))?;
+                let (update_ih, entry) = take(entry, 20, "value ends inside an update's infohash")?;
+                rest = entry.strip_prefix(b"e").ok_or(HeadError::Malformed(
+                    "an update entry has more than two items",
+                ))?;
+                if from == commit || updates.iter().any(|u| u.from == from) {
+                    return Err(HeadError::Malformed(
+                        "an update starts from the head's commit or from a commit listed twice",
+                    ));
+                }
+                updates.push(HeadUpdate {
+                    from: from.to_vec(),
+                    infohash: InfoHash(to_array(update_ih)),
+                });
+            }
+            if updates.is_empty() {
+                return Err(HeadError::Malformed("an empty 'up' list"));
+            }
+            rest = rest
+                .strip_prefix(b"e")
+                .ok_or(HeadError::Malformed("the 'up' list holds something else"))?;
         }
-        let mut infohash = [0u8; 20];
-        infohash.copy_from_slice(&rest[..20]);
+        if rest != b"e" {
+            return Err(HeadError::Malformed(
+                "value does not end after 'ih' or 'up'",
+            ));
+        }
         Ok(Self {
-            infohash: InfoHash(infohash),
+            infohash: InfoHash(to_array(infohash)),
             commit: commit.to_vec(),
+            updates,
         })
     }
+}
+
+/// Appends a bencode byte string.
+fn put_string(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(bytes.len().to_string().as_bytes());
+    out.push(b':');
+    out.extend_from_slice(bytes);
+}
+
+/// Splits `n` bytes off the front, or says where the value ended.
+fn take<'a>(
+    bytes: &'a [u8],
+    n: usize,
+    short: &'static str,
+) -> Result<(&'a [u8], &'a [u8]), HeadError> {
+    if bytes.len() < n {
+        return Err(HeadError::Malformed(short));
+    }
+    Ok(bytes.split_at(n))
+}
+
+/// A 20-byte slice as an array (callers took exactly 20 bytes).
+fn to_array(bytes: &[u8]) -> [u8; 20] {
+    let mut out = [0u8; 20];
+    out.copy_from_slice(&bytes[..20]);
+    out
 }
 
 /// A head as signed by its topic: everything needed to verify it again or
@@ -318,7 +418,7 @@ pub struct HeadLookup {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeadChoice {
     /// A head newer than anything seen: follow it.
-    New(SignedHead),
+    New(Box<SignedHead>),
     /// Nothing newer than what was seen.
     Unchanged,
     /// No valid head at all.
@@ -358,7 +458,7 @@ impl HeadLookup {
                 }
                 HeadChoice::Unchanged
             }
-            _ => HeadChoice::New(best),
+            _ => HeadChoice::New(Box::new(best)),
         }
     }
 }
@@ -369,19 +469,68 @@ mod tests {
     use crate::TopicSecret;
 
     fn head(byte: u8) -> Head {
+        Head::new(vec![byte; 20], InfoHash([byte; 20]))
+    }
+
+    fn with_updates(commit_len: usize, n: usize) -> Head {
         Head {
-            infohash: InfoHash([byte; 20]),
-            commit: vec![byte; 20],
+            infohash: InfoHash([9; 20]),
+            commit: vec![3; commit_len],
+            updates: (0..n)
+                .map(|i| HeadUpdate {
+                    from: vec![100 + i as u8; commit_len],
+                    infohash: InfoHash([200 + i as u8; 20]),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn updates_round_trip_within_the_value_limit() {
+        for commit_len in [20, 32] {
+            for n in 0..=MAX_HEAD_UPDATES {
+                let h = with_updates(commit_len, n);
+                let bytes = h.encode();
+                assert!(bytes.len() <= MAX_VALUE_LEN, "{}", bytes.len());
+                assert_eq!(Head::decode(&bytes), Ok(h));
+            }
+        }
+        let nine = with_updates(20, MAX_HEAD_UPDATES + 1).encode();
+        assert!(Head::decode(&nine).is_err(), "nine updates");
+        let plain = head(1).encode();
+        let empty = [&plain[..plain.len() - 1], b"2:uplee"].concat();
+        assert!(
+            Head::decode(&empty).is_err(),
+            "an empty list is not canonical"
+        );
+        let mut twice = with_updates(20, 2);
+        twice.updates[1].from = twice.updates[0].from.clone();
+        assert!(Head::decode(&twice.encode()).is_err(), "a from twice");
+        let mut to_self = with_updates(20, 1);
+        to_self.updates[0].from = to_self.commit.clone();
+        assert!(
+            Head::decode(&to_self.encode()).is_err(),
+            "from the commit itself"
+        );
+        let mut short = with_updates(32, 1);
+        short.updates[0].from = vec![1; 20];
+        assert!(
+            Head::decode(&short.encode()).is_err(),
+            "from of another length"
+        );
+        let good = with_updates(20, 3).encode();
+        for cut in 0..good.len() {
+            assert!(Head::decode(&good[..cut]).is_err(), "cut at {cut}");
+            let mut flipped = good.clone();
+            flipped[cut] ^= 0xff;
+            let _ = Head::decode(&flipped);
         }
     }
 
     #[test]
     fn value_round_trips_and_strict_decoder_refuses_variants() {
         for commit_len in [20, 32] {
-            let h = Head {
-                infohash: InfoHash([9; 20]),
-                commit: vec![3; commit_len],
-            };
+            let h = Head::new(vec![3; commit_len], InfoHash([9; 20]));
             assert_eq!(Head::decode(&h.encode()), Ok(h));
         }
         let good = head(1).encode();
@@ -500,7 +649,7 @@ mod tests {
             candidates: vec![old.clone(), new.clone()],
             ..Default::default()
         };
-        assert_eq!(lookup.choose(None), HeadChoice::New(new.clone()));
+        assert_eq!(lookup.choose(None), HeadChoice::New(Box::new(new.clone())));
         assert_eq!(lookup.choose(Some(&new)), HeadChoice::Unchanged);
         assert!(lookup.refused.is_empty());
 

@@ -15,7 +15,7 @@
 //!
 //! let secret = TopicSecret::from_seed([7; 32]);
 //! let branch = Branch::new("main").expect("a short branch name");
-//! let head = Head { infohash: InfoHash([1; 20]), commit: vec![2; 20] };
+//! let head = Head::new(vec![2; 20], InfoHash([1; 20]));
 //! let signed = secret.sign_head(&branch, &head, 42);
 //! assert_eq!(signed.seq, 42);
 //! // What a reader would get back from the DHT verifies and decodes the same.
@@ -34,8 +34,8 @@ mod topic;
 
 pub use config::{ConfigError, DhtConfig, PUBLIC_BOOTSTRAP_NODES};
 pub use head::{
-    Branch, BranchError, Head, HeadChoice, HeadError, HeadLookup, InfoHash, MAX_VALUE_LEN, Refusal,
-    SignedHead,
+    Branch, BranchError, Head, HeadChoice, HeadError, HeadLookup, HeadUpdate, InfoHash,
+    MAX_HEAD_UPDATES, MAX_VALUE_LEN, Refusal, SignedHead,
 };
 pub use node::{AnnounceError, Dht, PeerStream, PublishError, StartError};
 pub use topic::{TopicError, TopicKey, TopicSecret};

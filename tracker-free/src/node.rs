@@ -259,7 +259,7 @@ impl Dht {
         for attempt in 1..=PUBLISH_ATTEMPTS {
             let mut lookup = self.lookup_head(&topic, branch).await;
             let current = match lookup.choose(None) {
-                crate::HeadChoice::New(current) => Some(current),
+                crate::HeadChoice::New(current) => Some(*current),
                 _ => None,
             };
             let contested = lookup

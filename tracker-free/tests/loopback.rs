@@ -24,10 +24,7 @@ fn network() -> (Vec<Dht>, DhtConfig) {
 }
 
 fn head(byte: u8) -> Head {
-    Head {
-        infohash: InfoHash([byte; 20]),
-        commit: vec![byte; 20],
-    }
+    Head::new(vec![byte; 20], InfoHash([byte; 20]))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use webseed::bridge::{BridgeOptions, LayoutFile, TorrentLayout, WebseedPeer};
 
-use super::FetchRequest;
+use super::Step;
 use super::error::FetchError;
 use super::report::{FetchEvent, FetchReport};
 use super::webseed_policy;
@@ -20,7 +20,6 @@ use crate::git::state_dir::StateDir;
 use crate::swarm::AbortOnDrop;
 use crate::swarm::announcer::Announcer;
 use crate::swarm::engine::{Engine, TorrentHandle};
-use crate::swarm::session::Swarm;
 use crate::swarm::storage::{Backing, GitStorageFactory};
 use crate::torrent::format::CommitTorrent;
 use crate::torrent::scavenge;
@@ -32,14 +31,18 @@ const WATCH_TICK: Duration = Duration::from_millis(200);
 /// Downloads what `torrent` lacks into its staging file under `git_dir`
 /// (see [`staging_path`]); returns once every piece verified.
 pub(crate) async fn download(
-    swarm: &Swarm,
+    step: Step<'_>,
     torrent: &CommitTorrent,
     git_dir: &Path,
     peers: &[std::net::SocketAddr],
     webseeds: &[String],
-    request: &FetchRequest,
-    report: &Arc<dyn FetchReport>,
 ) -> Result<(), FetchError> {
+    let Step {
+        swarm,
+        request,
+        report,
+        tally,
+    } = step;
     let engine = &swarm.engine;
     let source = {
         let git_dir = git_dir.to_owned();
@@ -175,6 +178,8 @@ pub(crate) async fn download(
     }
     let end = Engine::progress(&handle);
     let http = bridge.as_ref().map_or(0, |b| b.stats().bytes_fetched);
+    tally.add(&tally.commit, end.fetched.saturating_sub(http));
+    tally.add(&tally.webseed, http);
     report.event(FetchEvent::Downloaded {
         from_peers: end.fetched.saturating_sub(http),
         reused: start.have,
@@ -240,7 +245,7 @@ fn webseed_layout(torrent: &CommitTorrent) -> TorrentLayout {
 
 /// Reports progress until the torrent is complete, or fails when no piece
 /// arrives for `stall_timeout` (what was verified stays for the next run).
-async fn watch(
+pub(super) async fn watch(
     handle: &TorrentHandle,
     stall_timeout: Duration,
     report: &dyn FetchReport,

@@ -32,7 +32,7 @@ pub async fn resolve_head(
     Ok(match choice {
         HeadChoice::New(head) => {
             home.record_head(&head)?;
-            Some(head)
+            Some(*head)
         }
         HeadChoice::Unchanged => seen,
         HeadChoice::NotFound => {

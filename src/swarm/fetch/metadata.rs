@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::report::{FetchEvent, FetchReport};
+use super::report::{FetchEvent, FetchReport, Tally};
 use crate::swarm::session::Swarm;
 use crate::torrent::format::{self, CommitTorrent};
 use crate::torrent::info_hash::InfoHash;
@@ -42,8 +42,9 @@ impl MetadataRounds {
 }
 
 /// Asks peers (given, from the magnet, found on the DHT) for the info
-/// dictionary of `ih`, in rounds until `deadline`. `peers` gains every peer
-/// that answered, for the download to dial.
+/// dictionary of `ih`, in rounds until `deadline`, and parses it as a
+/// commit torrent. `peers` gains every peer that answered, for the download
+/// to dial.
 pub(crate) async fn from_peers(
     swarm: &Swarm,
     ih: InfoHash,
@@ -51,7 +52,30 @@ pub(crate) async fn from_peers(
     first_dht_peer: &OnceLock<Instant>,
     deadline: Instant,
     report: &dyn FetchReport,
+    tally: &Tally,
 ) -> anyhow::Result<CommitTorrent> {
+    let info = info_from_peers(swarm, ih, peers, first_dht_peer, deadline, report, tally).await?;
+    let torrent = CommitTorrent::parse(&info)
+        .context("the metadata peers sent is not a valid xus commit torrent")?;
+    anyhow::ensure!(
+        torrent.info_hash == ih,
+        "peers sent metadata for {} instead of {ih}",
+        torrent.info_hash
+    );
+    Ok(torrent)
+}
+
+/// The info dictionary bytes of `ih` from peers (their SHA-1 is `ih`),
+/// asked in rounds until `deadline`; see [`from_peers`].
+pub(crate) async fn info_from_peers(
+    swarm: &Swarm,
+    ih: InfoHash,
+    peers: &mut Vec<SocketAddr>,
+    first_dht_peer: &OnceLock<Instant>,
+    deadline: Instant,
+    report: &dyn FetchReport,
+    tally: &Tally,
+) -> anyhow::Result<Vec<u8>> {
     let feed_url = swarm.feed_url();
     anyhow::ensure!(
         !peers.is_empty() || feed_url.is_some(),
@@ -100,14 +124,8 @@ pub(crate) async fn from_peers(
         after: swarm.started.elapsed(),
     });
     peers.extend(seen);
-    let torrent = CommitTorrent::parse(&info)
-        .context("the metadata peers sent is not a valid xus commit torrent")?;
-    anyhow::ensure!(
-        torrent.info_hash == ih,
-        "peers sent metadata for {} instead of {ih}",
-        torrent.info_hash
-    );
-    Ok(torrent)
+    tally.add(&tally.metadata, info.len() as u64);
+    Ok(info)
 }
 
 /// Downloads `<webseed>/<name>.torrent` (what a xus webseed serves) from
@@ -117,6 +135,7 @@ pub(crate) async fn from_webseeds(
     name: &str,
     ih: InfoHash,
     report: &dyn FetchReport,
+    tally: &Tally,
 ) -> anyhow::Result<CommitTorrent> {
     let client = reqwest::Client::builder()
         .timeout(WEBSEED_TORRENT_TIMEOUT)
@@ -127,6 +146,7 @@ pub(crate) async fn from_webseeds(
         let url = format!("{}/{name}.torrent", base.trim_end_matches('/'));
         match get_bounded(&client, &url, format::MAX_TORRENT_FILE_BYTES).await {
             Ok(bytes) => {
+                tally.add(&tally.metadata, bytes.len() as u64);
                 let info = format::info_from_torrent_file(&bytes)
                     .with_context(|| format!("{url} is not a .torrent file"))?;
                 let torrent = CommitTorrent::parse(info)

@@ -18,6 +18,7 @@ mod heads;
 mod metadata;
 mod report;
 mod source;
+mod update;
 mod webseed_policy;
 
 use std::net::SocketAddr;
@@ -30,7 +31,7 @@ use tracker_free::SignedHead;
 
 pub use error::FetchError;
 pub use heads::resolve_head;
-pub use report::{FetchEvent, FetchReport, LogReport};
+pub use report::{FetchEvent, FetchReport, LogReport, Tally, Transferred};
 pub use source::{Hints, Source, parse_source};
 
 use crate::git::object::ObjectId;
@@ -65,6 +66,18 @@ pub struct FetchRequest {
     /// Refuse a commit whose parents are not in the repository, before
     /// downloading it (a topic master keeps whole histories, never shallow).
     pub require_parents: bool,
+    /// Try the update torrents a head lists before its commit torrent.
+    pub use_updates: bool,
+}
+
+/// What the steps of one fetch share: the session, the request, where
+/// steps are reported and where bytes are counted.
+#[derive(Clone, Copy)]
+pub(crate) struct Step<'a> {
+    pub(crate) swarm: &'a Swarm,
+    pub(crate) request: &'a FetchRequest,
+    pub(crate) report: &'a Arc<dyn FetchReport>,
+    pub(crate) tally: &'a Tally,
 }
 
 /// What a fetch brought.
@@ -74,6 +87,9 @@ pub struct Fetched {
     pub commit: ObjectId,
     /// Its torrent.
     pub info_hash: InfoHash,
+    /// The update torrent it came through (its `from` commit and infohash;
+    /// the payload is in the repository's update store), if it did.
+    pub update: Option<(ObjectId, InfoHash)>,
 }
 
 /// Fetches whatever `source` names; a head is resolved on the swarm's DHT
@@ -97,7 +113,12 @@ pub async fn fetch_source(
                 .ok_or_else(|| FetchError::HeadNotFound { url: address.url() })?;
             fetch_head(swarm, &address, &head, request, report).await
         }
-        other => fetch(swarm, other, None, request, report).await,
+        other => {
+            let tally = Tally::default();
+            let fetched = fetch(swarm, other, None, request, report, &tally).await;
+            report.event(FetchEvent::Transferred(tally.snapshot()));
+            fetched
+        }
     }
 }
 
@@ -128,14 +149,73 @@ pub async fn fetch_head(
     ));
     let commit = ObjectId::from_slice(&head.head.commit)
         .with_context(|| format!("the head of {} names a non-SHA-1 commit", address.url()))?;
-    fetch_commit(
-        swarm,
-        InfoHash::from(head.head.infohash),
-        commit,
-        &request,
-        report,
-    )
+    let tally = Tally::default();
+    let fetched = fetch_head_counted(swarm, head, commit, &request, report, &tally).await;
+    report.event(FetchEvent::Transferred(tally.snapshot()));
+    fetched
+}
+
+/// [`fetch_head`] after the head is checked: through an update torrent
+/// when one applies, else through the commit torrent.
+async fn fetch_head_counted(
+    swarm: &Swarm,
+    head: &SignedHead,
+    commit: ObjectId,
+    request: &FetchRequest,
+    report: &Arc<dyn FetchReport>,
+    tally: &Tally,
+) -> Result<Fetched, FetchError> {
+    let info_hash = InfoHash::from(head.head.infohash);
+    if request.use_updates
+        && !head.head.updates.is_empty()
+        && !already_have(&request.repo, commit).await
+        && let Some((git_dir, tip)) = existing_repo(request).await
+        && let Some(by) = update::try_updates(
+            Step {
+                swarm,
+                request,
+                report,
+                tally,
+            },
+            head,
+            commit,
+            &git_dir,
+            tip,
+        )
+        .await
+    {
+        let proof = by.descends_from.then_some(by.from);
+        set_refs(&git_dir, commit, &request.refs, proof).await?;
+        return Ok(Fetched {
+            commit,
+            info_hash,
+            update: Some((by.from, by.info_hash)),
+        });
+    }
+    let source = Source::InfoHash(
+        info_hash,
+        Hints {
+            name: Some(commit.to_hex()),
+            ..Hints::default()
+        },
+    );
+    fetch(swarm, source, Some(commit), request, report, tally).await
+}
+
+/// The git directory of the request's repository when it exists already,
+/// and the commit its branch (`--branch`) points at.
+async fn existing_repo(request: &FetchRequest) -> Option<(PathBuf, Option<ObjectId>)> {
+    let (path, branch) = (request.repo.clone(), request.refs.branch.clone());
+    tokio::task::spawn_blocking(move || {
+        let repo = git2::Repository::open(&path).ok()?;
+        let tip = branch
+            .and_then(|b| repo.refname_to_id(&format!("refs/heads/{b}")).ok())
+            .and_then(ObjectId::from_git);
+        Some((repo.path().to_owned(), tip))
+    })
     .await
+    .ok()
+    .flatten()
 }
 
 /// Fetches the commit `commit` whose torrent is `info_hash` (a head, or a
@@ -159,7 +239,10 @@ pub async fn fetch_commit(
             ..Hints::default()
         },
     );
-    fetch(swarm, source, Some(commit), request, report).await
+    let tally = Tally::default();
+    let fetched = fetch(swarm, source, Some(commit), request, report, &tally).await;
+    report.event(FetchEvent::Transferred(tally.snapshot()));
+    fetched
 }
 
 /// Fetches a torrent or an infohash; `expected` is the commit it must hold.
@@ -169,6 +252,7 @@ async fn fetch(
     expected: Option<ObjectId>,
     request: &FetchRequest,
     report: &Arc<dyn FetchReport>,
+    tally: &Tally,
 ) -> Result<Fetched, FetchError> {
     let mut peers = request.peers.clone();
     let mut webseeds = request.webseeds.clone();
@@ -204,8 +288,12 @@ async fn fetch(
         && already_have(&request.repo, commit).await
     {
         report.event(FetchEvent::AlreadyHave { commit });
-        set_refs(&request.repo, commit, &request.refs).await?;
-        return Ok(Fetched { commit, info_hash });
+        set_refs(&request.repo, commit, &request.refs, None).await?;
+        return Ok(Fetched {
+            commit,
+            info_hash,
+            update: None,
+        });
     }
     let metadata_deadline = Instant::now() + request.metadata_timeout;
     peers.extend(hints.peers.iter().copied());
@@ -213,7 +301,8 @@ async fn fetch(
         // A xus webseed serves `<commit>.torrent`: one request instead of
         // finding a peer for the metadata (checked against the infohash).
         (None, Some(name)) if !webseeds.is_empty() => {
-            match metadata::from_webseeds(&webseeds, name, info_hash, report.as_ref()).await {
+            match metadata::from_webseeds(&webseeds, name, info_hash, report.as_ref(), tally).await
+            {
                 Ok(torrent) => Some(torrent),
                 Err(error) => {
                     report.event(FetchEvent::NoTorrentFromWebseeds {
@@ -236,6 +325,7 @@ async fn fetch(
                 &first_dht_peer,
                 metadata_deadline,
                 report.as_ref(),
+                tally,
             )
             .await?
         }
@@ -261,10 +351,13 @@ async fn fetch(
         });
     } else {
         let started = Instant::now();
-        download::download(
-            swarm, &torrent, &git_dir, &peers, &webseeds, request, report,
-        )
-        .await?;
+        let step = Step {
+            swarm,
+            request,
+            report,
+            tally,
+        };
+        download::download(step, &torrent, &git_dir, &peers, &webseeds).await?;
         let downloaded = started.elapsed();
         let (git_dir, torrent) = (git_dir.clone(), torrent.clone());
         tokio::task::spawn_blocking(move || -> Result<(), FetchError> {
@@ -281,10 +374,11 @@ async fn fetch(
             import: started.elapsed() - downloaded,
         });
     }
-    set_refs(&git_dir, torrent.commit, &request.refs).await?;
+    set_refs(&git_dir, torrent.commit, &request.refs, None).await?;
     Ok(Fetched {
         commit: torrent.commit,
         info_hash: torrent.info_hash,
+        update: None,
     })
 }
 
@@ -336,16 +430,18 @@ async fn already_have(path: &std::path::Path, commit: ObjectId) -> bool {
     .unwrap_or(false)
 }
 
-/// Moves refs once the commit is in (see [`import::set_refs`]).
+/// Moves refs once the commit is in (see [`import::set_refs_proven`]);
+/// `proof` is a commit `commit` is known to descend from.
 async fn set_refs(
     repo: &std::path::Path,
     commit: ObjectId,
     refs: &RefOptions,
+    proof: Option<ObjectId>,
 ) -> Result<(), FetchError> {
     let (repo, refs) = (repo.to_owned(), refs.clone());
     tokio::task::spawn_blocking(move || {
         let repo = git2::Repository::open(&repo).context("opening the repository")?;
-        import::set_refs(&repo, commit, &refs)?;
+        import::set_refs_proven(&repo, commit, &refs, proof)?;
         Ok(())
     })
     .await

@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::git::object::ObjectId;
@@ -123,6 +124,32 @@ pub enum FetchEvent {
         /// Bytes per URL.
         per_url: Vec<(String, u64)>,
     },
+    /// The update torrent to try: the reader has its `from` commit.
+    UpdatePlan {
+        /// The commit the update starts from (here).
+        from: ObjectId,
+        /// The update torrent.
+        info_hash: InfoHash,
+    },
+    /// The update was downloaded, verified object by object, and the
+    /// commit torrent rebuilt from it matched the signed head.
+    UpdateApplied {
+        /// Payload bytes.
+        payload: u64,
+        /// Objects rebuilt.
+        objects: usize,
+        /// Their bytes, uncompressed.
+        object_bytes: u64,
+    },
+    /// The update could not be used; the commit torrent is fetched instead.
+    UpdateFailed {
+        /// The update torrent.
+        info_hash: InfoHash,
+        /// Why, with causes.
+        reason: String,
+    },
+    /// Every byte this fetch received, by what carried it.
+    Transferred(Transferred),
     /// How long the two halves took.
     Timing {
         /// Download.
@@ -228,6 +255,29 @@ impl fmt::Display for FetchEvent {
                 }
                 Ok(())
             }
+            Self::UpdatePlan { from, info_hash } => {
+                write!(
+                    f,
+                    "update torrent {info_hash} from commit {from}, which is here"
+                )
+            }
+            Self::UpdateApplied {
+                payload,
+                objects,
+                object_bytes,
+            } => write!(
+                f,
+                "update applied: {payload} bytes rebuilt {objects} objects ({object_bytes} bytes); the rebuilt commit torrent matches the signed head"
+            ),
+            Self::UpdateFailed { info_hash, reason } => write!(
+                f,
+                "warning: update torrent {info_hash} not used ({reason}); fetching the commit torrent"
+            ),
+            Self::Transferred(t) => write!(
+                f,
+                "bytes: update {}, commit {}, webseed {}, metadata {}",
+                t.update, t.commit, t.webseed, t.metadata
+            ),
             Self::Timing { download, import } => write!(
                 f,
                 "timing: download {:.3} s, import into Git {:.3} s",
@@ -243,8 +293,59 @@ impl FetchEvent {
     pub fn is_warning(&self) -> bool {
         matches!(
             self,
-            Self::HeadRefused { .. } | Self::HeadUnreachable { .. }
+            Self::HeadRefused { .. } | Self::HeadUnreachable { .. } | Self::UpdateFailed { .. }
         )
+    }
+}
+
+/// Bytes one fetch received, by what carried them (see
+/// [`FetchEvent::Transferred`]): what a benchmark compares with `git fetch`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Transferred {
+    /// Update torrent payload bytes from peers.
+    pub update: u64,
+    /// Commit torrent payload bytes from peers.
+    pub commit: u64,
+    /// Payload bytes from webseeds (HTTP).
+    pub webseed: u64,
+    /// Info dictionaries and `.torrent` files.
+    pub metadata: u64,
+}
+
+impl Transferred {
+    /// Their sum.
+    pub fn total(&self) -> u64 {
+        self.update + self.commit + self.webseed + self.metadata
+    }
+}
+
+/// Counts [`Transferred`] while a fetch runs (its tasks share it).
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// See [`Transferred::update`].
+    pub update: AtomicU64,
+    /// See [`Transferred::commit`].
+    pub commit: AtomicU64,
+    /// See [`Transferred::webseed`].
+    pub webseed: AtomicU64,
+    /// See [`Transferred::metadata`].
+    pub metadata: AtomicU64,
+}
+
+impl Tally {
+    /// Adds `bytes` to `counter` (one of this tally's fields).
+    pub fn add(&self, counter: &AtomicU64, bytes: u64) {
+        counter.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// The counts now.
+    pub fn snapshot(&self) -> Transferred {
+        Transferred {
+            update: self.update.load(Ordering::Relaxed),
+            commit: self.commit.load(Ordering::Relaxed),
+            webseed: self.webseed.load(Ordering::Relaxed),
+            metadata: self.metadata.load(Ordering::Relaxed),
+        }
     }
 }
 

@@ -39,6 +39,18 @@ impl Applied {
     /// been rebuilt and its infohash checked, so refs never name an unsigned
     /// commit.
     pub fn write(&self, repo: &git2::Repository) -> Result<(), UpdateError> {
+        self.write_pack(repo.path())?;
+        crate::git::repo::add_shallow(repo.path(), &self.shallow).map_err(|source| {
+            UpdateError::Shallow {
+                path: repo.path().join("shallow"),
+                source,
+            }
+        })
+    }
+
+    /// Writes the objects as one pack into the object database under
+    /// `git_dir` (a repository, or a quarantine).
+    pub(super) fn write_pack(&self, git_dir: &std::path::Path) -> Result<(), UpdateError> {
         let count = u32::try_from(self.objects.len()).map_err(|_| UpdateError::TooLarge {
             kind: ObjectKind::Commit,
             id: self.to,
@@ -46,17 +58,11 @@ impl Applied {
             size: self.objects.len() as u64,
             limit: u64::from(u32::MAX),
         })?;
-        let mut pack = PackWriter::new(repo.path(), count)?;
+        let mut pack = PackWriter::new(git_dir, count)?;
         for (kind, id, data) in &self.objects {
             pack.add_bytes(*id, git_kind(*kind), data)?;
         }
         pack.finish()?;
-        crate::git::repo::add_shallow(repo.path(), &self.shallow).map_err(|source| {
-            UpdateError::Shallow {
-                path: repo.path().join("shallow"),
-                source,
-            }
-        })?;
         Ok(())
     }
 }

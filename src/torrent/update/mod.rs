@@ -38,16 +38,20 @@
 mod apply;
 mod build;
 pub mod payload;
+mod rebuild;
+mod store;
 mod torrent;
 
 pub use apply::{Applied, apply_update, apply_update_with};
 pub use build::{MAX_CANDIDATES, MAX_COMMITS, Update, UpdateSettings, UpdateStats, build_update};
 pub use payload::{Frame, Limits, ObjectKind, Payload, PayloadError};
+pub use rebuild::{Quarantine, rebuild_commit_torrent};
+pub use store::{StoredUpdate, UpdateStore};
 pub use torrent::{MAX_UPDATE_INFO_BYTES, TorrentError, UPDATE_VERSION, UpdateTorrent};
 
 use crate::git::object::{ObjectError, ObjectId};
 use crate::git::pack::PackError;
-use crate::torrent::format::FormatError;
+use crate::torrent::format::{BuildError, FormatError};
 
 /// Why an update cannot be built, or a payload is refused. Every message
 /// names the object and what was wrong with it.
@@ -62,6 +66,9 @@ pub enum UpdateError {
     /// A commit is too large or too deep for the v1 walk.
     #[error(transparent)]
     Format(#[from] FormatError),
+    /// The commit torrent of `to` could not be rebuilt from the update.
+    #[error("rebuilding the commit torrent from the update")]
+    Rebuild(#[from] BuildError),
     /// The object database failed.
     #[error("reading {what} {id} from the repository")]
     Git {
@@ -75,6 +82,14 @@ pub enum UpdateError {
     /// Writing the verified objects failed.
     #[error("writing the update's objects into the repository")]
     Pack(#[from] PackError),
+    /// The quarantine an update is checked in could not be made or moved.
+    #[error("quarantining the update's objects in {dir}")]
+    Quarantine {
+        /// The directory.
+        dir: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// Recording shallow boundaries failed.
     #[error("recording the shallow boundary in {path}")]
     Shallow {
