@@ -264,7 +264,10 @@ fn a_malformed_head_is_refused_and_changes_nothing() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("refused a head"), "{stderr}");
-    assert!(stderr.contains("not a {commit, ih} dictionary"), "{stderr}");
+    assert!(
+        stderr.contains("not a {commit, ih, up} dictionary"),
+        "{stderr}"
+    );
     assert!(!dest_repo.exists(), "a refused head created the repository");
 }
 

@@ -110,9 +110,9 @@ async fn seed_fetched<'a>(
     };
     let mut quiet = std::io::sink();
     seeder.add(fetched.commit, &mut quiet).await?;
-    if let Some((from, _)) = fetched.update {
+    for link in &fetched.updates {
         let store = UpdateStore::of(seeder.git_dir());
-        let to = fetched.commit;
+        let (from, to) = (link.from, link.to);
         if let Some(stored) = tokio::task::spawn_blocking(move || store.load(from, to)).await? {
             seeder.add_update(stored, &mut quiet).await?;
         }

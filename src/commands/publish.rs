@@ -12,7 +12,7 @@ use crate::swarm::discovery::{self, DhtOptions};
 use crate::swarm::seeder::{seed_addr_path, wait_for_seed};
 use crate::topic::head_address::HeadAddress;
 use crate::topic::home::Home;
-use crate::topic::update_chain::{head_with_updates, update_froms};
+use crate::topic::update_chain::{chained_head, update_from};
 use crate::torrent::cache;
 use crate::torrent::info_hash;
 use crate::torrent::update::{UpdateSettings, UpdateStore};
@@ -87,23 +87,30 @@ pub async fn run(options: PublishOptions, out: &mut (dyn Write + Send)) -> anyho
         topic: secret.topic(),
         branch: branch.clone(),
     };
-    // Update torrents from the commits earlier heads named: readers that
-    // hold one download only what changed. `xus seed` serves them.
+    // The update torrent from the previous head's commit, chained to the
+    // ones that head listed: readers holding any of them download only
+    // what changed. `xus seed` serves them.
     let seen = home.seen_head(&address.topic, &branch)?;
-    let froms = update_froms(None, seen.as_ref().map(|s| &s.head), torrent.commit);
-    let updates = {
-        let (repo_path, to) = (options.repo.clone(), torrent.commit);
-        tokio::task::spawn_blocking(move || build_updates(&repo_path, &froms, to)).await??
+    let newest = match update_from(None, seen.as_ref().map(|s| &s.head), torrent.commit) {
+        Some(from) => {
+            let (repo_path, to) = (options.repo.clone(), torrent.commit);
+            tokio::task::spawn_blocking(move || build_update(&repo_path, from, to)).await??
+        }
+        None => None,
     };
-    for (from, infohash, bytes) in &updates {
+    if let Some((from, infohash, bytes)) = newest {
         writeln!(
             out,
             "update {from}..{} {infohash} {bytes} bytes",
             torrent.commit
         )?;
     }
-    let listed: Vec<_> = updates.iter().map(|&(from, ih, _)| (from, ih)).collect();
-    let head = head_with_updates(torrent.commit, torrent.info_hash, &listed);
+    let head = chained_head(
+        torrent.commit,
+        torrent.info_hash,
+        newest.map(|(from, ih, _)| (from, ih)),
+        seen.as_ref().map(|s| &s.head),
+    );
     let config = discovery::config(&options.dht, &home)?;
     let dht = discovery::start(&config).await?;
     let min_seq = match seen {
@@ -144,30 +151,34 @@ pub async fn run(options: PublishOptions, out: &mut (dyn Write + Send)) -> anyho
     Ok(())
 }
 
-/// Builds (or loads) the update torrents to `to` from each of `froms` that
-/// the repository holds, into its update store; returns (from, infohash,
-/// payload bytes) of those made. One that cannot be made is skipped with a
-/// note: readers still have the commit torrent.
-fn build_updates(
+/// Builds (or loads) the update torrent from `from` to `to` into the
+/// repository's update store; returns (from, infohash, payload bytes), or
+/// `None` with a note when it cannot be made (`from` is not here, the change
+/// is over the limits): readers still have the commit torrent.
+fn build_update(
     repo_path: &std::path::Path,
-    froms: &[ObjectId],
+    from: ObjectId,
     to: ObjectId,
-) -> anyhow::Result<Vec<(ObjectId, info_hash::InfoHash, u64)>> {
+) -> anyhow::Result<Option<(ObjectId, info_hash::InfoHash, u64)>> {
     let repo = repo::open(repo_path)?;
-    let store = UpdateStore::of(repo.path());
-    let odb = repo.odb()?;
-    let mut made = Vec::new();
-    for &from in froms {
-        if !odb.exists(from.to_git()) {
-            continue;
-        }
-        match store.load_or_build(&repo, from, to, &UpdateSettings::default()) {
-            Ok(stored) => made.push((from, stored.torrent.info_hash(), stored.torrent.length)),
-            Err(error) => eprintln!(
+    if !repo.odb()?.exists(from.to_git()) {
+        eprintln!(
+            "note: no update torrent: the previous head's commit {from} is not in this repository"
+        );
+        return Ok(None);
+    }
+    match UpdateStore::of(repo.path()).load_or_build(&repo, from, to, &UpdateSettings::default()) {
+        Ok(stored) => Ok(Some((
+            from,
+            stored.torrent.info_hash(),
+            stored.torrent.length,
+        ))),
+        Err(error) => {
+            eprintln!(
                 "note: no update torrent from {from}: {:#}",
                 anyhow::Error::from(error)
-            ),
+            );
+            Ok(None)
         }
     }
-    Ok(made)
 }

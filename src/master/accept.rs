@@ -17,7 +17,7 @@ use crate::git::object::ObjectId;
 use crate::swarm::fetch::{self, FetchError, FetchReport, FetchRequest, LogReport};
 use crate::topic::push_answer::PushAnswer;
 use crate::topic::push_request::{PushRequestError, SignedPush};
-use crate::topic::update_chain::update_froms;
+use crate::topic::update_chain::update_from;
 use crate::torrent::import::RefOptions;
 
 /// How long the metadata of a pushed commit may take to arrive.
@@ -127,14 +127,14 @@ pub(crate) async fn push(
             ));
         }
     };
-    // Update torrents from the tip this push moved and the commits recent
-    // heads named: followers holding one download only what changed.
-    let froms = update_froms(
+    // The update torrent from the tip this push moved, chained to the ones
+    // the previous head listed: followers download only what changed.
+    let from = update_from(
         previous,
         topic.head(&branch).as_ref().map(|h| &h.head),
         commit,
     );
-    let (seeded, updates) = match master.seed(topic.index, commit, froms).await {
+    let (seeded, newest) = match master.seed(topic.index, commit, from).await {
         Ok(seeded) => seeded,
         Err(error) => return failed(format!("seeding {commit}: {error:#}")),
     };
@@ -144,7 +144,7 @@ pub(crate) async fn push(
         tracing::warn!(%commit, pushed = %infohash, built = %seeded, "the writer's torrent differs from the master's");
     }
     let head = match master
-        .publish_head(topic, &branch, commit, seeded, &updates)
+        .publish_head(topic, &branch, commit, seeded, newest)
         .await
     {
         Ok(head) => head,

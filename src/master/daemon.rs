@@ -23,7 +23,7 @@ use crate::swarm::seeder::Seeder;
 use crate::swarm::webseed_server::{base_url, local_url};
 use crate::swarm::webseed_source::GitWebseed;
 use crate::swarm::{Swarm, SwarmOptions};
-use crate::topic::update_chain::update_froms;
+use crate::topic::update_chain::update_from;
 
 /// How long an HTTP connection may stay silent: a push answer waits for a
 /// download, a backup and a DHT write, so it is longer than a webseed's.
@@ -166,7 +166,7 @@ pub async fn run(
     let mut unpublished = 0;
     for (topic, branch, commit, infohash) in tips {
         match master
-            .publish_head(&topic, &branch, commit, infohash, &[])
+            .publish_head(&topic, &branch, commit, infohash, None)
             .await
         {
             Ok(head) => writeln!(
@@ -207,8 +207,9 @@ pub async fn run(
                 let result = match seeders.get_mut(request.topic) {
                     Some(seeder) => match seeder.add(request.commit, out).await {
                         Ok(infohash) => {
-                            let updates = seeder.add_updates(request.commit, &request.froms, out).await;
-                            Ok((infohash, updates))
+                            let froms: Vec<_> = request.from.into_iter().collect();
+                            let update = seeder.add_updates(request.commit, &froms, out).await.pop();
+                            Ok((infohash, update))
                         }
                         Err(error) => Err(error),
                     },
@@ -266,10 +267,13 @@ async fn refresh_heads(master: &Master, seeders: &mut [Seeder<'_>], out: &mut (d
                 None => match seeder.add(commit, out).await {
                     Ok(infohash) => {
                         let previous = topic.head(&branch);
-                        let froms = update_froms(None, previous.as_ref().map(|h| &h.head), commit);
-                        let updates = seeder.add_updates(commit, &froms, out).await;
+                        let froms: Vec<_> =
+                            update_from(None, previous.as_ref().map(|h| &h.head), commit)
+                                .into_iter()
+                                .collect();
+                        let update = seeder.add_updates(commit, &froms, out).await.pop();
                         master
-                            .publish_head(topic, &branch, commit, infohash, &updates)
+                            .publish_head(topic, &branch, commit, infohash, update)
                             .await
                             .map(|h| h.seq)
                     }

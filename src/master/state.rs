@@ -16,7 +16,7 @@ use super::config::{MasterConfig, TopicConfig};
 use crate::git::object::ObjectId;
 use crate::git::repo;
 use crate::swarm::Swarm;
-use crate::topic::update_chain::head_with_updates;
+use crate::topic::update_chain::chained_head;
 use crate::torrent::info_hash::InfoHash;
 
 /// What the HTTP handlers share with the main loop.
@@ -90,34 +90,34 @@ impl TopicState {
     }
 }
 
-/// A commit's infohash and the update torrents to it, (from, infohash).
-pub(crate) type Seeded = (InfoHash, Vec<(ObjectId, InfoHash)>);
+/// A commit's infohash and the update torrent to it, (from, infohash).
+pub(crate) type Seeded = (InfoHash, Option<(ObjectId, InfoHash)>);
 
 /// Asks the main loop, which owns the seeders, to seed a commit and the
-/// update torrents to it from `froms`.
+/// update torrent to it from `from`.
 pub(crate) struct SeedRequest {
     pub(crate) topic: usize,
     pub(crate) commit: ObjectId,
-    pub(crate) froms: Vec<ObjectId>,
+    pub(crate) from: Option<ObjectId>,
     pub(crate) reply: oneshot::Sender<anyhow::Result<Seeded>>,
 }
 
 impl Master {
     /// Serves `commit` of `topic` to peers and on the webseed (if it is
-    /// not already), and the update torrents to it from each of `froms`
-    /// that can be made; returns its infohash and the updates served.
+    /// not already), and the update torrent to it from `from` when it can be
+    /// made; returns its infohash and the update's (from, infohash).
     pub(crate) async fn seed(
         &self,
         topic: usize,
         commit: ObjectId,
-        froms: Vec<ObjectId>,
+        from: Option<ObjectId>,
     ) -> anyhow::Result<Seeded> {
         let (reply, answer) = oneshot::channel();
         self.seed_requests
             .send(SeedRequest {
                 topic,
                 commit,
-                froms,
+                from,
                 reply,
             })
             .await
@@ -128,14 +128,15 @@ impl Master {
     }
 
     /// Signs `commit` as the head of `branch` into the DHT, listing the
-    /// update torrents `updates`, and remembers it for refreshes.
+    /// update torrent `newest` chained to the previous head's, and
+    /// remembers it for refreshes.
     pub(crate) async fn publish_head(
         &self,
         topic: &TopicState,
         branch: &str,
         commit: ObjectId,
         infohash: InfoHash,
-        updates: &[(ObjectId, InfoHash)],
+        newest: Option<(ObjectId, InfoHash)>,
     ) -> anyhow::Result<SignedHead> {
         let dht = self
             .swarm
@@ -143,7 +144,8 @@ impl Master {
             .context("the master runs without a DHT node")?;
         let branch_key =
             Branch::new(branch).with_context(|| format!("branch {branch:?} cannot be a head"))?;
-        let head = head_with_updates(commit, infohash, updates);
+        let previous = topic.head(branch);
+        let head = chained_head(commit, infohash, newest, previous.as_ref().map(|h| &h.head));
         let min_seq = topic
             .head(branch)
             .map_or(0, |h| h.seq.saturating_add(i64::from(h.head != head)));

@@ -141,15 +141,17 @@ impl Engine {
     }
 
     /// Adds a torrent whose bytes are stored by `storage`, dialing `peers`
-    /// and polling `feed` (a loopback peer feed URL) for more.
-    /// The returned handle is live once the start-up hash check is done.
+    /// and polling `feed` (a loopback peer feed URL) for more. Returns the
+    /// live handle and what the start-up hash check found: the torrent is
+    /// added paused and started only after that is read, so no piece a peer
+    /// sends can pass for one that was already here.
     pub async fn add(
         &self,
         torrent_file: Vec<u8>,
         storage: GitStorageFactory,
         peers: &[SocketAddr],
         feed: Option<&str>,
-    ) -> anyhow::Result<TorrentHandle> {
+    ) -> anyhow::Result<(TorrentHandle, Progress)> {
         use librqbit::storage::StorageFactoryExt;
         let options = AddTorrentOptions {
             overwrite: true,
@@ -157,6 +159,7 @@ impl Engine {
             force_tracker_interval: feed.map(|_| FEED_POLL_INTERVAL),
             initial_peers: (!peers.is_empty()).then(|| peers.to_vec()),
             storage_factory: Some(storage.boxed()),
+            paused: true,
             ..Default::default()
         };
         let response = self
@@ -174,7 +177,12 @@ impl Engine {
             .wait_until_initialized()
             .await
             .context("checking pieces already held")?;
-        Ok(handle)
+        let at_start = Self::progress(&handle);
+        self.session
+            .unpause(&handle)
+            .await
+            .context("starting the torrent")?;
+        Ok((handle, at_start))
     }
 
     /// Asks `peers` for the info dictionary of `info_hash` (BEP 9) and returns

@@ -21,6 +21,7 @@ use crate::swarm::engine::{Engine, EngineConfig};
 use crate::swarm::seeder::{self, Seeder};
 use crate::swarm::webseed_server::WebseedServer;
 use crate::topic::home::Home;
+use crate::topic::update_chain::chain_steps;
 use crate::torrent::info_hash::InfoHash;
 
 /// Options of `xus seed`.
@@ -213,10 +214,10 @@ async fn wanted_commits(
     .await?
 }
 
-/// Serves the update torrents that stored heads list, for heads whose
-/// commit is served here (built by `xus publish` into the update store, or
-/// built now). Each (from, to) is tried once per run: a `from` this
-/// repository lacks stays missing. An update whose infohash differs from
+/// Serves the update torrents that stored heads list (their chains), for
+/// heads whose commit is served here: loaded from the update store (`xus
+/// publish` built them there) or built now when both commits are here. Each
+/// (from, to) is tried once per run. An update whose infohash differs from
 /// the one the head lists (another xus version compressed it) is still
 /// served, with a warning: readers of that head cannot use it.
 async fn seed_listed_updates(
@@ -233,26 +234,19 @@ async fn seed_listed_updates(
         }
     };
     for head in heads {
-        let Some(to) = ObjectId::from_slice(&head.head.commit) else {
-            continue;
-        };
-        if !seeder.seeded().contains_key(&to) {
-            continue;
-        }
-        let listed: Vec<(ObjectId, InfoHash)> = head
-            .head
-            .updates
-            .iter()
-            .filter_map(|u| Some((ObjectId::from_slice(&u.from)?, InfoHash::from(u.infohash))))
-            .filter(|(from, _)| tried.insert((*from, to)))
-            .collect();
-        if listed.is_empty() {
+        let served = ObjectId::from_slice(&head.head.commit)
+            .is_some_and(|commit| seeder.seeded().contains_key(&commit));
+        if !served {
             continue;
         }
-        let froms: Vec<ObjectId> = listed.iter().map(|(from, _)| *from).collect();
-        for (from, infohash) in seeder.add_updates(to, &froms, out).await {
-            if listed.iter().any(|&(f, ih)| f == from && ih != infohash) {
-                tracing::warn!(%from, %to, %infohash, "the update built here differs from the one the head lists");
+        for step in chain_steps(&head.head) {
+            if !tried.insert((step.from, step.to)) {
+                continue;
+            }
+            for (from, infohash) in seeder.add_updates(step.to, &[step.from], out).await {
+                if infohash != step.info_hash {
+                    tracing::warn!(%from, to = %step.to, %infohash, listed = %step.info_hash, "the update built here differs from the one the head lists");
+                }
             }
         }
     }

@@ -190,12 +190,11 @@ impl<'a> Seeder<'a> {
             self.source.clone(),
             local_backings(&torrent),
         );
-        let handle = self
+        let (_handle, progress) = self
             .engine
             .add(torrent.torrent_file(&[]), storage, &self.peers, None)
             .await
             .with_context(|| format!("seeding commit {}", torrent.commit))?;
-        let progress = Engine::progress(&handle);
         anyhow::ensure!(
             progress.finished,
             "only {} of {} bytes of commit {} verify against its torrent; is the torrent cache stale?",
@@ -287,13 +286,13 @@ impl Seeder<'_> {
             self.source.clone(),
             vec![Backing::Inline(stored.payload.clone())],
         );
-        let handle = self
+        let (_handle, at_start) = self
             .engine
             .add(torrent.torrent_file(&[]), storage, &self.peers, None)
             .await
             .with_context(|| format!("seeding update {}", torrent.name()))?;
         anyhow::ensure!(
-            Engine::progress(&handle).finished,
+            at_start.finished,
             "update {} does not verify against its own torrent",
             torrent.name()
         );

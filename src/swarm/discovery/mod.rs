@@ -78,9 +78,15 @@ pub async fn start(config: &DhtConfig) -> anyhow::Result<Arc<Dht>> {
     Ok(dht)
 }
 
+/// How long after it starts a peer search looks again every second.
+pub const EAGER_SEARCH: Duration = Duration::from_secs(30);
+
 /// Looks `infohash` up on the DHT again and again, handing every peer found
-/// to `feed`, until the task is aborted. Lookups start back to back and
-/// space out, since a swarm of a small cluster changes slowly.
+/// to `feed`, until the task is aborted. Lookups start back to back and stay
+/// a second apart for [`EAGER_SEARCH`] (peers fetching the same thing at the
+/// same moment announce themselves then, and find each other only if they
+/// look again soon), then space out, since a small cluster's swarm changes
+/// slowly.
 pub fn spawn_peer_search(
     dht: Arc<Dht>,
     infohash: InfoHash,
@@ -88,6 +94,7 @@ pub fn spawn_peer_search(
     first_peer: Arc<std::sync::OnceLock<Instant>>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let started = Instant::now();
         let mut pause = Duration::from_millis(250);
         loop {
             let mut stream = dht.peers(infohash);
@@ -99,7 +106,12 @@ pub fn spawn_peer_search(
                 }
             }
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(10));
+            let cap = if started.elapsed() < EAGER_SEARCH {
+                Duration::from_secs(1)
+            } else {
+                Duration::from_secs(10)
+            };
+            pause = (pause * 2).min(cap);
         }
     })
 }

@@ -113,7 +113,7 @@ pub(crate) async fn download(
         });
     }
     let feed_url = swarm.feed_url();
-    let handle = engine
+    let (handle, start) = engine
         .add(
             torrent.torrent_file(&[]),
             storage,
@@ -157,7 +157,6 @@ pub(crate) async fn download(
         }
         _ => None,
     };
-    let start = Engine::progress(&handle);
     report.event(FetchEvent::Plan {
         commit: torrent.commit,
         total: start.total,

@@ -41,6 +41,7 @@ use crate::swarm::discovery;
 use crate::swarm::session::Swarm;
 use crate::topic::head_address::HeadAddress;
 use crate::topic::home::Home;
+use crate::topic::update_chain::ChainStep;
 use crate::torrent::format::CommitTorrent;
 use crate::torrent::import::{self, ImportError, RefOptions};
 use crate::torrent::info_hash::InfoHash;
@@ -81,15 +82,15 @@ pub(crate) struct Step<'a> {
 }
 
 /// What a fetch brought.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fetched {
     /// The commit, now in the repository.
     pub commit: ObjectId,
     /// Its torrent.
     pub info_hash: InfoHash,
-    /// The update torrent it came through (its `from` commit and infohash;
-    /// the payload is in the repository's update store), if it did.
-    pub update: Option<(ObjectId, InfoHash)>,
+    /// The update torrents it came through, oldest first (their payloads
+    /// are in the repository's update store); empty when it did not.
+    pub updates: Vec<ChainStep>,
 }
 
 /// Fetches whatever `source` names; a head is resolved on the swarm's DHT
@@ -189,7 +190,7 @@ async fn fetch_head_counted(
         return Ok(Fetched {
             commit,
             info_hash,
-            update: Some((by.from, by.info_hash)),
+            updates: by.steps,
         });
     }
     let source = Source::InfoHash(
@@ -292,7 +293,7 @@ async fn fetch(
         return Ok(Fetched {
             commit,
             info_hash,
-            update: None,
+            updates: Vec::new(),
         });
     }
     let metadata_deadline = Instant::now() + request.metadata_timeout;
@@ -378,7 +379,7 @@ async fn fetch(
     Ok(Fetched {
         commit: torrent.commit,
         info_hash: torrent.info_hash,
-        update: None,
+        updates: Vec::new(),
     })
 }
 

@@ -131,8 +131,8 @@ pub enum FetchEvent {
         /// The update torrent.
         info_hash: InfoHash,
     },
-    /// The update was downloaded, verified object by object, and the
-    /// commit torrent rebuilt from it matched the signed head.
+    /// An update was downloaded and every object it carries rebuilt and
+    /// checked against its Git id (in a quarantine: nothing written yet).
     UpdateApplied {
         /// Payload bytes.
         payload: u64,
@@ -140,6 +140,12 @@ pub enum FetchEvent {
         objects: usize,
         /// Their bytes, uncompressed.
         object_bytes: u64,
+    },
+    /// The commit torrent rebuilt from the updates matches the signed head;
+    /// their objects are now in the repository.
+    UpdateVerified {
+        /// The head's commit.
+        commit: ObjectId,
     },
     /// The update could not be used; the commit torrent is fetched instead.
     UpdateFailed {
@@ -267,7 +273,11 @@ impl fmt::Display for FetchEvent {
                 object_bytes,
             } => write!(
                 f,
-                "update applied: {payload} bytes rebuilt {objects} objects ({object_bytes} bytes); the rebuilt commit torrent matches the signed head"
+                "update applied: {payload} bytes rebuilt {objects} objects ({object_bytes} bytes)"
+            ),
+            Self::UpdateVerified { commit } => write!(
+                f,
+                "update verified: the commit torrent of {commit} rebuilt from it matches the signed head"
             ),
             Self::UpdateFailed { info_hash, reason } => write!(
                 f,

@@ -23,12 +23,14 @@ use crate::git::state_dir::StateDir;
 use crate::swarm::AbortOnDrop;
 use crate::swarm::announcer::Announcer;
 use crate::swarm::discovery;
+use crate::swarm::engine::Engine;
 use crate::swarm::storage::{Backing, GitStorageFactory};
+use crate::topic::update_chain::{ChainStep, chain_steps};
 use crate::torrent::cache;
 use crate::torrent::info_hash::InfoHash;
 use crate::torrent::staged::StagedFile;
 use crate::torrent::update::{
-    UpdateStore, UpdateTorrent, apply_update, payload::MAX_PAYLOAD_BYTES, rebuild_commit_torrent,
+    Quarantine, UpdateStore, UpdateTorrent, apply_update, payload::MAX_PAYLOAD_BYTES,
 };
 
 /// Longest wait for an update torrent's metadata: a swarm of stock clients
@@ -36,23 +38,23 @@ use crate::torrent::update::{
 /// must not wait long behind it.
 const UPDATE_METADATA_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Update torrents tried before falling back to the commit torrent.
-const MAX_ATTEMPTS: usize = 2;
-
-/// A head brought in by an update.
+/// A head brought in by its update chain.
 pub(super) struct ByUpdate {
-    /// The commit the update started from: `commit` descends from it when
-    /// `descends_from`.
+    /// The commit the chain started from (it was here).
     pub(super) from: ObjectId,
-    /// The update torrent.
-    pub(super) info_hash: InfoHash,
-    /// Whether the update's commits link the head's commit to `from`.
+    /// The links applied, oldest first.
+    pub(super) steps: Vec<ChainStep>,
+    /// Whether every link's commits join its `to` to its `from`: the head's
+    /// commit descends from `from`.
     pub(super) descends_from: bool,
 }
 
-/// Tries the update torrents `head` lists whose `from` the repository has
-/// (the one from `prefer`, the branch's tip, first); `None` when none could
-/// be used (each failure reported), and nothing was written.
+/// Brings the head's commit through the chain of update torrents it lists,
+/// from the newest listed commit the repository has (the branch's tip,
+/// `prefer`, when it is listed): each link is downloaded and applied in a
+/// quarantine, then the commit torrent rebuilt there must match the signed
+/// head. `None` (reported) when no link applies or any step fails; nothing
+/// is written then.
 pub(super) async fn try_updates(
     step: Step<'_>,
     head: &SignedHead,
@@ -60,77 +62,154 @@ pub(super) async fn try_updates(
     git_dir: &Path,
     prefer: Option<ObjectId>,
 ) -> Option<ByUpdate> {
-    let report = step.report;
-    let listed: Vec<(ObjectId, InfoHash)> = head
-        .head
-        .updates
-        .iter()
-        .filter_map(|u| Some((ObjectId::from_slice(&u.from)?, InfoHash::from(u.infohash))))
-        .collect();
-    if listed.is_empty() {
-        return None;
-    }
-    let candidates = {
-        let git_dir = git_dir.to_owned();
-        tokio::task::spawn_blocking(move || usable(&git_dir, listed, prefer))
+    let chain = chain_steps(&head.head);
+    let start = {
+        let (git_dir, froms) = (
+            git_dir.to_owned(),
+            chain.iter().map(|s| s.from).collect::<Vec<_>>(),
+        );
+        tokio::task::spawn_blocking(move || first_held(&git_dir, &froms, prefer))
             .await
-            .ok()?
+            .ok()??
     };
-    for (from, info_hash) in candidates.into_iter().take(MAX_ATTEMPTS) {
-        report.event(FetchEvent::UpdatePlan { from, info_hash });
-        match fetch_update(step, head, commit, (from, info_hash), git_dir).await {
-            Ok(descends_from) => {
-                return Some(ByUpdate {
-                    from,
-                    info_hash,
-                    descends_from,
-                });
-            }
-            Err(error) => report.event(FetchEvent::UpdateFailed {
-                info_hash,
+    let mut links: Vec<ChainStep> = chain[..=start].to_vec();
+    links.reverse();
+    let first = links[0];
+    report_plan(step, &links);
+    match apply_chain(step, head, commit, &links, git_dir).await {
+        Ok(descends_from) => Some(ByUpdate {
+            from: first.from,
+            steps: links,
+            descends_from,
+        }),
+        Err(error) => {
+            step.report.event(FetchEvent::UpdateFailed {
+                info_hash: first.info_hash,
                 reason: format!("{error:#}"),
-            }),
+            });
+            None
         }
     }
-    None
 }
 
-/// The listed updates whose `from` commit is in the repository, `prefer`'s
-/// first, then in the head's order (newest first).
-fn usable(
-    git_dir: &Path,
-    listed: Vec<(ObjectId, InfoHash)>,
-    prefer: Option<ObjectId>,
-) -> Vec<(ObjectId, InfoHash)> {
-    let Ok(repo) = git2::Repository::open(git_dir) else {
-        return Vec::new();
-    };
-    let Ok(odb) = repo.odb() else {
-        return Vec::new();
-    };
-    let mut usable: Vec<_> = listed
-        .into_iter()
-        .filter(|(from, _)| repo::has_object(&odb, *from))
-        .collect();
-    usable.sort_by_key(|(from, _)| Some(*from) != prefer);
-    usable
+fn report_plan(step: Step<'_>, links: &[ChainStep]) {
+    for link in links {
+        step.report.event(FetchEvent::UpdatePlan {
+            from: link.from,
+            info_hash: link.info_hash,
+        });
+    }
 }
 
-/// One update: metadata, download, verification, rebuild, write. Returns
-/// whether the update proves `commit` descends from its `from`.
-async fn fetch_update(
+/// The index in `froms` (a head's chain, newest first) of the commit to
+/// start from: `prefer` when it is listed and here, else the newest listed
+/// commit the repository has.
+fn first_held(git_dir: &Path, froms: &[ObjectId], prefer: Option<ObjectId>) -> Option<usize> {
+    let repo = git2::Repository::open(git_dir).ok()?;
+    let odb = repo.odb().ok()?;
+    if let Some(i) = prefer.and_then(|p| froms.iter().position(|&f| f == p))
+        && repo::has_object(&odb, froms[i])
+    {
+        return Some(i);
+    }
+    froms.iter().position(|&from| repo::has_object(&odb, from))
+}
+
+/// Downloads and applies `links` (oldest first) in a quarantine, checks the
+/// head's commit torrent, and moves the objects into the repository.
+/// Returns whether the head's commit is proven to descend from the first
+/// link's `from`.
+async fn apply_chain(
     step: Step<'_>,
     head: &SignedHead,
     commit: ObjectId,
-    (from, info_hash): (ObjectId, InfoHash),
+    links: &[ChainStep],
     git_dir: &Path,
 ) -> anyhow::Result<bool> {
+    let quarantine = {
+        let git_dir = git_dir.to_owned();
+        tokio::task::spawn_blocking(move || Quarantine::new(&git_dir))
+            .await
+            .context("making the quarantine panicked")??
+    };
+    let mut quarantine = Some(quarantine);
+    let mut descends = true;
+    let mut payloads = Vec::with_capacity(links.len());
+    for link in links {
+        let payload = fetch_payload(step, *link, git_dir).await?;
+        let mut held = quarantine.take().context("the quarantine is gone")?;
+        let (link, bytes) = (*link, payload);
+        let (held, applied_descends, objects, object_bytes, bytes) =
+            tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                let repo =
+                    git2::Repository::open_bare(held.path()).context("opening the quarantine")?;
+                let applied = apply_update(&repo, &bytes)?;
+                anyhow::ensure!(
+                    applied.from == link.from && applied.to == link.to,
+                    "the update rebuilds {}..{} instead of {}..{}",
+                    applied.from,
+                    applied.to,
+                    link.from,
+                    link.to
+                );
+                held.add(&applied)?;
+                Ok((
+                    held,
+                    applied.descends_from,
+                    applied.objects.len(),
+                    applied.bytes(),
+                    bytes,
+                ))
+            })
+            .await
+            .context("applying the update panicked")??;
+        step.report.event(FetchEvent::UpdateApplied {
+            payload: bytes.len() as u64,
+            objects,
+            object_bytes,
+        });
+        descends &= applied_descends;
+        quarantine = Some(held);
+        payloads.push((link, bytes));
+    }
+    let held = quarantine.context("the quarantine is gone")?;
+    let expected = InfoHash::from(head.head.infohash);
+    let (git_dir, from) = (git_dir.to_owned(), links[0].from);
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let hints: Vec<_> = cache::load(&git_dir, from).into_iter().collect();
+        let rebuilt = held.commit_torrent(commit, &hints)?;
+        anyhow::ensure!(
+            rebuilt.info_hash == expected,
+            "the commit torrent rebuilt from the updates is {}, but the signed head names {expected}",
+            rebuilt.info_hash
+        );
+        held.accept()?;
+        cache::store(&git_dir, &rebuilt);
+        let store = UpdateStore::of(&git_dir);
+        for (link, payload) in payloads {
+            if let Err(error) = store.save(link.from, link.to, &payload) {
+                tracing::warn!(%error, "cannot keep the update to seed it");
+            }
+        }
+        Ok(())
+    })
+    .await
+    .context("checking the rebuilt commit panicked")??;
+    step.report.event(FetchEvent::UpdateVerified { commit });
+    Ok(descends)
+}
+
+/// One link's payload: its metadata from peers (and the DHT), checked to be
+/// the update from `link.from` to `link.to`, then downloaded and checked
+/// against its piece hashes.
+async fn fetch_payload(step: Step<'_>, link: ChainStep, git_dir: &Path) -> anyhow::Result<Vec<u8>> {
     let Step {
         swarm,
         request,
         report,
         tally,
     } = step;
+    let info_hash = link.info_hash;
     let first_dht_peer = Arc::new(OnceLock::new());
     let _search = match (swarm.dht(), &swarm.feed) {
         (Some(dht), Some(feed)) => Some(AbortOnDrop(discovery::spawn_peer_search(
@@ -139,6 +218,17 @@ async fn fetch_update(
             feed.clone(),
             first_dht_peer.clone(),
         ))),
+        _ => None,
+    };
+    // Announced before the metadata arrives: followers fetching this update
+    // at the same moment find each other in their first lookups, while most
+    // pieces are still to come.
+    let _announcer = match (swarm.dht(), swarm.engine.listen_addr()) {
+        (Some(dht), Some(addr)) => {
+            let announcer = Announcer::spawn(dht.clone(), addr.port());
+            announcer.add(info_hash.into());
+            Some(announcer)
+        }
         _ => None,
     };
     let mut peers: Vec<SocketAddr> = request.peers.clone();
@@ -155,56 +245,29 @@ async fn fetch_update(
     .await?;
     let torrent = UpdateTorrent::parse(&info).context("peers sent no valid update torrent")?;
     anyhow::ensure!(
-        torrent.info_hash() == info_hash && torrent.from == from && torrent.to == commit,
-        "the update torrent {info_hash} is from {} to {}, not from {from} to {commit}",
+        torrent.info_hash() == info_hash && torrent.from == link.from && torrent.to == link.to,
+        "the update torrent {info_hash} is from {} to {}, not from {} to {}",
         torrent.from,
-        torrent.to
+        torrent.to,
+        link.from,
+        link.to
     );
     peers.sort();
     peers.dedup();
-
     let staging = StateDir::of(git_dir).staging(info_hash);
     download(step, &torrent, &staging, &peers).await?;
-
-    let expected = InfoHash::from(head.head.infohash);
-    let git_dir = git_dir.to_owned();
-    let (applied, payload_len) =
-        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let payload = read_payload(&staging, &torrent)?;
-            let repo = git2::Repository::open(&git_dir).context("opening the repository")?;
-            let applied = apply_update(&repo, &payload)?;
-            anyhow::ensure!(
-                applied.to == commit,
-                "the update rebuilds {} instead of {commit}",
-                applied.to
-            );
-            let hints: Vec<_> = cache::load(&git_dir, from).into_iter().collect();
-            let (rebuilt, quarantine) = rebuild_commit_torrent(&git_dir, &applied, &hints)?;
-            anyhow::ensure!(
-                rebuilt.info_hash == expected,
-                "the commit torrent rebuilt from the update is {}, but the signed head names {expected}",
-                rebuilt.info_hash
-            );
-            quarantine.accept()?;
-            cache::store(&git_dir, &rebuilt);
-            if let Err(error) = UpdateStore::of(&git_dir).save(from, commit, &payload) {
-                tracing::warn!(%error, "cannot keep the update to seed it");
-            }
-            let _ = std::fs::remove_file(&staging);
-            Ok((applied, payload.len() as u64))
-        })
-        .await
-        .context("applying the update panicked")??;
-    report.event(FetchEvent::UpdateApplied {
-        payload: payload_len,
-        objects: applied.objects.len(),
-        object_bytes: applied.bytes(),
-    });
-    Ok(applied.descends_from)
+    let payload = tokio::task::spawn_blocking(move || {
+        let payload = read_payload(&staging, &torrent);
+        let _ = std::fs::remove_file(&staging);
+        payload
+    })
+    .await
+    .context("reading the update panicked")??;
+    Ok(payload)
 }
 
 /// Downloads the update's payload into `staging` from `peers` (and peers
-/// the DHT finds), announcing this machine as a peer meanwhile.
+/// the DHT finds; the caller announces this machine meanwhile).
 async fn download(
     step: Step<'_>,
     torrent: &UpdateTorrent,
@@ -230,7 +293,7 @@ async fn download(
     let storage =
         GitStorageFactory::new(info_hash, source, vec![Backing::Staged { file, base: 0 }]);
     let feed_url = swarm.feed_url();
-    let handle = swarm
+    let (handle, start) = swarm
         .engine
         .add(
             torrent.torrent_file(&[]),
@@ -240,15 +303,22 @@ async fn download(
         )
         .await
         .with_context(|| format!("starting the download of update {}", torrent.name()))?;
-    let _announcer = match (swarm.dht(), swarm.engine.listen_addr()) {
-        (Some(dht), Some(addr)) => {
-            let announcer = Announcer::spawn(dht.clone(), addr.port());
-            announcer.add(info_hash.into());
-            Some(announcer)
+    // Followers updating together start at different places, so they hold
+    // different pieces and trade them instead of all asking the publisher.
+    let _spread = if (swarm.dht().is_some() || peers.len() > 1)
+        && torrent.length >= 4 * torrent.piece_length
+    {
+        let mut random = [0u8; 8];
+        match getrandom::fill(&mut random) {
+            Ok(()) => Engine::spread_start(&handle, 0, torrent.length, u64::from_le_bytes(random))
+                .await
+                .map(AbortOnDrop)
+                .ok(),
+            Err(_) => None,
         }
-        _ => None,
+    } else {
+        None
     };
-    let start = crate::swarm::engine::Engine::progress(&handle);
     let result = if start.finished {
         Ok(())
     } else {
@@ -256,7 +326,7 @@ async fn download(
         report.download_ended(watched.is_ok());
         watched.map_err(anyhow::Error::from)
     };
-    let end = crate::swarm::engine::Engine::progress(&handle);
+    let end = Engine::progress(&handle);
     tally.add(&tally.update, end.fetched);
     swarm.engine.remove(info_hash).await?;
     result

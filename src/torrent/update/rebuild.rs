@@ -25,9 +25,78 @@ pub struct Quarantine {
 }
 
 impl Quarantine {
-    /// Moves the quarantined pack into the repository (pack first, then its
-    /// index: Git sees a pack only once its index is there) and records the
-    /// update's shallow boundaries.
+    /// An empty quarantine beside the repository whose git directory is
+    /// `git_dir`, seeing every object of it.
+    ///
+    /// # Errors
+    ///
+    /// The directory cannot be made.
+    pub fn new(git_dir: &Path) -> Result<Self, UpdateError> {
+        let state = StateDir::of(git_dir);
+        std::fs::create_dir_all(state.root()).map_err(io(state.root()))?;
+        let dir = tempfile::Builder::new()
+            .prefix("quarantine-")
+            .tempdir_in(state.root())
+            .map_err(io(state.root()))?;
+        git2::Repository::init_bare(dir.path()).map_err(|source| UpdateError::Git {
+            what: "quarantine beside",
+            id: ObjectId([0; 20]),
+            source,
+        })?;
+        let objects = std::fs::canonicalize(git_dir.join("objects")).map_err(io(git_dir))?;
+        let info = dir.path().join("objects").join("info");
+        std::fs::create_dir_all(&info).map_err(io(&info))?;
+        std::fs::write(info.join("alternates"), format!("{}\n", objects.display()))
+            .map_err(io(&info))?;
+        Ok(Self {
+            dir,
+            git_dir: git_dir.to_owned(),
+            shallow: Vec::new(),
+        })
+    }
+
+    /// The quarantine's git directory: open it to apply the next update of
+    /// a chain against what the earlier ones brought.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes the objects of `applied` (verified by [`super::apply_update`])
+    /// into the quarantine, and remembers its shallow boundaries.
+    ///
+    /// # Errors
+    ///
+    /// The pack cannot be written.
+    pub fn add(&mut self, applied: &Applied) -> Result<(), UpdateError> {
+        applied.write_pack(self.dir.path())?;
+        self.shallow.extend(&applied.shallow);
+        Ok(())
+    }
+
+    /// Builds the commit torrent of `commit` from the quarantine and the
+    /// repository. `hints` (an older commit's cached torrent) save re-hashing
+    /// unchanged pieces.
+    ///
+    /// # Errors
+    ///
+    /// The quarantine cannot be opened or the torrent cannot be built.
+    pub fn commit_torrent(
+        &self,
+        commit: ObjectId,
+        hints: &[CommitTorrent],
+    ) -> Result<CommitTorrent, UpdateError> {
+        let repo =
+            git2::Repository::open_bare(self.dir.path()).map_err(|source| UpdateError::Git {
+                what: "quarantine for",
+                id: commit,
+                source,
+            })?;
+        Ok(format::build_with_hints(&repo, commit, hints)?)
+    }
+
+    /// Moves the quarantined packs into the repository (each pack first,
+    /// then its index: Git sees a pack only once its index is there) and
+    /// records the shallow boundaries.
     ///
     /// # Errors
     ///
@@ -35,25 +104,24 @@ impl Quarantine {
     pub fn accept(self) -> Result<(), UpdateError> {
         let from = self.dir.path().join("objects").join("pack");
         let to = self.git_dir.join("objects").join("pack");
-        let io = |source| UpdateError::Quarantine {
-            dir: from.clone(),
-            source,
-        };
         let mut packs = Vec::new();
-        for entry in std::fs::read_dir(&from).map_err(io)? {
-            let path = entry.map_err(io)?.path();
+        for entry in std::fs::read_dir(&from).map_err(io(&from))? {
+            let path = entry.map_err(io(&from))?.path();
             if path.extension().is_some_and(|e| e == "pack") {
                 packs.push(path);
             }
         }
-        std::fs::create_dir_all(&to).map_err(io)?;
+        std::fs::create_dir_all(&to).map_err(io(&to))?;
         for pack in packs {
             let idx = pack.with_extension("idx");
             let name = |p: &Path| to.join(p.file_name().unwrap_or_default());
-            std::fs::rename(&pack, name(&pack)).map_err(io)?;
-            std::fs::rename(&idx, name(&idx)).map_err(io)?;
+            std::fs::rename(&pack, name(&pack)).map_err(io(&to))?;
+            std::fs::rename(&idx, name(&idx)).map_err(io(&to))?;
         }
-        crate::git::repo::add_shallow(&self.git_dir, &self.shallow).map_err(|source| {
+        let mut shallow = self.shallow;
+        shallow.sort();
+        shallow.dedup();
+        crate::git::repo::add_shallow(&self.git_dir, &shallow).map_err(|source| {
             UpdateError::Shallow {
                 path: self.git_dir.join("shallow"),
                 source,
@@ -62,11 +130,18 @@ impl Quarantine {
     }
 }
 
-/// Writes `applied` into a quarantine beside the repository at `git_dir`
-/// and builds the commit torrent of `applied.to` there. `hints` (the torrent
-/// of `from`, when cached) save re-hashing unchanged pieces. The caller
-/// compares the torrent with the signed head, then [`Quarantine::accept`]s
-/// or drops it.
+fn io(dir: &Path) -> impl Fn(std::io::Error) -> UpdateError {
+    let dir = dir.to_owned();
+    move |source| UpdateError::Quarantine {
+        dir: dir.clone(),
+        source,
+    }
+}
+
+/// Writes `applied` into a new quarantine beside the repository at
+/// `git_dir` and builds the commit torrent of `applied.to` there; the caller
+/// compares it with the signed head, then [`Quarantine::accept`]s or drops
+/// the quarantine. (One update; a chain uses [`Quarantine`] directly.)
 ///
 /// # Errors
 ///
@@ -76,34 +151,8 @@ pub fn rebuild_commit_torrent(
     applied: &Applied,
     hints: &[CommitTorrent],
 ) -> Result<(CommitTorrent, Quarantine), UpdateError> {
-    let state = StateDir::of(git_dir);
-    let io = |dir: &Path| {
-        let dir = dir.to_owned();
-        move |source| UpdateError::Quarantine { dir, source }
-    };
-    std::fs::create_dir_all(state.root()).map_err(io(state.root()))?;
-    let dir = tempfile::Builder::new()
-        .prefix("quarantine-")
-        .tempdir_in(state.root())
-        .map_err(io(state.root()))?;
-    let git_error = |what: &'static str| {
-        let id = applied.to;
-        move |source| UpdateError::Git { what, id, source }
-    };
-    let repo = git2::Repository::init_bare(dir.path()).map_err(git_error("quarantine for"))?;
-    let objects = std::fs::canonicalize(git_dir.join("objects")).map_err(io(git_dir))?;
-    let info = dir.path().join("objects").join("info");
-    std::fs::create_dir_all(&info).map_err(io(&info))?;
-    std::fs::write(info.join("alternates"), format!("{}\n", objects.display()))
-        .map_err(io(&info))?;
-    applied.write_pack(dir.path())?;
-    let torrent = format::build_with_hints(&repo, applied.to, hints)?;
-    Ok((
-        torrent,
-        Quarantine {
-            dir,
-            git_dir: git_dir.to_owned(),
-            shallow: applied.shallow.clone(),
-        },
-    ))
+    let mut quarantine = Quarantine::new(git_dir)?;
+    quarantine.add(applied)?;
+    let torrent = quarantine.commit_torrent(applied.to, hints)?;
+    Ok((torrent, quarantine))
 }

@@ -1,0 +1,368 @@
+//! Update torrents in a real swarm on a private loopback DHT: a reader
+//! holding an older head downloads only the update (several commits, a
+//! rename, a changed binary), a reader several heads behind uses the update
+//! from its commit, a forged update changes nothing and falls back to the
+//! commit torrent, and `--no-updates` takes the commit torrent. libtorrent
+//! downloads an update torrent from xus (it is a plain torrent) and seeds
+//! one that xus applies. Every repository is `git fsck` clean afterwards.
+
+mod util;
+
+use std::time::Duration;
+
+use util::clients::{Libtorrent, LtSource};
+use util::dht::{DhtNet, Machine};
+use util::*;
+
+const STEP: Duration = Duration::from_secs(180);
+
+/// The `bytes: update U, commit C, webseed W, metadata M` line of a fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Bytes {
+    update: u64,
+    commit: u64,
+    webseed: u64,
+    metadata: u64,
+}
+
+fn bytes_line(stderr: &str) -> Bytes {
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("bytes: "))
+        .unwrap_or_else(|| panic!("no bytes line in {stderr}"));
+    let n: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.parse().expect("number"))
+        .collect();
+    assert_eq!(n.len(), 4, "{line}");
+    Bytes {
+        update: n[0],
+        commit: n[1],
+        webseed: n[2],
+        metadata: n[3],
+    }
+}
+
+/// Deterministic incompressible bytes.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+struct World {
+    net: DhtNet,
+    owner: Machine,
+    topic: String,
+    repo: TestRepo,
+    seed: Option<Seeder>,
+}
+
+impl World {
+    /// An owner with one commit, seeding it (`--rescan 1` picks up heads).
+    fn start() -> (Self, String) {
+        let net = DhtNet::start(16);
+        let owner = Machine::new();
+        let topic = owner.new_topic("world");
+        let repo = TestRepo::new();
+        repo.write("game/engine.bin", noise(400_000, 1));
+        repo.write("maps/level1.txt", text(4000, "level one"));
+        repo.write("README", "hello\n");
+        let first = repo.commit("first");
+        let mut extra = vec!["--rescan".to_owned(), "1".to_owned()];
+        extra.extend(net.flags());
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let seed = spawn_seed_with(owner.xus(), repo.path(), &extra);
+        let world = Self {
+            net,
+            owner,
+            topic,
+            repo,
+            seed: Some(seed),
+        };
+        world.publish();
+        (world, first)
+    }
+
+    /// Runs `xus ARGS` with this world's DHT flags.
+    fn run(&self, machine: &Machine, args: &[&str]) -> (String, String) {
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        all.extend(self.net.flags());
+        self.run_plain(machine, &all)
+    }
+
+    /// Runs `xus ARGS` as given.
+    fn run_plain(
+        &self,
+        machine: &Machine,
+        args: &[impl AsRef<std::ffi::OsStr>],
+    ) -> (String, String) {
+        let out = run_xus_with(machine.xus().args(args), STEP);
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        assert!(
+            out.status.success(),
+            "xus failed\nstdout: {stdout}\nstderr: {stderr}"
+        );
+        (stdout, stderr)
+    }
+
+    /// Publishes the owner's `main`; returns the stdout.
+    fn publish(&self) -> String {
+        let repo = self.repo.path().display().to_string();
+        self.run(
+            &self.owner,
+            &["publish", "--repo", &repo, "--branch", "main"],
+        )
+        .0
+    }
+
+    /// Fetches the head into `dest`; returns the stderr.
+    fn fetch(&self, reader: &Machine, dest: &std::path::Path, extra: &[&str]) -> String {
+        let url = format!("xus://{}/main", self.topic);
+        let dest = dest.display().to_string();
+        let mut args = vec!["fetch", url.as_str(), "--repo", &dest];
+        args.extend_from_slice(extra);
+        self.run(reader, &args).1
+    }
+}
+
+fn text(lines: usize, tag: &str) -> String {
+    (0..lines).map(|i| format!("{tag} line {i}\n")).collect()
+}
+
+/// Three commits: a rename with an edit, a changed binary, a new file.
+fn three_commits(repo: &TestRepo) -> Vec<String> {
+    let mut commits = Vec::new();
+    std::fs::rename(
+        repo.path().join("maps/level1.txt"),
+        repo.path().join("maps/level-one.txt"),
+    )
+    .expect("rename");
+    let mut level = text(4000, "level one");
+    level.push_str("a bridge\n");
+    repo.write("maps/level-one.txt", level);
+    commits.push(repo.commit("rename the level"));
+    let mut engine = noise(400_000, 1);
+    engine.splice(1000..1000, noise(64, 2));
+    repo.write("game/engine.bin", engine);
+    commits.push(repo.commit("relink the engine"));
+    repo.write("maps/level2.txt", text(500, "level two"));
+    commits.push(repo.commit("a second level"));
+    commits
+}
+
+#[test]
+fn a_reader_holding_an_older_head_downloads_only_the_update() {
+    let (world, first) = World::start();
+    let reader = Machine::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clone = dir.path().join("clone");
+    let stderr = world.fetch(&reader, &clone, &["--branch", "main"]);
+    assert_eq!(bytes_line(&stderr).update, 0, "nothing to update from");
+    assert_eq!(git(&clone, &["rev-parse", "HEAD"]), first, "HEAD is main");
+    let fallback_dir = tempfile::tempdir().expect("tempdir");
+    let fallback = fallback_dir.path().join("clone");
+    world.fetch(&Machine::new(), &fallback, &[]);
+
+    let commits = three_commits(&world.repo);
+    let last = commits.last().expect("commits").clone();
+    let published = world.publish();
+    assert!(
+        published
+            .lines()
+            .any(|l| l.starts_with(&format!("update {first}.."))),
+        "publish made the update: {published}"
+    );
+
+    let stderr = world.fetch(&reader, &clone, &["--branch", "main"]);
+    assert!(stderr.contains("update verified"), "{stderr}");
+    let by_update = bytes_line(&stderr);
+    assert!(by_update.update > 0, "{by_update:?}");
+    assert_eq!((by_update.commit, by_update.webseed), (0, 0), "{stderr}");
+    assert_eq!(git(&clone, &["rev-parse", "refs/heads/main"]), last);
+    assert_eq!(
+        git(&clone, &["rev-list", "--count", "main"]),
+        "4",
+        "the commits between came too"
+    );
+    assert_fsck_clean(&clone);
+    // The change is ~64 bytes of noise, a line and a small file: the update
+    // is a few KB where the commit torrent would move the whole binary.
+    assert!(by_update.update < 20_000, "{by_update:?}");
+
+    // The commit torrent reuses what the reader has and patches the binary
+    // from its older version, but still moves far more than the update.
+    let stderr = world.fetch(&Machine::new(), &fallback, &["--no-updates"]);
+    let by_commit = bytes_line(&stderr);
+    assert_eq!(by_commit.update, 0, "{stderr}");
+    assert!(
+        by_commit.commit > by_update.update,
+        "{by_commit:?} {by_update:?}"
+    );
+    assert_eq!(
+        git(
+            &fallback,
+            &[
+                "rev-parse",
+                &format!("refs/xus/topics/{}/main", world.topic)
+            ]
+        ),
+        last
+    );
+    assert_fsck_clean(&fallback);
+}
+
+#[test]
+fn a_reader_heads_behind_uses_its_update_and_a_forged_update_falls_back() {
+    let (world, first) = World::start();
+    let reader = Machine::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clone = dir.path().join("clone");
+    world.fetch(&reader, &clone, &["--branch", "main"]);
+
+    // Two heads later the head's chain still starts at `first`: the reader
+    // applies both links.
+    world.repo.write("maps/level1.txt", text(4001, "level one"));
+    world.repo.commit("second");
+    world.publish();
+    world.repo.write("README", "hello again\n");
+    let third = world.repo.commit("third");
+    world.publish();
+    let stderr = world.fetch(&reader, &clone, &["--branch", "main"]);
+    assert!(stderr.contains(&format!("from commit {first}")), "{stderr}");
+    assert_eq!(stderr.matches("update applied").count(), 2, "{stderr}");
+    assert!(stderr.contains("update verified"), "{stderr}");
+    assert_eq!(git(&clone, &["rev-parse", "main"]), third);
+    assert_fsck_clean(&clone);
+
+    // A forged update: the publisher's stored payload is damaged before the
+    // head lists it (its torrent is computed from the damaged bytes, so
+    // peers serve it and its pieces verify). The reader rebuilds nothing
+    // from it, writes nothing, and takes the commit torrent instead.
+    world.repo.write("maps/level1.txt", text(4002, "level one"));
+    let fourth = world.repo.commit("fourth");
+    let repo = world.repo.path().display().to_string();
+    let torrent_file = dir.path().join("forged.torrent").display().to_string();
+    world.run_plain(
+        &world.owner,
+        &[
+            "torrent",
+            "--repo",
+            &repo,
+            "--from",
+            &third,
+            "--output",
+            &torrent_file,
+            &fourth,
+        ],
+    );
+    let stored = world
+        .repo
+        .path()
+        .join(".git/xus/updates")
+        .join(format!("{third}..{fourth}.xup"));
+    let mut payload = std::fs::read(&stored).expect("stored update");
+    let last = payload.len() - 1;
+    payload[last] ^= 0x5a;
+    std::fs::write(&stored, payload).expect("damage");
+    world.publish();
+    let stderr = world.fetch(&reader, &clone, &["--branch", "main"]);
+    assert!(stderr.contains("not used"), "{stderr}");
+    assert!(!stderr.contains("update verified"), "{stderr}");
+    let bytes = bytes_line(&stderr);
+    assert!(bytes.update > 0 && bytes.commit > 0, "{bytes:?}");
+    assert_eq!(git(&clone, &["rev-parse", "main"]), fourth);
+    assert!(
+        !clone
+            .join(".git/xus")
+            .read_dir()
+            .expect("state dir")
+            .any(|e| e
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .starts_with("quarantine-")),
+        "the quarantine is gone"
+    );
+    assert_fsck_clean(&clone);
+}
+
+#[test]
+fn libtorrent_downloads_an_update_from_xus_and_xus_applies_one_libtorrent_seeds() {
+    let (mut world, first) = World::start();
+    let reader = Machine::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clone = dir.path().join("clone");
+    world.fetch(&reader, &clone, &["--branch", "main"]);
+    let last = three_commits(&world.repo).pop().expect("commits");
+    world.publish();
+    let repo = world.repo.path().display().to_string();
+    let torrent_file = dir.path().join("update.torrent");
+    let (stdout, _) = world.run_plain(
+        &world.owner,
+        &[
+            "torrent",
+            "--repo",
+            &repo,
+            "--from",
+            &first,
+            "--output",
+            &torrent_file.display().to_string(),
+            &last,
+        ],
+    );
+    let infohash = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("infohash "))
+        .expect("infohash line")
+        .to_owned();
+    let name = format!("{first}..{last}.xup");
+    let payload = std::fs::read(world.repo.path().join(".git/xus/updates").join(&name))
+        .expect("stored update");
+
+    // libtorrent downloads it from the xus seed, byte for byte.
+    let seed_addr = world.seed.as_ref().expect("seed").addr;
+    let lt_dir = tempfile::tempdir().expect("tempdir");
+    let mut lt = Libtorrent::download(
+        lt_dir.path(),
+        LtSource::Torrent(&torrent_file),
+        &[seed_addr],
+        &lt_dir.path().join("download.log"),
+    );
+    assert_eq!(lt.wait_finished(STEP), infohash);
+    assert_eq!(
+        std::fs::read(lt_dir.path().join(&name)).expect("downloaded"),
+        payload
+    );
+
+    // With the xus seed gone, libtorrent alone seeds the update, and the
+    // reader applies it (there is no commit torrent to fall back to).
+    world.seed.take();
+    let seed_dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(seed_dir.path().join(&name), &payload).expect("payload");
+    let lt_seed = Libtorrent::seed(
+        seed_dir.path(),
+        &torrent_file,
+        &seed_dir.path().join("seed.log"),
+    );
+    let peer = lt_seed.addr.to_string();
+    let stderr = world.fetch(&reader, &clone, &["--branch", "main", "--peer", &peer]);
+    assert!(
+        stderr.contains("update applied"),
+        "{stderr}\n{}",
+        lt_seed.log_tail()
+    );
+    assert_eq!(git(&clone, &["rev-parse", "main"]), last);
+    assert_fsck_clean(&clone);
+}
