@@ -173,7 +173,7 @@ fn a_reader_holding_an_older_head_downloads_only_the_update() {
     assert_eq!(git(&clone, &["rev-parse", "HEAD"]), first, "HEAD is main");
     let fallback_dir = tempfile::tempdir().expect("tempdir");
     let fallback = fallback_dir.path().join("clone");
-    world.fetch(&Machine::new(), &fallback, &[]);
+    world.fetch(&Machine::new(), &fallback, &["--branch", "main"]);
 
     let commits = three_commits(&world.repo);
     let last = commits.last().expect("commits").clone();
@@ -201,25 +201,52 @@ fn a_reader_holding_an_older_head_downloads_only_the_update() {
     // is a few KB where the commit torrent would move the whole binary.
     assert!(by_update.update < 20_000, "{by_update:?}");
 
-    // The commit torrent reuses what the reader has and patches the binary
-    // from its older version, but still moves far more than the update.
-    let stderr = world.fetch(&Machine::new(), &fallback, &["--no-updates"]);
+    // The commit torrent alone cannot show that `last` descends from
+    // `first` (the commits between are not in it): the branch stays, the
+    // commit is kept, and the error says why.
+    let url = format!("xus://{}/main", world.topic);
+    let fallback_path = fallback.display().to_string();
+    let mut args: Vec<String> = [
+        "fetch",
+        &url,
+        "--repo",
+        &fallback_path,
+        "--branch",
+        "main",
+        "--no-updates",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(world.net.flags());
+    let out = run_xus_with(Machine::new().xus().args(&args), STEP);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("cannot be told"), "{stderr}");
+    assert_eq!(git(&fallback, &["rev-parse", "main"]), first);
+    assert_eq!(
+        git(
+            &fallback,
+            &["rev-parse", &format!("refs/xus/commits/{last}")]
+        ),
+        last
+    );
+
+    // The commit torrent reused what the reader had and patched the binary
+    // from its older version, but still moved far more than the update.
     let by_commit = bytes_line(&stderr);
     assert_eq!(by_commit.update, 0, "{stderr}");
     assert!(
         by_commit.commit > by_update.update,
         "{by_commit:?} {by_update:?}"
     );
-    assert_eq!(
-        git(
-            &fallback,
-            &[
-                "rev-parse",
-                &format!("refs/xus/topics/{}/main", world.topic)
-            ]
-        ),
-        last
+    // --force moves the branch without proof.
+    world.fetch(
+        &Machine::new(),
+        &fallback,
+        &["--no-updates", "--branch", "main", "--force"],
     );
+    assert_eq!(git(&fallback, &["rev-parse", "main"]), last);
     assert_fsck_clean(&fallback);
 }
 

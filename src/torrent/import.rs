@@ -71,6 +71,24 @@ pub enum ImportError {
         /// The ref that keeps it.
         kept: String,
     },
+    /// The branch exists elsewhere and whether the commit descends from it
+    /// cannot be told: commits between are not in the repository (a
+    /// shallow history). Nothing is claimed without proof.
+    #[error(
+        "branch {branch} is at {current}, and whether {commit} descends from it cannot be told: \
+         the commits between are not here; the commit is kept at {kept} (a head's update \
+         torrent carries them: fetch without --no-updates, or use --force to move the branch)"
+    )]
+    AncestryUnknown {
+        /// The branch.
+        branch: String,
+        /// Where it is.
+        current: ObjectId,
+        /// The fetched commit.
+        commit: ObjectId,
+        /// The ref that keeps it.
+        kept: String,
+    },
     /// A branch name Git refuses.
     #[error("{0:?} is not a valid branch name")]
     BadBranch(String),
@@ -276,17 +294,39 @@ pub fn set_refs_proven(
                 && current != commit.to_git()
                 && !options.force
             {
+                // Some(true) proven, Some(false) disproven, None unknown
+                // (the walk met a commit that is not here).
                 let descends = |ancestor: git2::Oid, of: git2::Oid| {
-                    ancestor == of || repo.graph_descendant_of(of, ancestor).unwrap_or(false)
+                    if ancestor == of {
+                        return Some(true);
+                    }
+                    match repo.graph_descendant_of(of, ancestor) {
+                        Ok(true) => Some(true),
+                        Ok(false) if history_is_whole(repo, of) => Some(false),
+                        Ok(false) => None,
+                        Err(e) if e.code() == git2::ErrorCode::NotFound => None,
+                        Err(_) => Some(false),
+                    }
                 };
-                let ff = descends(current, commit.to_git())
-                    || proof.is_some_and(|proof| descends(current, proof.to_git()));
-                if !ff {
-                    return Err(ImportError::NotFastForward {
-                        branch: branch.clone(),
-                        current: ObjectId::from_git(current).unwrap_or(ObjectId([0; 20])),
-                        commit,
-                        kept,
+                let direct = descends(current, commit.to_git());
+                let proven = direct == Some(true)
+                    || proof.is_some_and(|proof| descends(current, proof.to_git()) == Some(true));
+                if !proven {
+                    let current = ObjectId::from_git(current).unwrap_or(ObjectId([0; 20]));
+                    let branch = branch.clone();
+                    return Err(match direct {
+                        None => ImportError::AncestryUnknown {
+                            branch,
+                            current,
+                            commit,
+                            kept,
+                        },
+                        Some(_) => ImportError::NotFastForward {
+                            branch,
+                            current,
+                            commit,
+                            kept,
+                        },
                     });
                 }
             }
@@ -411,6 +451,37 @@ fn hash_range_as_blob(payload: &Path, offset: u64, length: u64) -> Result<Object
         )));
     }
     Ok(ObjectId(hasher.finalize().into()))
+}
+
+/// Most commits [`history_is_whole`] walks before giving up (and answering
+/// that it cannot tell).
+const MAX_HISTORY_WALK: usize = 100_000;
+
+/// Whether every ancestor of `commit` is in the repository (within
+/// [`MAX_HISTORY_WALK`] commits): only then does "not a descendant" mean
+/// what it says. Git's walk treats a shallow boundary as a root.
+fn history_is_whole(repo: &Repository, commit: git2::Oid) -> bool {
+    let Ok(odb) = repo.odb() else {
+        return false;
+    };
+    let mut todo = vec![commit];
+    let mut seen = HashSet::new();
+    while let Some(id) = todo.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        if seen.len() > MAX_HISTORY_WALK {
+            return false;
+        }
+        let Ok(object) = odb.read(id) else {
+            return false;
+        };
+        let Ok(parents) = object::commit_parents(object.data()) else {
+            return false;
+        };
+        todo.extend(parents.into_iter().map(ObjectId::to_git));
+    }
+    true
 }
 
 /// The parents of the torrent's commit that `odb` lacks. A topic master

@@ -65,9 +65,12 @@ pub enum FetchError {
 }
 
 impl FetchError {
-    /// Whether the fetch failed because a branch would not fast-forward
-    /// (retrying cannot help).
+    /// Whether the fetch failed because a branch would not fast-forward,
+    /// or cannot be shown to (retrying the same head cannot help).
     pub fn is_not_fast_forward(&self) -> bool {
-        matches!(self, Self::Import(ImportError::NotFastForward { .. }))
+        matches!(
+            self,
+            Self::Import(ImportError::NotFastForward { .. } | ImportError::AncestryUnknown { .. })
+        )
     }
 }
