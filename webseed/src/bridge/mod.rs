@@ -35,7 +35,7 @@
 //! let urls = vec!["https://seed.example/".to_owned()];
 //! let bridge = WebseedPeer::start(Arc::new(layout), urls, BridgeOptions::default()).await?;
 //! // Hand `bridge.addr()` to the engine as a peer; the bridge stops when dropped.
-//! println!("webseed peer on {}", bridge.addr());
+//! tracing::info!(peer = %bridge.addr(), "webseed bridge listening");
 //! # Ok(())
 //! # }
 //! ```
