@@ -939,19 +939,6 @@ fn fresh_peers_fetching_together_take_pieces_from_each_other() {
     cluster.stop_master();
 }
 
-/// Incompressible bytes that differ per `seed`.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect()
-}
-
 #[test]
 fn followers_updating_together_take_the_update_from_each_other() {
     const PEERS: usize = 4;

@@ -4,14 +4,17 @@
 //! many fetches.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use anyhow::Context;
 use tracker_free::{Dht, DhtConfig};
 
+use crate::swarm::AbortOnDrop;
+use crate::swarm::announcer::Announcer;
 use crate::swarm::discovery::{self, PeerFeed};
 use crate::swarm::engine::{Engine, EngineConfig, RateLimits};
+use crate::torrent::info_hash::InfoHash;
 
 /// How a swarm starts: settings of the session, apart from any one fetch.
 #[derive(Debug, Clone)]
@@ -88,6 +91,36 @@ impl Swarm {
     /// When the swarm started: timings in reports count from here.
     pub fn started(&self) -> Instant {
         self.started
+    }
+
+    /// Looks `info_hash` up on the DHT until the returned guard drops,
+    /// handing every peer found to the engine through the feed, however
+    /// late; `first_peer` records when the first one came. `None` without a
+    /// DHT.
+    pub(crate) fn search_peers(
+        &self,
+        info_hash: InfoHash,
+        first_peer: &Arc<OnceLock<Instant>>,
+    ) -> Option<AbortOnDrop> {
+        match (&self.dht, &self.feed) {
+            (Some(dht), Some(feed)) => Some(AbortOnDrop(discovery::spawn_peer_search(
+                dht.clone(),
+                info_hash.into(),
+                feed.clone(),
+                first_peer.clone(),
+            ))),
+            _ => None,
+        }
+    }
+
+    /// Announces this session as a peer of `info_hash` on the DHT until the
+    /// returned announcer drops (a fetch is a peer too, while it runs).
+    /// `None` without a DHT or a listening engine.
+    pub(crate) fn announce(&self, info_hash: InfoHash) -> Option<Announcer> {
+        let (dht, addr) = (self.dht.as_ref()?, self.engine.listen_addr()?);
+        let announcer = Announcer::spawn(dht.clone(), addr.port());
+        announcer.add(info_hash.into());
+        Some(announcer)
     }
 
     /// Stops the session.

@@ -100,6 +100,20 @@ pub fn git_output(dir: &Path, args: &[&str]) -> Output {
         .expect("running git")
 }
 
+/// Deterministic incompressible bytes, different for each `seed`: file
+/// contents that neither zstd nor a delta can shrink.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
 /// A fresh repository in a temporary directory.
 pub struct TestRepo {
     pub dir: tempfile::TempDir,

@@ -18,7 +18,6 @@ use crate::git::blobs::{BlobSource, DEFAULT_CACHE_BYTES};
 use crate::git::repo;
 use crate::git::state_dir::StateDir;
 use crate::swarm::AbortOnDrop;
-use crate::swarm::announcer::Announcer;
 use crate::swarm::engine::{Engine, TorrentHandle};
 use crate::swarm::storage::{Backing, GitStorageFactory};
 use crate::torrent::format::CommitTorrent;
@@ -44,13 +43,7 @@ pub(crate) async fn download(
         tally,
     } = step;
     let engine = &swarm.engine;
-    let source = {
-        let git_dir = git_dir.to_owned();
-        tokio::task::spawn_blocking(move || BlobSource::open(&git_dir, DEFAULT_CACHE_BYTES))
-            .await
-            .context("opening the blob reader panicked")?
-            .map_err(anyhow::Error::from)?
-    };
+    let source = open_blobs(git_dir).await?;
     let missing = {
         let (git_dir, torrent) = (git_dir.to_owned(), torrent.clone());
         tokio::task::spawn_blocking(move || missing_files(&git_dir, &torrent))
@@ -133,14 +126,7 @@ pub(crate) async fn download(
         _ => None,
     };
     // While downloading this machine is a peer too: say so on the DHT.
-    let _announcer = match (swarm.dht(), engine.listen_addr()) {
-        (Some(dht), Some(addr)) => {
-            let announcer = Announcer::spawn(dht.clone(), addr.port());
-            announcer.add(torrent.info_hash.into());
-            Some(announcer)
-        }
-        _ => None,
-    };
+    let _announcer = swarm.announce(torrent.info_hash);
     // With other peers about, start at a random place in the largest
     // missing file, so that peers fetching at the same time can trade.
     let _spread = match largest_missing(torrent, &missing) {
@@ -193,6 +179,15 @@ pub(crate) async fn download(
     }
     engine.remove(torrent.info_hash).await?;
     Ok(())
+}
+
+/// The blob reader of the repository at `git_dir`, opened off the runtime.
+pub(super) async fn open_blobs(git_dir: &Path) -> anyhow::Result<Arc<BlobSource>> {
+    let git_dir = git_dir.to_owned();
+    tokio::task::spawn_blocking(move || BlobSource::open(&git_dir, DEFAULT_CACHE_BYTES))
+        .await
+        .context("opening the blob reader panicked")?
+        .map_err(anyhow::Error::from)
 }
 
 /// The staging file of a torrent's downloaded bytes.

@@ -36,8 +36,6 @@ pub use source::{Hints, Source, parse_source};
 
 use crate::git::object::ObjectId;
 use crate::git::repo;
-use crate::swarm::AbortOnDrop;
-use crate::swarm::discovery;
 use crate::swarm::session::Swarm;
 use crate::topic::head_address::HeadAddress;
 use crate::topic::home::Home;
@@ -276,15 +274,7 @@ async fn fetch(
     webseeds.dedup();
     // Peers found on the DHT reach the engine through the feed, however late.
     let first_dht_peer = Arc::new(OnceLock::new());
-    let _search = match (swarm.dht(), &swarm.feed) {
-        (Some(dht), Some(feed)) => Some(AbortOnDrop(discovery::spawn_peer_search(
-            dht.clone(),
-            info_hash.into(),
-            feed.clone(),
-            first_dht_peer.clone(),
-        ))),
-        _ => None,
-    };
+    let _search = swarm.search_peers(info_hash, &first_dht_peer);
     if let Some(commit) = expected
         && already_have(&request.repo, commit).await
     {

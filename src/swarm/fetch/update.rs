@@ -21,8 +21,6 @@ use crate::git::object::ObjectId;
 use crate::git::repo;
 use crate::git::state_dir::StateDir;
 use crate::swarm::AbortOnDrop;
-use crate::swarm::announcer::Announcer;
-use crate::swarm::discovery;
 use crate::swarm::engine::Engine;
 use crate::swarm::storage::{Backing, GitStorageFactory};
 use crate::topic::update_chain::{ChainStep, chain_steps};
@@ -211,26 +209,11 @@ async fn fetch_payload(step: Step<'_>, link: ChainStep, git_dir: &Path) -> anyho
     } = step;
     let info_hash = link.info_hash;
     let first_dht_peer = Arc::new(OnceLock::new());
-    let _search = match (swarm.dht(), &swarm.feed) {
-        (Some(dht), Some(feed)) => Some(AbortOnDrop(discovery::spawn_peer_search(
-            dht.clone(),
-            info_hash.into(),
-            feed.clone(),
-            first_dht_peer.clone(),
-        ))),
-        _ => None,
-    };
+    let _search = swarm.search_peers(info_hash, &first_dht_peer);
     // Announced before the metadata arrives: followers fetching this update
     // at the same moment find each other in their first lookups, while most
     // pieces are still to come.
-    let _announcer = match (swarm.dht(), swarm.engine.listen_addr()) {
-        (Some(dht), Some(addr)) => {
-            let announcer = Announcer::spawn(dht.clone(), addr.port());
-            announcer.add(info_hash.into());
-            Some(announcer)
-        }
-        _ => None,
-    };
+    let _announcer = swarm.announce(info_hash);
     let mut peers: Vec<SocketAddr> = request.peers.clone();
     let deadline = Instant::now() + request.metadata_timeout.min(UPDATE_METADATA_TIMEOUT);
     let info = metadata::info_from_peers(
@@ -281,14 +264,8 @@ async fn download(
         tally,
     } = step;
     let info_hash = torrent.info_hash();
-    let source = {
-        let git_dir = request.repo.clone();
-        tokio::task::spawn_blocking(move || {
-            crate::git::blobs::BlobSource::open(&git_dir, crate::git::blobs::DEFAULT_CACHE_BYTES)
-        })
-        .await
-        .context("opening the blob reader panicked")??
-    };
+    // Update torrents have no blob-backed files: the reader is never read.
+    let source = super::download::open_blobs(&request.repo).await?;
     let file = Arc::new(StagedFile::new(staging.to_owned()));
     let storage =
         GitStorageFactory::new(info_hash, source, vec![Backing::Staged { file, base: 0 }]);

@@ -45,7 +45,7 @@ mod torrent;
 pub use apply::{Applied, apply_update, apply_update_with};
 pub use build::{MAX_CANDIDATES, MAX_COMMITS, Update, UpdateSettings, UpdateStats, build_update};
 pub use payload::{Frame, Limits, ObjectKind, Payload, PayloadError};
-pub use rebuild::{Quarantine, rebuild_commit_torrent};
+pub use rebuild::Quarantine;
 pub use store::{StoredUpdate, UpdateStore};
 pub use torrent::{MAX_UPDATE_INFO_BYTES, TorrentError, UPDATE_VERSION, UpdateTorrent};
 

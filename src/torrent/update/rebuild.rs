@@ -137,22 +137,3 @@ fn io(dir: &Path) -> impl Fn(std::io::Error) -> UpdateError {
         source,
     }
 }
-
-/// Writes `applied` into a new quarantine beside the repository at
-/// `git_dir` and builds the commit torrent of `applied.to` there; the caller
-/// compares it with the signed head, then [`Quarantine::accept`]s or drops
-/// the quarantine. (One update; a chain uses [`Quarantine`] directly.)
-///
-/// # Errors
-///
-/// The quarantine cannot be made or written, or the torrent cannot be built.
-pub fn rebuild_commit_torrent(
-    git_dir: &Path,
-    applied: &Applied,
-    hints: &[CommitTorrent],
-) -> Result<(CommitTorrent, Quarantine), UpdateError> {
-    let mut quarantine = Quarantine::new(git_dir)?;
-    quarantine.add(applied)?;
-    let torrent = quarantine.commit_torrent(applied.to, hints)?;
-    Ok((torrent, quarantine))
-}
