@@ -26,15 +26,6 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
-/// The number after `label` in xus fetch's report, e.g. "123 bytes patched".
-fn reported(stderr: &str, label: &str) -> u64 {
-    stderr
-        .split([',', ';', '\n'])
-        .find(|part| part.contains(label))
-        .and_then(|part| part.split_whitespace().find_map(|w| w.parse().ok()))
-        .unwrap_or_else(|| panic!("no {label:?} in fetch report:\n{stderr}"))
-}
-
 fn fetch(magnet: &str, repo: &std::path::Path, extra: &[&str]) -> (String, String) {
     let mut args = vec!["fetch", magnet, "--repo", repo.to_str().expect("utf8")];
     args.extend_from_slice(extra);

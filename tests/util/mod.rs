@@ -278,6 +278,15 @@ pub fn spawn_seed_with(mut command: Command, repo: &Path, extra: &[&str]) -> See
     }
 }
 
+/// The number after `label` in xus fetch's report, e.g. "123 bytes patched".
+pub fn reported(stderr: &str, label: &str) -> u64 {
+    stderr
+        .split([',', ';', '\n'])
+        .find(|part| part.contains(label))
+        .and_then(|part| part.split_whitespace().find_map(|w| w.parse().ok()))
+        .unwrap_or_else(|| panic!("no {label:?} in fetch report:\n{stderr}"))
+}
+
 /// Asserts `git fsck --full --strict` is clean.
 pub fn assert_fsck_clean(repo: &Path) {
     let out = git_output(repo, &["fsck", "--full", "--strict", "--no-dangling"]);
