@@ -120,6 +120,13 @@ pub fn prefill(
         plans.push((file, candidates));
     }
 
+    // A file stops early only once its own first choice was scanned: a
+    // blob it shares a little with (a sibling file) must not end the search
+    // before its older version at the same path was read.
+    let first_choice: HashMap<usize, git2::Oid> = plans
+        .iter()
+        .filter_map(|(file, candidates)| Some((*file, candidates.first()?.0)))
+        .collect();
     let mut budget = scan_budget(looked_for);
     let mut recovered = Recovered {
         trees_read: index.trees_read,
@@ -179,7 +186,11 @@ pub fn prefill(
                 pieces.retain(|p| !done.contains(p));
                 if pieces.len() < before {
                     fruitful.insert(*user);
-                } else if fruitful.contains(user) {
+                } else if fruitful.contains(user)
+                    && first_choice
+                        .get(user)
+                        .is_some_and(|blob| tried.contains(blob))
+                {
                     // An older version already gave what it shares with this
                     // file and this one adds nothing: the rest is new bytes,
                     // and the next candidates (usually yet older versions)
