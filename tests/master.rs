@@ -1006,12 +1006,12 @@ fn followers_updating_together_take_the_update_from_each_other() {
             .as_u64()
             .expect("uploaded_bytes in the status")
     };
-    // Where the random starts fall decides how much the followers trade,
-    // so a round above the bound is tried once more before failing. The
-    // bound says they share at all (without sharing the master sends 4
-    // copies); measured here: 2.7-2.9 copies, short of the 2 copies the
-    // issue asks for (librqbit finds and uses the other followers late).
-    let bound = |update: u64| update * PEERS as u64 * 17 / 20;
+    // The master serves an update to 2 peers at once (`update_peers`); the
+    // others take it from them. Where the random starts fall decides how
+    // much the followers trade, so a round above the bound is tried once
+    // more before failing. Without sharing the master sends 4 copies;
+    // measured here metered: 1.7-2.0 copies (2.7-2.9 before).
+    let bound = |update: u64| update * 5 / 2;
     let mut rounds = Vec::new();
     let mut from = first;
     for round in 0..2u64 {
@@ -1048,5 +1048,94 @@ fn followers_updating_together_take_the_update_from_each_other() {
         "the master sent {rounds:?} (bytes, update size) per round to {PEERS} followers: they did not share"
     );
     drop(followers);
+    cluster.stop_master();
+}
+
+/// Fetches the topic's `main` into `repo`, which must then be at `expected`;
+/// returns the bytes it reports by carrier: (update, commit).
+fn fetch_into(cluster: &Cluster, repo: &Path, expected: &str) -> (u64, u64) {
+    let head = format!("xus://{}/main", cluster.topic);
+    let out = run_xus_with(
+        Machine::new()
+            .xus()
+            .args(["fetch", &head, "--bare", "--repo"])
+            .arg(repo)
+            .args(cluster.net.flags()),
+        STEP,
+    );
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "fetch: {stderr}");
+    let fetched = text(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("fetched "))
+        .and_then(|l| l.split_whitespace().next())
+        .map(str::to_owned);
+    assert_eq!(fetched.as_deref(), Some(expected), "{stderr}");
+    assert_fsck_clean(repo);
+    carried(&stderr)
+}
+
+/// The bytes a fetch reports by carrier: (update, commit).
+fn carried(stderr: &str) -> (u64, u64) {
+    let line = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("bytes: "))
+        .unwrap_or_else(|| panic!("no bytes line in:\n{stderr}"));
+    let field = |name: &str| {
+        line.split(", ")
+            .find_map(|part| part.strip_prefix(name)?.trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no {name} in {line:?}"))
+    };
+    (field("update "), field("commit "))
+}
+
+#[test]
+fn a_restarted_master_keeps_the_chain_of_updates() {
+    let writer = Writer::new(None);
+    let mut asset = noise(1 << 20, 7);
+    writer.write("asset.bin", &asset);
+    let first = writer.commit("first");
+    let mut cluster = Cluster::new(&[&writer]);
+    cluster.start_master();
+    assert_eq!(pushed(&writer.push(&cluster.url())), first);
+    let (at_first, kept) = cluster.fetch_fresh();
+    let (_, after_wipe) = cluster.fetch_fresh();
+    assert_eq!(at_first, first);
+    asset[1000..1100].fill(0);
+    writer.write("asset.bin", &asset);
+    let second = writer.commit("second");
+    assert_eq!(pushed(&writer.push(&cluster.url())), second);
+    wait_for("both backups to hold the second commit", STEP, || {
+        let s = cluster.status_json();
+        let backups = s["topics"][0]["backups"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        (backups.len() == 2 && backups.iter().all(|b| b["refs_behind"].as_u64() == Some(0)))
+            .then_some(())
+    });
+
+    // A reader at `first` updates through the update torrent after a
+    // restart (the recorded head), and after a wipe (the DHT's head).
+    cluster.stop_master();
+    cluster.start_master();
+    let (update, commit) = fetch_into(&cluster, kept.path(), &second);
+    assert!(
+        update > 0 && commit == 0,
+        "after a restart the head still lists the update: update {update}, commit {commit} bytes"
+    );
+
+    cluster.stop_master();
+    std::fs::remove_dir_all(cluster.dir.path().join("data")).expect("wipe data");
+    cluster.start_master();
+    assert_eq!(
+        rev(&cluster.data(), "refs/heads/main").as_deref(),
+        Some(second.as_str())
+    );
+    let (update, commit) = fetch_into(&cluster, after_wipe.path(), &second);
+    assert!(
+        update > 0 && commit == 0,
+        "after a wipe the head still lists the update: update {update}, commit {commit} bytes"
+    );
     cluster.stop_master();
 }

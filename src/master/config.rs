@@ -69,6 +69,7 @@ struct RawLimits {
     republish_secs: Option<u64>,
     cache_mb: Option<u64>,
     max_upload_kib: Option<u32>,
+    update_peers: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,6 +121,9 @@ pub struct Limits {
     /// fresh peers take most pieces from each other and the master's link
     /// stays free for pushes.
     pub max_upload_bps: Option<u32>,
+    /// How many peers at once each update torrent is served to, so that
+    /// followers pass an update on rather than all taking it from here.
+    pub update_peers: usize,
 }
 
 /// One owned topic.
@@ -249,6 +253,11 @@ impl MasterConfig {
                 .unwrap_or(256)
                 .saturating_mul(1024 * 1024),
             max_upload_bps: raw.limits.max_upload_kib.map(|k| k.saturating_mul(1024)),
+            update_peers: raw
+                .limits
+                .update_peers
+                .unwrap_or(crate::swarm::seeder::ORIGIN_UPDATE_PEERS)
+                .max(1),
         };
         Ok(Self {
             data_dir: base.join(raw.data_dir),

@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::{mpsc, oneshot};
+use tracker_free::Branch;
 
 use super::backup::{self, Backups};
 use super::config::MasterConfig;
 use super::http;
+use super::resume;
 use super::state::{Master, SeedRequest, TopicState};
 use super::webseeds::TopicWebseeds;
 use crate::git::blobs::BlobSource;
@@ -115,6 +117,7 @@ pub async fn run(
         };
         seeders.push(
             Seeder::new(engine, blobs, git_dir.clone())?
+                .sharing_updates(config.limits.update_peers)
                 .with_webseed(webseed, urls)
                 .announcing(swarm.dht().cloned()),
         );
@@ -126,7 +129,9 @@ pub async fn run(
         )));
     }
 
-    // Every branch tip is served before its head is published.
+    // Every branch tip is served before its head is published, with the
+    // chain of updates the last head listed.
+    let published = resume::published_heads(&config.data_dir);
     let mut tips = Vec::new();
     for (topic, seeder) in topics.iter().zip(seeders.iter_mut()) {
         let git_dir = topic.git_dir.clone();
@@ -137,8 +142,21 @@ pub async fn run(
         .await??;
         for (branch, commit) in branches {
             let infohash = seeder.add(commit, out).await?;
-            // No earlier head is known yet: the first push lists updates.
-            tips.push((topic.clone(), branch, commit, infohash));
+            let previous = match (swarm.dht(), Branch::new(&branch)) {
+                (Some(dht), Ok(key)) => {
+                    resume::last_head(&published, dht, &topic.config.secret.topic(), &key).await
+                }
+                _ => None,
+            };
+            let newest = match previous {
+                Some(previous) => {
+                    let newest = resume::serve_chain(seeder, &previous, commit, out).await;
+                    topic.set_head(previous);
+                    newest
+                }
+                None => None,
+            };
+            tips.push((topic.clone(), branch, commit, infohash, newest));
         }
     }
 
@@ -147,6 +165,7 @@ pub async fn run(
         topics: topics.clone(),
         swarm: swarm.clone(),
         seed_requests,
+        published,
     });
     let (stop_http, http_stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(webseed::serve_with_routes(
@@ -164,9 +183,9 @@ pub async fn run(
     ));
 
     let mut unpublished = 0;
-    for (topic, branch, commit, infohash) in tips {
+    for (topic, branch, commit, infohash, newest) in tips {
         match master
-            .publish_head(&topic, &branch, commit, infohash, None)
+            .publish_head(&topic, &branch, commit, infohash, newest)
             .await
         {
             Ok(head) => writeln!(

@@ -13,6 +13,7 @@ pub mod config;
 pub mod daemon;
 mod http;
 pub mod push_client;
+mod resume;
 mod state;
 pub mod webseeds;
 

@@ -16,6 +16,7 @@ use super::config::{MasterConfig, TopicConfig};
 use crate::git::object::ObjectId;
 use crate::git::repo;
 use crate::swarm::Swarm;
+use crate::topic::home::Home;
 use crate::topic::update_chain::chained_head;
 use crate::torrent::info_hash::InfoHash;
 
@@ -26,6 +27,9 @@ pub(crate) struct Master {
     pub(crate) swarm: Arc<Swarm>,
     /// Asks the main loop to seed a commit; answers its infohash.
     pub(crate) seed_requests: mpsc::Sender<SeedRequest>,
+    /// Every head published, so that a restart keeps each chain of updates
+    /// ([`super::resume`]).
+    pub(crate) published: Home,
 }
 
 /// One owned topic while the master runs.
@@ -84,7 +88,10 @@ impl TopicState {
         heads.get(branch).cloned()
     }
 
-    fn set_head(&self, head: SignedHead) {
+    /// Takes `head` as the last one published for its branch: the head a
+    /// restarted master finds recorded or on the DHT, so that its next head
+    /// continues that chain and stays above that seq.
+    pub(crate) fn set_head(&self, head: SignedHead) {
         let mut heads = self.heads.lock().unwrap_or_else(|e| e.into_inner());
         heads.insert(head.branch.as_str().to_owned(), head);
     }
@@ -154,6 +161,10 @@ impl Master {
             .await
             .with_context(|| format!("publishing the head of {branch} on the DHT"))?;
         topic.set_head(signed.clone());
+        if let Err(error) = self.published.record_head(&signed) {
+            tracing::warn!(%branch, error = %format!("{error:#}"),
+                "cannot record the published head; a restart will not continue its chain");
+        }
         Ok(signed)
     }
 }

@@ -52,6 +52,10 @@ pub const PEER_SILENCE_TIMEOUT: Duration = Duration::from_secs(150);
 /// How often a torrent asks the loopback peer feed for new peers.
 const FEED_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How often a metered torrent's upload is read: a small update goes out
+/// in far less, so the budget is overshot by what peers take meanwhile.
+const METER_POLL: Duration = Duration::from_millis(50);
+
 /// A running BitTorrent session.
 pub struct Engine {
     session: Arc<Session>,
@@ -141,16 +145,18 @@ impl Engine {
     }
 
     /// Adds a torrent whose bytes are stored by `storage`, dialing `peers`
-    /// and polling `feed` (a loopback peer feed URL) for more. Returns the
-    /// live handle and what the start-up hash check found: the torrent is
-    /// added paused and started only after that is read, so no piece a peer
-    /// sends can pass for one that was already here.
+    /// and polling `feed` (a loopback peer feed URL) for more; `peer_limit`
+    /// caps its live connections (librqbit's default, 128, when `None`).
+    /// Returns the live handle and what the start-up hash check found: the
+    /// torrent is added paused and started only after that is read, so no
+    /// piece a peer sends can pass for one that was already here.
     pub async fn add(
         &self,
         torrent_file: Vec<u8>,
         storage: GitStorageFactory,
         peers: &[SocketAddr],
         feed: Option<&str>,
+        peer_limit: Option<usize>,
     ) -> anyhow::Result<(TorrentHandle, Progress)> {
         use librqbit::storage::StorageFactoryExt;
         let options = AddTorrentOptions {
@@ -160,6 +166,7 @@ impl Engine {
             initial_peers: (!peers.is_empty()).then(|| peers.to_vec()),
             storage_factory: Some(storage.boxed()),
             paused: true,
+            peer_limit,
             ..Default::default()
         };
         let response = self
@@ -279,6 +286,42 @@ impl Engine {
                 }
             }
         }))
+    }
+
+    /// Lets `handle` upload about `budget` bytes, then pauses it for
+    /// `pause` (its connections close and new ones are refused), then
+    /// serves again with a fresh budget. An origin thus hands out a few
+    /// copies of a torrent and leaves the rest to the peers that took them,
+    /// and never refuses anyone for longer than `pause`. Runs until the
+    /// returned task is aborted or the torrent leaves the session.
+    pub fn meter_uploads(
+        &self,
+        handle: TorrentHandle,
+        budget: u64,
+        pause: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let session = Arc::clone(&self.session);
+        tokio::spawn(async move {
+            let mut spent_before = handle.stats().uploaded_bytes;
+            loop {
+                tokio::time::sleep(METER_POLL).await;
+                let uploaded = handle.stats().uploaded_bytes;
+                if uploaded.saturating_sub(spent_before) < budget {
+                    continue;
+                }
+                tracing::debug!(uploaded, "upload budget spent; pausing");
+                if let Err(error) = session.pause(&handle).await {
+                    tracing::debug!(%error, "cannot pause a metered torrent");
+                    return;
+                }
+                tokio::time::sleep(pause).await;
+                if let Err(error) = session.unpause(&handle).await {
+                    tracing::warn!(error = %format!("{error:#}"), "cannot resume a metered torrent");
+                    return;
+                }
+                spent_before = handle.stats().uploaded_bytes;
+            }
+        })
     }
 
     /// Waits until every piece of `handle` is held and verified.

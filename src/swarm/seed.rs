@@ -18,7 +18,7 @@ use crate::git::repo;
 use crate::git::state_dir::StateDir;
 use crate::swarm::discovery::{self, DhtOptions};
 use crate::swarm::engine::{Engine, EngineConfig};
-use crate::swarm::seeder::{self, Seeder};
+use crate::swarm::seeder::{self, ORIGIN_UPDATE_PEERS, Seeder};
 use crate::swarm::webseed_server::WebseedServer;
 use crate::topic::home::Home;
 use crate::topic::update_chain::chain_steps;
@@ -113,6 +113,7 @@ pub async fn run(
     let mut seeder = Seeder::new(&engine, source, git_dir.clone())?
         .dialing(options.peers.clone())
         .announcing(dht.clone())
+        .sharing_updates(ORIGIN_UPDATE_PEERS)
         .recording();
     if let Some(webseed) = &webseed {
         let urls = if webseed.advertisable {

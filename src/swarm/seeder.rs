@@ -13,6 +13,7 @@ use anyhow::Context;
 use crate::git::blobs::BlobSource;
 use crate::git::object::ObjectId;
 use crate::git::state_dir::StateDir;
+use crate::swarm::AbortOnDrop;
 use crate::swarm::announcer::Announcer;
 use crate::swarm::engine::Engine;
 use crate::swarm::storage::{Backing, GitStorageFactory};
@@ -59,7 +60,26 @@ pub struct Seeder<'a> {
     /// `<git dir>/xus/seed.addr`, which `xus publish` reads; `None` for a
     /// seeder that lives only as long as one command.
     seed_file: Option<PathBuf>,
+    /// How many peers at once each update torrent is served to; `None` for
+    /// no cap beyond the engine's.
+    update_peer_limit: Option<usize>,
+    /// The tasks pausing each update once it went out to enough peers.
+    meters: Vec<AbortOnDrop>,
 }
+
+/// How many peers at once an origin of updates (a master, `xus seed`)
+/// serves each update torrent to, and how many copies it hands out before
+/// pausing that torrent for [`ORIGIN_UPDATE_PAUSE`]. An update is small,
+/// often one piece, and every follower asks for it the moment the head
+/// moves: served to all of them, the origin uploads one copy per follower.
+/// Metered, the first few take it from the origin and the rest, refused,
+/// find those on the DHT within a second or two and take it from them.
+pub const ORIGIN_UPDATE_PEERS: usize = 2;
+
+/// How long an origin refuses an update once its copies went out: short
+/// of a reader's 15 s wait for an update's metadata, so a reader that
+/// reaches no other peer still gets the update, not the whole commit.
+pub const ORIGIN_UPDATE_PAUSE: std::time::Duration = std::time::Duration::from_secs(8);
 
 impl<'a> Seeder<'a> {
     /// A seeder of the repository at `git_dir` on `engine`, reading blobs
@@ -93,6 +113,8 @@ impl<'a> Seeder<'a> {
             announcer: None,
             addr,
             seed_file: None,
+            update_peer_limit: None,
+            meters: Vec::new(),
         })
     }
 
@@ -119,6 +141,15 @@ impl<'a> Seeder<'a> {
     pub fn announcing(mut self, dht: Option<Arc<tracker_free::Dht>>) -> Self {
         let port = self.addr.port();
         self.announcer = dht.map(|dht| Announcer::spawn(dht, port));
+        self
+    }
+
+    /// Serves each update torrent to at most `limit` peers at once and
+    /// pauses it for [`ORIGIN_UPDATE_PAUSE`] each time about `limit` copies
+    /// went out, so that followers share it rather than each taking it from
+    /// here (see [`ORIGIN_UPDATE_PEERS`]).
+    pub fn sharing_updates(mut self, limit: usize) -> Self {
+        self.update_peer_limit = Some(limit.max(1));
         self
     }
 
@@ -192,7 +223,7 @@ impl<'a> Seeder<'a> {
         );
         let (_handle, progress) = self
             .engine
-            .add(torrent.torrent_file(&[]), storage, &self.peers, None)
+            .add(torrent.torrent_file(&[]), storage, &self.peers, None, None)
             .await
             .with_context(|| format!("seeding commit {}", torrent.commit))?;
         anyhow::ensure!(
@@ -286,9 +317,15 @@ impl Seeder<'_> {
             self.source.clone(),
             vec![Backing::Inline(stored.payload.clone())],
         );
-        let (_handle, at_start) = self
+        let (handle, at_start) = self
             .engine
-            .add(torrent.torrent_file(&[]), storage, &self.peers, None)
+            .add(
+                torrent.torrent_file(&[]),
+                storage,
+                &self.peers,
+                None,
+                self.update_peer_limit,
+            )
             .await
             .with_context(|| format!("seeding update {}", torrent.name()))?;
         anyhow::ensure!(
@@ -296,6 +333,14 @@ impl Seeder<'_> {
             "update {} does not verify against its own torrent",
             torrent.name()
         );
+        if let Some(copies) = self.update_peer_limit {
+            let budget = torrent.length.saturating_mul(copies as u64);
+            self.meters.push(AbortOnDrop(self.engine.meter_uploads(
+                handle,
+                budget,
+                ORIGIN_UPDATE_PAUSE,
+            )));
+        }
         self.updates.insert(key, infohash);
         self.record();
         if let Some(announcer) = &self.announcer {

@@ -112,6 +112,7 @@ pub(crate) async fn download(
             storage,
             &initial,
             feed_url.as_deref(),
+            None,
         )
         .await
         .with_context(|| format!("starting the download of {}", torrent.commit))?;

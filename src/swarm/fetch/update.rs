@@ -277,6 +277,7 @@ async fn download(
             storage,
             peers,
             feed_url.as_deref(),
+            None,
         )
         .await
         .with_context(|| format!("starting the download of update {}", torrent.name()))?;
