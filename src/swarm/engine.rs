@@ -13,7 +13,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -52,9 +52,17 @@ pub const PEER_SILENCE_TIMEOUT: Duration = Duration::from_secs(150);
 /// How often a torrent asks the loopback peer feed for new peers.
 const FEED_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
-/// How often a metered torrent's upload is read: a small update goes out
-/// in far less, so the budget is overshot by what peers take meanwhile.
+/// How often a metered torrent's upload is read while it uploads: a small
+/// update goes out in far less, so the budget is overshot by what peers
+/// take meanwhile.
 const METER_POLL: Duration = Duration::from_millis(50);
+
+/// How often it is read once idle for [`METER_BUSY`]: the first copies of
+/// a burst go out unmetered for up to this long.
+const METER_IDLE_POLL: Duration = Duration::from_millis(250);
+
+/// How long after its last upload a metered torrent counts as busy.
+const METER_BUSY: Duration = Duration::from_secs(5);
 
 /// A running BitTorrent session.
 pub struct Engine {
@@ -303,9 +311,16 @@ impl Engine {
         let session = Arc::clone(&self.session);
         tokio::spawn(async move {
             let mut spent_before = handle.stats().uploaded_bytes;
+            let (mut last_seen, mut last_change) = (spent_before, Instant::now());
             loop {
-                tokio::time::sleep(METER_POLL).await;
+                // Read often while it uploads, rarely while idle: a master
+                // meters every update it ever published.
+                let busy = last_change.elapsed() < METER_BUSY;
+                tokio::time::sleep(if busy { METER_POLL } else { METER_IDLE_POLL }).await;
                 let uploaded = handle.stats().uploaded_bytes;
+                if uploaded != last_seen {
+                    (last_seen, last_change) = (uploaded, Instant::now());
+                }
                 if uploaded.saturating_sub(spent_before) < budget {
                     continue;
                 }
@@ -320,6 +335,7 @@ impl Engine {
                     return;
                 }
                 spent_before = handle.stats().uploaded_bytes;
+                last_seen = spent_before;
             }
         })
     }
