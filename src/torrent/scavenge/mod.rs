@@ -370,14 +370,6 @@ mod tests {
     /// Scavenges, into `local`, the commit of `files` (built elsewhere) and
     /// checks that every piece written holds the right bytes.
     fn scavenge(local: &git2::Repository, files: &[(&str, &[u8])]) -> Recovered {
-        timed_scavenge(local, files).0
-    }
-
-    /// [`scavenge`], and how long `prefill` took.
-    fn timed_scavenge(
-        local: &git2::Repository,
-        files: &[(&str, &[u8])],
-    ) -> (Recovered, std::time::Duration) {
         let (_src_dir, src) = repository();
         let id = commit(&src, "refs/heads/main", files, 2_000_000_000);
         let torrent =
@@ -390,9 +382,7 @@ mod tests {
             .collect();
         let staging = tempfile::tempdir().expect("tempdir");
         let payload = StagedFile::new(staging.path().join("payload"));
-        let started = Instant::now();
         let recovered = prefill(local, &torrent, &missing, &payload).expect("prefill");
-        let elapsed = started.elapsed();
         let mut good = 0;
         for piece in 0..torrent.piece_count() {
             let (start, len) = torrent.piece_span(piece);
@@ -404,7 +394,7 @@ mod tests {
             }
         }
         assert_eq!(good, recovered.pieces, "every piece written verifies");
-        (recovered, elapsed)
+        recovered
     }
 
     #[test]
@@ -448,7 +438,6 @@ mod tests {
             &local,
             &[("src/new/engine.rs", &new), ("README.md", b"hi\n")],
         );
-        eprintln!("directory rename: {recovered:?} of {} bytes", new.len());
         assert!(recovered.bytes > new.len() as u64 * 9 / 10, "{recovered:?}");
         assert_eq!(recovered.blobs_scanned, 1);
     }
@@ -470,7 +459,6 @@ mod tests {
         );
         let new = edited(&old, 700 * KIB);
         let recovered = scavenge(&local, &[("notes/final.txt", &new)]);
-        eprintln!("file rename: {recovered:?} of {} bytes", new.len());
         assert!(recovered.bytes > new.len() as u64 * 9 / 10, "{recovered:?}");
         // small.txt and huge.txt are not within twice the size.
         assert_eq!(recovered.blobs_scanned, 1, "{recovered:?}");
@@ -492,7 +480,6 @@ mod tests {
         let new = edited(&a, 100 * KIB);
         let path = "site/a-1.1.dist-info/RECORD";
         let recovered = scavenge(&local, &[(path, &new), ("site/b-2.0.dist-info/RECORD", &b)]);
-        eprintln!("dist-info rename: {recovered:?} of {} bytes", new.len());
         assert!(recovered.bytes > new.len() as u64 * 9 / 10, "{recovered:?}");
 
         // The version-renamed directory ranks before the other package's.
@@ -519,7 +506,6 @@ mod tests {
         // util.py keeps its head, helpers.py takes the rest.
         let (head, rest) = old.split_at(64 * KIB);
         let recovered = scavenge(&local, &[("lib/helpers.py", rest), ("lib/util.py", head)]);
-        eprintln!("content moved: {recovered:?} of {} bytes", rest.len());
         assert!(
             recovered.bytes > rest.len() as u64 * 9 / 10,
             "{recovered:?}"
@@ -558,8 +544,7 @@ mod tests {
         let mut results = Vec::new();
         for commits in [1, 50] {
             let (_dir, local) = history(commits, &base);
-            let (recovered, elapsed) = timed_scavenge(&local, &[("data/big.bin", &new)]);
-            eprintln!("{commits} commits: {recovered:?} in {elapsed:?}");
+            let recovered = scavenge(&local, &[("data/big.bin", &new)]);
             assert!(
                 recovered.bytes > base.len() as u64 * 9 / 10,
                 "{recovered:?}"
