@@ -395,19 +395,24 @@ fn pushed(out: &Output) -> String {
 
 /// A raw `POST /push` (for requests `xus push` would never send).
 fn post_push(port: u16, body: &[u8]) -> (u16, String) {
+    http_request(port, "POST", "/push", body)
+}
+
+/// One raw HTTP/1.1 request: the status code and the whole answer.
+fn http_request(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
         .expect("timeout");
     let head = format!(
-        "POST /push HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).expect("write");
     stream.write_all(body).expect("write");
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer).expect("read");
-    let answer = text(&answer);
+    let answer = String::from_utf8_lossy(&answer).into_owned();
     let code = answer
         .split_whitespace()
         .nth(1)
@@ -1054,12 +1059,18 @@ fn followers_updating_together_take_the_update_from_each_other() {
 /// Fetches the topic's `main` into `repo`, which must then be at `expected`;
 /// returns the bytes it reports by carrier: (update, commit).
 fn fetch_into(cluster: &Cluster, repo: &Path, expected: &str) -> (u64, u64) {
+    carried(&fetch_into_with(cluster, repo, expected, &[]))
+}
+
+/// [`fetch_into`] with more arguments; returns the fetch's stderr.
+fn fetch_into_with(cluster: &Cluster, repo: &Path, expected: &str, args: &[&str]) -> String {
     let head = format!("xus://{}/main", cluster.topic);
     let out = run_xus_with(
         Machine::new()
             .xus()
             .args(["fetch", &head, "--bare", "--repo"])
             .arg(repo)
+            .args(args)
             .args(cluster.net.flags()),
         STEP,
     );
@@ -1072,7 +1083,7 @@ fn fetch_into(cluster: &Cluster, repo: &Path, expected: &str) -> (u64, u64) {
         .map(str::to_owned);
     assert_eq!(fetched.as_deref(), Some(expected), "{stderr}");
     assert_fsck_clean(repo);
-    carried(&stderr)
+    stderr
 }
 
 /// The bytes a fetch reports by carrier: (update, commit).
@@ -1137,5 +1148,69 @@ fn a_restarted_master_keeps_the_chain_of_updates() {
         update > 0 && commit == 0,
         "after a wipe the head still lists the update: update {update}, commit {commit} bytes"
     );
+    cluster.stop_master();
+}
+
+#[test]
+fn a_reader_behind_every_listed_update_gets_one_from_the_master() {
+    let writer = Writer::new(None);
+    let mut asset = noise(1 << 20, 11);
+    writer.write("asset.bin", &asset);
+    let first = writer.commit("first");
+    let mut cluster = Cluster::new(&[&writer]);
+    cluster.start_master();
+    assert_eq!(pushed(&writer.push(&cluster.url())), first);
+    let reader = tempfile::tempdir().expect("tempdir");
+    fetch_into_with(&cluster, reader.path(), &first, &["--branch", "main"]);
+
+    // One more head move than a head lists updates for: no listed update
+    // starts from `first` any more.
+    let mut last = first.clone();
+    for step in 0..9 {
+        asset[step * 1000..step * 1000 + 100].fill(step as u8);
+        writer.write("asset.bin", &asset);
+        last = writer.commit(&format!("step {step}"));
+        assert_eq!(pushed(&writer.push(&cluster.url())), last);
+    }
+
+    let stderr = fetch_into_with(&cluster, reader.path(), &last, &["--branch", "main"]);
+    let (update, commit) = carried(&stderr);
+    assert!(
+        stderr.contains("asking the topic master") && update > 0 && commit == 0,
+        "the master's update carried it: update {update}, commit {commit} bytes\n{stderr}"
+    );
+    assert!(
+        update < 64 * 1024,
+        "an update of 9 small edits is small: {update} bytes\n{stderr}"
+    );
+    assert_eq!(
+        rev(reader.path(), "refs/heads/main").as_deref(),
+        Some(last.as_str()),
+        "the branch moved as a proven fast-forward\n{stderr}"
+    );
+    assert_eq!(
+        git(reader.path(), &["rev-list", "--count", "main"]),
+        "10",
+        "the commits between came too"
+    );
+
+    // The endpoint answers only ranges it can build, to commits it serves.
+    let get = |path: String| http_request(cluster.http_port, "GET", &path, b"");
+    let (code, answer) = get(format!("/updates/{first}..{last}.xup"));
+    assert!(code == 200 && answer.contains("XUSUPD1\n"), "{answer:.300}");
+    let unknown = "1".repeat(40);
+    for (path, expected) in [
+        (format!("/updates/{unknown}..{last}.xup"), 404),
+        (format!("/updates/{first}..{unknown}.xup"), 404),
+        (format!("/updates/{first}..{first}.xup"), 400),
+        (
+            format!("/updates/{}..{last}.xup", first.to_uppercase()),
+            400,
+        ),
+        ("/updates/..%2F..%2Fetc.xup".to_owned(), 400),
+    ] {
+        let (code, answer) = get(path.clone());
+        assert_eq!(code, expected, "{path}: {answer}");
+    }
     cluster.stop_master();
 }

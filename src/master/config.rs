@@ -238,6 +238,12 @@ impl MasterConfig {
                 url.starts_with("http://") || url.starts_with("https://"),
                 "public_url {url:?} is not an http:// or https:// URL"
             );
+            anyhow::ensure!(
+                tracker_free::is_master_url(url),
+                "public_url {url:?} must be at most {} bytes of visible ASCII with a host: \
+                 heads carry it to readers",
+                tracker_free::MAX_MASTER_URL_LEN
+            );
         }
         let limits = Limits {
             max_clock_skew: Duration::from_secs(raw.limits.max_clock_skew_secs.unwrap_or(600)),

@@ -1,6 +1,7 @@
 //! `xus master --config FILE`: restores missing topics from their backups,
 //! seeds every branch head, keeps the heads fresh on the DHT, and serves
-//! pushes, status and the webseed over one HTTP address.
+//! pushes, status, updates built on demand and the webseed over one HTTP
+//! address.
 
 use std::io::Write;
 use std::path::Path;
@@ -22,6 +23,7 @@ use crate::git::repo;
 use crate::swarm::discovery::{self, DhtOptions};
 use crate::swarm::engine::RateLimits;
 use crate::swarm::seeder::Seeder;
+use crate::swarm::update_server::{ServedRepo, UpdateServer};
 use crate::swarm::webseed_server::{base_url, local_url};
 use crate::swarm::webseed_source::GitWebseed;
 use crate::swarm::{Swarm, SwarmOptions};
@@ -99,12 +101,17 @@ pub async fn run(
     let mut topics = Vec::new();
     let mut seeders = Vec::new();
     let mut webseeds = Vec::new();
+    let mut served = Vec::new();
     for (index, topic) in config.topics.iter().enumerate() {
         let git_dir = topic.git_dir(&config.data_dir);
         let blobs = BlobSource::open(&git_dir, config.limits.cache_bytes)
             .with_context(|| format!("opening {}", git_dir.display()))?;
         let webseed = Arc::new(GitWebseed::new(blobs.clone()));
         webseeds.push(webseed.clone());
+        served.push(ServedRepo {
+            git_dir: git_dir.clone(),
+            webseed: webseed.clone(),
+        });
         let backups = Backups::start(
             git_dir.clone(),
             topic.backups.clone(),
@@ -166,6 +173,8 @@ pub async fn run(
         swarm: swarm.clone(),
         seed_requests,
         published,
+        url: Some(webseed_url.clone())
+            .filter(|url| advertisable && tracker_free::is_master_url(url)),
     });
     let (stop_http, http_stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(webseed::serve_with_routes(
@@ -176,7 +185,7 @@ pub async fn run(
             idle_timeout: HTTP_IDLE_TIMEOUT,
             ..webseed::ServerOptions::default()
         },
-        http::routes(master.clone()),
+        http::routes(master.clone()).merge(UpdateServer::new(served).routes()),
         async move {
             let _ = http_stopped.await;
         },

@@ -30,6 +30,10 @@ pub(crate) struct Master {
     /// Every head published, so that a restart keeps each chain of updates
     /// ([`super::resume`]).
     pub(crate) published: Home,
+    /// The HTTP base URL heads carry ([`tracker_free::Head::master`]), so
+    /// readers too far behind for the listed updates can ask here for one;
+    /// `None` when the address cannot be reached from elsewhere.
+    pub(crate) url: Option<String>,
 }
 
 /// One owned topic while the master runs.
@@ -152,7 +156,8 @@ impl Master {
         let branch_key =
             Branch::new(branch).with_context(|| format!("branch {branch:?} cannot be a head"))?;
         let previous = topic.head(branch);
-        let head = chained_head(commit, infohash, newest, previous.as_ref().map(|h| &h.head));
+        let mut head = chained_head(commit, infohash, newest, previous.as_ref().map(|h| &h.head));
+        head.master = self.url.clone();
         let min_seq = topic
             .head(branch)
             .map_or(0, |h| h.seq.saturating_add(i64::from(h.head != head)));

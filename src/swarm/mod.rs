@@ -12,6 +12,7 @@ pub mod seed;
 pub mod seeder;
 pub mod session;
 pub mod storage;
+pub mod update_server;
 pub mod webseed_server;
 pub mod webseed_source;
 

@@ -73,6 +73,7 @@ pub fn chained_head(
         infohash: infohash.into(),
         commit: commit.0.to_vec(),
         updates,
+        master: None,
     }
 }
 

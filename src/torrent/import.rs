@@ -76,8 +76,9 @@ pub enum ImportError {
     /// shallow history). Nothing is claimed without proof.
     #[error(
         "branch {branch} is at {current}, and whether {commit} descends from it cannot be told: \
-         the commits between are not here; the commit is kept at {kept} (a head's update \
-         torrent carries them: fetch without --no-updates, or use --force to move the branch)"
+         the commits between are not here; the commit is kept at {kept} (an update carries \
+         them: fetch the head without --no-updates, from a listed commit or with its topic \
+         master reachable; or use --force to move the branch)"
     )]
     AncestryUnknown {
         /// The branch.

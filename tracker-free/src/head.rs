@@ -6,8 +6,9 @@
 //! The value is the bencoded dict `{commit: <raw commit id>, ih: <infohash>,
 //! up: [[<from commit>, <update infohash>], ...]}` (BEP 46's `{ih: ...}` plus
 //! the commit id and, when there are any, the update torrents from recent
-//! heads), carried as a bencode byte string because the `mainline` crate
-//! signs and sends `v` as bytes.
+//! heads, and `url:` the topic master's HTTP address when a master signed
+//! it), carried as a bencode byte string because the `mainline` crate signs
+//! and sends `v` as bytes.
 
 use std::fmt;
 
@@ -103,6 +104,10 @@ impl fmt::Debug for Branch {
 /// an infohash keep the value well under [`MAX_VALUE_LEN`].
 pub const MAX_HEAD_UPDATES: usize = 8;
 
+/// Longest master URL a head carries: with 8 updates of 32-byte ids the
+/// value stays under 800 bytes, inside [`MAX_VALUE_LEN`].
+pub const MAX_MASTER_URL_LEN: usize = 200;
+
 /// What a head says: this commit, shared as this torrent, and reachable
 /// from these recent commits through these (much smaller) update torrents.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +121,13 @@ pub struct Head {
     /// holding it downloads only what changed); at most
     /// [`MAX_HEAD_UPDATES`], newest `from` first, no `from` twice.
     pub updates: Vec<HeadUpdate>,
+    /// The topic master's HTTP base URL (`http(s)://host[:port]/...`, at
+    /// most [`MAX_MASTER_URL_LEN`] bytes of visible ASCII), when a master
+    /// signed the head: readers too far behind for the listed updates ask it
+    /// for one from the commit they hold, and writers know where to push.
+    /// Signed with the rest, so only the topic owner can point readers at
+    /// a server; what the server sends is still checked object by object.
+    pub master: Option<String>,
 }
 
 /// One update torrent a head lists.
@@ -143,18 +155,20 @@ pub enum HeadError {
 }
 
 impl Head {
-    /// A head with no update torrents.
+    /// A head with no update torrents and no master.
     pub fn new(commit: Vec<u8>, infohash: InfoHash) -> Self {
         Self {
             infohash,
             commit,
             updates: Vec::new(),
+            master: None,
         }
     }
 
     /// The canonical value bytes:
     /// `d6:commit<n>:<id>2:ih20:<infohash>e`, or with updates
-    /// `d6:commit<n>:<id>2:ih20:<infohash>2:upl(l<n>:<from>20:<infohash>e)+ee`.
+    /// `d6:commit<n>:<id>2:ih20:<infohash>2:upl(l<n>:<from>20:<infohash>e)+ee`,
+    /// and a master as `3:url<n>:<url>` before the final `e`.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64 + self.updates.len() * 64);
         out.extend_from_slice(b"d6:commit");
@@ -171,13 +185,18 @@ impl Head {
             }
             out.push(b'e');
         }
+        if let Some(url) = &self.master {
+            out.extend_from_slice(b"3:url");
+            put_string(&mut out, url.as_bytes());
+        }
         out.push(b'e');
         out
     }
 
     /// Parses exactly the canonical form [`Head::encode`] writes; anything
     /// else (extra keys, other lengths, an empty or oversized update list, a
-    /// `from` twice or equal to the commit, trailing bytes) is refused.
+    /// `from` twice or equal to the commit, a master URL that is not a plain
+    /// `http(s)://` URL, trailing bytes) is refused.
     pub fn decode(value: &[u8]) -> Result<Self, HeadError> {
         if value.len() > MAX_VALUE_LEN {
             return Err(HeadError::Oversized(value.len()));
@@ -231,17 +250,62 @@ impl Head {
                 .strip_prefix(b"e")
                 .ok_or(HeadError::Malformed("the 'up' list holds something else"))?;
         }
+        let mut master = None;
+        if let Some(entry) = rest.strip_prefix(b"3:url") {
+            let (url, after) = master_url(entry)?;
+            master = Some(url);
+            rest = after;
+        }
         if rest != b"e" {
             return Err(HeadError::Malformed(
-                "value does not end after 'ih' or 'up'",
+                "value does not end after 'ih', 'up' or 'url'",
             ));
         }
         Ok(Self {
             infohash: InfoHash(to_array(infohash)),
             commit: commit.to_vec(),
             updates,
+            master,
         })
     }
+}
+
+/// Whether `url` is a master URL a head may carry: `http://` or `https://`,
+/// a host, visible ASCII only, at most [`MAX_MASTER_URL_LEN`] bytes.
+pub fn is_master_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    url.len() <= MAX_MASTER_URL_LEN
+        && url.bytes().all(|b| b.is_ascii_graphic())
+        && rest.is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+}
+
+/// Reads the master URL string at the front of `bytes` (after the `url`
+/// key): a length of at most three digits without a leading zero, then the
+/// URL, which must pass [`is_master_url`].
+fn master_url(bytes: &[u8]) -> Result<(String, &[u8]), HeadError> {
+    let colon = bytes
+        .iter()
+        .take(4)
+        .position(|&b| b == b':')
+        .ok_or(HeadError::Malformed("the master URL has no length"))?;
+    let digits = &bytes[..colon];
+    let len = std::str::from_utf8(digits)
+        .ok()
+        .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) && !d.starts_with('0'))
+        .and_then(|d| d.parse::<usize>().ok())
+        .ok_or(HeadError::Malformed(
+            "the master URL's length is not canonical",
+        ))?;
+    let (url, rest) = take(&bytes[colon + 1..], len, "value ends inside the master URL")?;
+    let url = std::str::from_utf8(url)
+        .ok()
+        .filter(|url| is_master_url(url))
+        .ok_or(HeadError::Malformed(
+            "the master URL is not a short http(s):// URL of visible ASCII",
+        ))?;
+    Ok((url.to_owned(), rest))
 }
 
 /// Appends a bencode byte string.
@@ -482,6 +546,51 @@ mod tests {
                     infohash: InfoHash([200 + i as u8; 20]),
                 })
                 .collect(),
+            master: None,
+        }
+    }
+
+    #[test]
+    fn a_master_url_round_trips_and_a_bad_one_is_refused() {
+        let longest = format!("https://{}/", "m".repeat(MAX_MASTER_URL_LEN - 9));
+        for url in [
+            "http://127.0.0.1:8080/",
+            "https://master.example/xus/",
+            &longest,
+        ] {
+            let mut h = with_updates(32, MAX_HEAD_UPDATES);
+            h.master = Some(url.to_owned());
+            let bytes = h.encode();
+            assert!(bytes.len() <= 800, "{}", bytes.len());
+            assert_eq!(Head::decode(&bytes), Ok(h.clone()));
+            let mut plain = head(1);
+            plain.master = Some(url.to_owned());
+            assert_eq!(Head::decode(&plain.encode()), Ok(plain));
+        }
+        let too_long = format!("{longest}x");
+        for bad in [
+            "",
+            "ftp://host/",
+            "http://",
+            "http:///path",
+            "http://host /",
+            "http://h\u{7f}ost/",
+            "http://hóst/",
+            too_long.as_str(),
+        ] {
+            let mut h = head(2);
+            h.master = Some(bad.to_owned());
+            assert!(Head::decode(&h.encode()).is_err(), "{bad:?}");
+        }
+        let good = {
+            let mut h = head(3);
+            h.master = Some("http://a/".to_owned());
+            h.encode()
+        };
+        let leading_zero = String::from_utf8_lossy(&good).replace("3:url9:", "3:url09:");
+        assert!(Head::decode(leading_zero.as_bytes()).is_err());
+        for cut in 0..good.len() {
+            assert!(Head::decode(&good[..cut]).is_err(), "cut at {cut}");
         }
     }
 

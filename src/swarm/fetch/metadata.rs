@@ -166,7 +166,11 @@ pub(crate) async fn from_webseeds(
 }
 
 /// GETs `url`, refusing a body over `limit` bytes before reading it whole.
-async fn get_bounded(client: &reqwest::Client, url: &str, limit: usize) -> anyhow::Result<Vec<u8>> {
+pub(super) async fn get_bounded(
+    client: &reqwest::Client,
+    url: &str,
+    limit: usize,
+) -> anyhow::Result<Vec<u8>> {
     let mut response = client
         .get(url)
         .send()

@@ -154,8 +154,10 @@ pub async fn fetch_head(
     fetched
 }
 
-/// [`fetch_head`] after the head is checked: through an update torrent
-/// when one applies, else through the commit torrent.
+/// [`fetch_head`] after the head is checked: through the update torrents
+/// it lists when the repository holds one's `from`, else through an update
+/// the topic master builds from the branch's commit here, else through the
+/// commit torrent.
 async fn fetch_head_counted(
     swarm: &Swarm,
     head: &SignedHead,
@@ -166,30 +168,34 @@ async fn fetch_head_counted(
 ) -> Result<Fetched, FetchError> {
     let info_hash = InfoHash::from(head.head.infohash);
     if request.use_updates
-        && !head.head.updates.is_empty()
         && !already_have(&request.repo, commit).await
         && let Some((git_dir, tip)) = existing_repo(request).await
-        && let Some(by) = update::try_updates(
-            Step {
-                swarm,
-                request,
-                report,
-                tally,
-            },
-            head,
-            commit,
-            &git_dir,
-            tip,
-        )
-        .await
     {
-        let proof = by.descends_from.then_some(by.from);
-        set_refs(&git_dir, commit, &request.refs, proof).await?;
-        return Ok(Fetched {
-            commit,
-            info_hash,
-            updates: by.steps,
-        });
+        let step = Step {
+            swarm,
+            request,
+            report,
+            tally,
+        };
+        let mut by = None;
+        if !head.head.updates.is_empty() {
+            by = update::try_updates(step, head, commit, &git_dir, tip).await;
+        }
+        if by.is_none()
+            && let Some(tip) = tip
+            && tip != commit
+        {
+            by = update::try_master_update(step, head, commit, &git_dir, tip).await;
+        }
+        if let Some(by) = by {
+            let proof = by.descends_from.then_some(by.from);
+            set_refs(&git_dir, commit, &request.refs, proof).await?;
+            return Ok(Fetched {
+                commit,
+                info_hash,
+                updates: by.steps,
+            });
+        }
     }
     let source = Source::InfoHash(
         info_hash,
@@ -202,13 +208,24 @@ async fn fetch_head_counted(
 }
 
 /// The git directory of the request's repository when it exists already,
-/// and the commit its branch (`--branch`) points at.
+/// and the commit the fetch moves on from: its branch (`--branch`), else
+/// the ref tracking the head (`refs/xus/topics/...`).
 async fn existing_repo(request: &FetchRequest) -> Option<(PathBuf, Option<ObjectId>)> {
-    let (path, branch) = (request.repo.clone(), request.refs.branch.clone());
+    let path = request.repo.clone();
+    let refs = [
+        request
+            .refs
+            .branch
+            .as_ref()
+            .map(|b| format!("refs/heads/{b}")),
+        request.refs.tracking.clone(),
+    ];
     tokio::task::spawn_blocking(move || {
         let repo = git2::Repository::open(&path).ok()?;
-        let tip = branch
-            .and_then(|b| repo.refname_to_id(&format!("refs/heads/{b}")).ok())
+        let tip = refs
+            .iter()
+            .flatten()
+            .find_map(|name| repo.refname_to_id(name).ok())
             .and_then(ObjectId::from_git);
         Some((repo.path().to_owned(), tip))
     })

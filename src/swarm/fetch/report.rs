@@ -147,6 +147,22 @@ pub enum FetchEvent {
         /// The head's commit.
         commit: ObjectId,
     },
+    /// No update the head lists starts from a commit here: the topic
+    /// master is asked for one from the commit the branch is at.
+    UpdateFromMaster {
+        /// The commit the update is to start from (here).
+        from: ObjectId,
+        /// The request.
+        url: String,
+    },
+    /// The master sent no usable update; the commit torrent is fetched
+    /// instead.
+    MasterUpdateFailed {
+        /// The request.
+        url: String,
+        /// Why, with causes.
+        reason: String,
+    },
     /// The update could not be used; the commit torrent is fetched instead.
     UpdateFailed {
         /// The update torrent.
@@ -279,6 +295,14 @@ impl fmt::Display for FetchEvent {
                 f,
                 "update verified: the commit torrent of {commit} rebuilt from it matches the signed head"
             ),
+            Self::UpdateFromMaster { from, url } => write!(
+                f,
+                "no listed update starts from commit {from}, which is here; asking the topic master: {url}"
+            ),
+            Self::MasterUpdateFailed { url, reason } => write!(
+                f,
+                "warning: no update from {url} ({reason}); fetching the commit torrent"
+            ),
             Self::UpdateFailed { info_hash, reason } => write!(
                 f,
                 "warning: update torrent {info_hash} not used ({reason}); fetching the commit torrent"
@@ -303,7 +327,10 @@ impl FetchEvent {
     pub fn is_warning(&self) -> bool {
         matches!(
             self,
-            Self::HeadRefused { .. } | Self::HeadUnreachable { .. } | Self::UpdateFailed { .. }
+            Self::HeadRefused { .. }
+                | Self::HeadUnreachable { .. }
+                | Self::UpdateFailed { .. }
+                | Self::MasterUpdateFailed { .. }
         )
     }
 }
@@ -312,7 +339,8 @@ impl FetchEvent {
 /// [`FetchEvent::Transferred`]): what a benchmark compares with `git fetch`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Transferred {
-    /// Update torrent payload bytes from peers.
+    /// Update payload bytes: from peers (update torrents), or from the
+    /// topic master when the reader was behind every update a head lists.
     pub update: u64,
     /// Commit torrent payload bytes from peers.
     pub commit: u64,

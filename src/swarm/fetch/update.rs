@@ -23,6 +23,7 @@ use crate::git::state_dir::StateDir;
 use crate::swarm::AbortOnDrop;
 use crate::swarm::engine::Engine;
 use crate::swarm::storage::{Backing, GitStorageFactory};
+use crate::swarm::update_server::{BUILD_WAIT, update_path};
 use crate::topic::update_chain::{ChainStep, chain_steps};
 use crate::torrent::cache;
 use crate::torrent::info_hash::InfoHash;
@@ -35,6 +36,14 @@ use crate::torrent::update::{
 /// seeding only the commit torrent never answers, and the commit torrent
 /// must not wait long behind it.
 const UPDATE_METADATA_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Longest wait to connect to the topic master.
+const MASTER_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest time the master may take to build an update once its turn
+/// comes (it may first wait [`BUILD_WAIT`] behind another build), and
+/// longest silence within the body.
+const MASTER_BUILD_TIME: Duration = Duration::from_secs(120);
 
 /// A head brought in by its update chain.
 pub(super) struct ByUpdate {
@@ -74,10 +83,10 @@ pub(super) async fn try_updates(
     links.reverse();
     let first = links[0];
     report_plan(step, &links);
-    match apply_chain(step, head, commit, &links, git_dir).await {
-        Ok(descends_from) => Some(ByUpdate {
+    match apply_chain(step, head, commit, &links, git_dir, Carrier::Swarm).await {
+        Ok((steps, descends_from)) => Some(ByUpdate {
             from: first.from,
-            steps: links,
+            steps,
             descends_from,
         }),
         Err(error) => {
@@ -88,6 +97,60 @@ pub(super) async fn try_updates(
             None
         }
     }
+}
+
+/// Brings the head's commit through one update from `from` (the commit the
+/// branch is at here) built by the topic master the head names: for a
+/// reader further behind than every update the head lists. Checked exactly
+/// as a listed update is (every object, then the commit torrent against the
+/// signed head); `None` (reported) when the master cannot send one or it
+/// does not check out.
+pub(super) async fn try_master_update(
+    step: Step<'_>,
+    head: &SignedHead,
+    commit: ObjectId,
+    git_dir: &Path,
+    from: ObjectId,
+) -> Option<ByUpdate> {
+    let master = head.head.master.as_deref()?;
+    let url = format!(
+        "{}/{}",
+        master.trim_end_matches('/'),
+        update_path(from, commit)
+    );
+    step.report.event(FetchEvent::UpdateFromMaster {
+        from,
+        url: url.clone(),
+    });
+    let link = ChainStep {
+        from,
+        to: commit,
+        // Unknown until the payload arrives; apply_chain fills it in.
+        info_hash: InfoHash([0; 20]),
+    };
+    match apply_chain(step, head, commit, &[link], git_dir, Carrier::Master(&url)).await {
+        Ok((steps, descends_from)) => Some(ByUpdate {
+            from,
+            steps,
+            descends_from,
+        }),
+        Err(error) => {
+            step.report.event(FetchEvent::MasterUpdateFailed {
+                url,
+                reason: format!("{error:#}"),
+            });
+            None
+        }
+    }
+}
+
+/// Where an update's payload comes from.
+#[derive(Clone, Copy)]
+enum Carrier<'a> {
+    /// Its torrent, from peers (the infohash the head lists).
+    Swarm,
+    /// This URL of the topic master, built on demand.
+    Master(&'a str),
 }
 
 fn report_plan(step: Step<'_>, links: &[ChainStep]) {
@@ -115,15 +178,17 @@ fn first_held(git_dir: &Path, froms: &[ObjectId], prefer: Option<ObjectId>) -> O
 
 /// Downloads and applies `links` (oldest first) in a quarantine, checks the
 /// head's commit torrent, and moves the objects into the repository.
-/// Returns whether the head's commit is proven to descend from the first
-/// link's `from`.
+/// Returns the links as applied (each with the infohash of the payload it
+/// got, which a reader can seed) and whether the head's commit is proven to
+/// descend from the first link's `from`.
 async fn apply_chain(
     step: Step<'_>,
     head: &SignedHead,
     commit: ObjectId,
     links: &[ChainStep],
     git_dir: &Path,
-) -> anyhow::Result<bool> {
+    carrier: Carrier<'_>,
+) -> anyhow::Result<(Vec<ChainStep>, bool)> {
     let quarantine = {
         let git_dir = git_dir.to_owned();
         tokio::task::spawn_blocking(move || Quarantine::new(&git_dir))
@@ -134,9 +199,20 @@ async fn apply_chain(
     let mut descends = true;
     let mut payloads = Vec::with_capacity(links.len());
     for link in links {
-        let payload = fetch_payload(step, *link, git_dir).await?;
+        let (link, bytes) = match carrier {
+            Carrier::Swarm => (*link, fetch_payload(step, *link, git_dir).await?),
+            Carrier::Master(url) => {
+                let payload = payload_from_master(step, url).await?;
+                let torrent = UpdateTorrent::new(link.from, link.to, &payload)
+                    .context("the master's update cannot be a torrent")?;
+                let link = ChainStep {
+                    info_hash: torrent.info_hash(),
+                    ..*link
+                };
+                (link, payload)
+            }
+        };
         let mut held = quarantine.take().context("the quarantine is gone")?;
-        let (link, bytes) = (*link, payload);
         let (held, applied_descends, objects, object_bytes, bytes) =
             tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
                 let repo =
@@ -170,6 +246,7 @@ async fn apply_chain(
         quarantine = Some(held);
         payloads.push((link, bytes));
     }
+    let applied: Vec<ChainStep> = payloads.iter().map(|(link, _)| *link).collect();
     let held = quarantine.context("the quarantine is gone")?;
     let expected = InfoHash::from(head.head.infohash);
     let (git_dir, from) = (git_dir.to_owned(), links[0].from);
@@ -194,7 +271,22 @@ async fn apply_chain(
     .await
     .context("checking the rebuilt commit panicked")??;
     step.report.event(FetchEvent::UpdateVerified { commit });
-    Ok(descends)
+    Ok((applied, descends))
+}
+
+/// The payload at `url`, at most [`MAX_PAYLOAD_BYTES`]; counted as update
+/// bytes. The master builds it before sending a byte, so the wait for the
+/// answer is long; the body must then keep coming.
+async fn payload_from_master(step: Step<'_>, url: &str) -> anyhow::Result<Vec<u8>> {
+    let client = reqwest::Client::builder()
+        .connect_timeout(MASTER_CONNECT_TIMEOUT)
+        .read_timeout(BUILD_WAIT + MASTER_BUILD_TIME)
+        .build()
+        .context("building an HTTP client")?;
+    let limit = usize::try_from(MAX_PAYLOAD_BYTES).unwrap_or(usize::MAX);
+    let payload = metadata::get_bounded(&client, url, limit).await?;
+    step.tally.add(&step.tally.update, payload.len() as u64);
+    Ok(payload)
 }
 
 /// One link's payload: its metadata from peers (and the DHT), checked to be

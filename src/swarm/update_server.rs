@@ -1,0 +1,247 @@
+//! `GET /updates/<from>..<to>.xup`: the update payload from any commit the
+//! server holds to a commit it serves, built on demand. A head lists updates
+//! from its last few predecessors only; a reader further behind (offline
+//! for a while) asks the topic master for one from the commit it holds
+//! instead of downloading the whole commit torrent, and the commits the
+//! update carries prove the fast-forward. The reader checks every object
+//! and the rebuilt commit torrent against the signed head, so the server is
+//! trusted with nothing.
+//!
+//! Building costs CPU (zstd at the publisher's level), so builds run one at
+//! a time, a request waits at most [`BUILD_WAIT`] for its turn (then `503`),
+//! and the last few payloads are kept in memory: followers that went offline
+//! together ask for the same range.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::git::object::ObjectId;
+use crate::swarm::webseed_source::GitWebseed;
+use crate::torrent::update::{UpdateSettings, UpdateStore, UpdateTorrent, build_update};
+
+/// How long a request waits for another build to finish before `503`.
+pub const BUILD_WAIT: Duration = Duration::from_secs(60);
+
+/// Payloads kept in memory after they are built.
+const RECENT_PAYLOADS: usize = 4;
+
+/// Largest payload kept in memory after it is sent.
+const MAX_KEPT_PAYLOAD: usize = 64 << 20;
+
+/// The URL path of the update from `from` to `to`, below a server's base URL.
+pub fn update_path(from: ObjectId, to: ObjectId) -> String {
+    format!("updates/{}", UpdateTorrent::file_name(from, to))
+}
+
+/// One repository whose served commits updates lead to.
+pub struct ServedRepo {
+    /// Its git directory: the objects updates are built from.
+    pub git_dir: PathBuf,
+    /// What it serves: an update's `to` must be published there.
+    pub webseed: Arc<GitWebseed>,
+}
+
+/// A payload kept after it was sent: from, to, bytes.
+type KeptPayload = (ObjectId, ObjectId, Arc<[u8]>);
+
+/// Builds and serves updates for one or more repositories.
+pub struct UpdateServer {
+    repos: Vec<ServedRepo>,
+    recent: Mutex<VecDeque<KeptPayload>>,
+    building: tokio::sync::Semaphore,
+}
+
+impl UpdateServer {
+    /// Serves updates to the commits `repos` publish.
+    pub fn new(repos: Vec<ServedRepo>) -> Arc<Self> {
+        Arc::new(Self {
+            repos,
+            recent: Mutex::new(VecDeque::new()),
+            building: tokio::sync::Semaphore::new(1),
+        })
+    }
+
+    /// The route, to merge next to a webseed's (it keeps clear of the
+    /// webseed's `/<commit>/...` and `/<commit>.torrent`).
+    pub fn routes(self: Arc<Self>) -> Router {
+        Router::new()
+            .route("/updates/{name}", get(serve_update))
+            .with_state(self)
+    }
+
+    fn recent(&self, from: ObjectId, to: ObjectId) -> Option<Arc<[u8]>> {
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent
+            .iter()
+            .find(|(f, t, _)| *f == from && *t == to)
+            .map(|(_, _, payload)| payload.clone())
+    }
+
+    fn keep(&self, from: ObjectId, to: ObjectId, payload: Arc<[u8]>) {
+        if payload.len() > MAX_KEPT_PAYLOAD {
+            return;
+        }
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.iter().any(|(f, t, _)| *f == from && *t == to) {
+            return;
+        }
+        if recent.len() == RECENT_PAYLOADS {
+            recent.pop_front();
+        }
+        recent.push_back((from, to, payload));
+    }
+
+    /// The payload from `from` to `to`: kept in memory, stored beside the
+    /// repository (a head's own update), or built now.
+    async fn payload(&self, from: ObjectId, to: ObjectId) -> Result<Arc<[u8]>, Refused> {
+        if let Some(payload) = self.recent(from, to) {
+            return Ok(payload);
+        }
+        let git_dir = self
+            .repos
+            .iter()
+            .find(|repo| repo.webseed.published(to).is_some())
+            .map(|repo| repo.git_dir.clone())
+            .ok_or(Refused::NotServed(to))?;
+        let _turn = tokio::time::timeout(BUILD_WAIT, self.building.acquire())
+            .await
+            .map_err(|_| Refused::Busy)?
+            .map_err(|_| Refused::Busy)?;
+        // Another request may have built it while this one waited.
+        if let Some(payload) = self.recent(from, to) {
+            return Ok(payload);
+        }
+        let payload = tokio::task::spawn_blocking(move || build(&git_dir, from, to))
+            .await
+            .map_err(|e| Refused::Failed(format!("building the update panicked: {e}")))??;
+        self.keep(from, to, payload.clone());
+        Ok(payload)
+    }
+}
+
+/// Why no update was sent.
+#[derive(Debug)]
+enum Refused {
+    /// The path is not `<from>..<to>.xup` with two lowercase commit ids.
+    BadName,
+    /// `to` is not a commit this server serves.
+    NotServed(ObjectId),
+    /// `from` is not a commit here.
+    UnknownFrom(ObjectId),
+    /// Another build took longer than [`BUILD_WAIT`].
+    Busy,
+    /// Building failed.
+    Failed(String),
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        let (status, text) = match self {
+            Refused::BadName => (
+                StatusCode::BAD_REQUEST,
+                "expected /updates/<from>..<to>.xup with two lowercase commit ids".to_owned(),
+            ),
+            Refused::NotServed(to) => (StatusCode::NOT_FOUND, format!("{to} is not served here")),
+            Refused::UnknownFrom(from) => (
+                StatusCode::NOT_FOUND,
+                format!("{from} is not a commit here"),
+            ),
+            Refused::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "another update is being built; waited {} s",
+                    BUILD_WAIT.as_secs()
+                ),
+            ),
+            Refused::Failed(reason) => (StatusCode::INTERNAL_SERVER_ERROR, reason),
+        };
+        (status, format!("{text}\n")).into_response()
+    }
+}
+
+/// Parses `<from>..<to>.xup` (40 lowercase hex digits each, as
+/// [`UpdateTorrent::file_name`] writes them).
+fn parse_name(name: &str) -> Option<(ObjectId, ObjectId)> {
+    let (from, to) = name.strip_suffix(".xup")?.split_once("..")?;
+    let (from, to) = (ObjectId::from_hex(from)?, ObjectId::from_hex(to)?);
+    (UpdateTorrent::file_name(from, to) == name && from != to).then_some((from, to))
+}
+
+/// The stored update, else one built from the repository; never stored, so
+/// requests cannot fill the disk with ranges no head lists.
+fn build(git_dir: &std::path::Path, from: ObjectId, to: ObjectId) -> Result<Arc<[u8]>, Refused> {
+    if let Some(stored) = UpdateStore::of(git_dir).load(from, to) {
+        return Ok(stored.payload);
+    }
+    let repo = git2::Repository::open_bare(git_dir)
+        .map_err(|e| Refused::Failed(format!("opening {}: {e}", git_dir.display())))?;
+    let is_commit = repo
+        .odb()
+        .and_then(|odb| odb.read_header(from.to_git()))
+        .is_ok_and(|(_, kind)| kind == git2::ObjectType::Commit);
+    if !is_commit {
+        return Err(Refused::UnknownFrom(from));
+    }
+    let update = build_update(&repo, from, to, &UpdateSettings::default())
+        .map_err(|e| Refused::Failed(format!("building {from}..{to}: {e}")))?;
+    Ok(update.payload.into())
+}
+
+async fn serve_update(
+    State(server): State<Arc<UpdateServer>>,
+    Path(name): Path<String>,
+) -> Response {
+    let Some((from, to)) = parse_name(&name) else {
+        return Refused::BadName.into_response();
+    };
+    match server.payload(from, to).await {
+        Ok(payload) => {
+            tracing::info!(%from, %to, bytes = payload.len(), "served an update built on demand");
+            (
+                [(header::CONTENT_TYPE, "application/octet-stream")],
+                axum::body::Bytes::from_owner(payload),
+            )
+                .into_response()
+        }
+        Err(refused) => {
+            tracing::info!(%from, %to, ?refused, "refused an update request");
+            refused.into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_canonical_name_of_two_different_commits_parses() {
+        let (a, b) = ("a".repeat(40), "b".repeat(40));
+        let (ia, ib) = (
+            ObjectId::from_hex(&a).expect("hex"),
+            ObjectId::from_hex(&b).expect("hex"),
+        );
+        assert_eq!(parse_name(&format!("{a}..{b}.xup")), Some((ia, ib)));
+        assert_eq!(update_path(ia, ib), format!("updates/{a}..{b}.xup"));
+        for bad in [
+            format!("{a}..{a}.xup"),
+            format!("{a}..{b}"),
+            format!("{a}...{b}.xup"),
+            format!("{}..{b}.xup", "A".repeat(40)),
+            format!("{a}..{b}.xup.xup"),
+            format!("{a}..{}.xup", &b[..39]),
+            "..".to_owned(),
+            String::new(),
+        ] {
+            assert_eq!(parse_name(&bad), None, "{bad}");
+        }
+    }
+}
