@@ -9,6 +9,7 @@ pub mod follow;
 pub mod master;
 pub mod publish;
 pub mod push;
+pub mod remote_helper;
 pub mod report;
 pub mod seed;
 pub mod topic;

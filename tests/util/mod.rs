@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod clients;
+pub mod cluster;
 pub mod dht;
 pub mod fixtures;
 pub mod git_http;

@@ -1,0 +1,418 @@
+//! `git-remote-xus`: Git's own `clone`, `fetch`, `pull` and `push` on
+//! `xus://TOPIC/BRANCH` URLs, as a remote helper (gitremote-helpers(7))
+//! with the `fetch`, `push` and `option` capabilities. Heads are resolved
+//! and verified as `xus fetch` does (signature, rollback guard) and objects
+//! are written by xus; pushes go to the topic's master, signed with the
+//! writer key. Git reads only protocol lines on stdout; everything a person
+//! reads goes to stderr.
+
+pub mod protocol;
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tracker_free::SignedHead;
+
+use self::protocol::{FetchRef, PushSpec, Request, Requests};
+use super::report::StderrReport;
+use crate::git::object::ObjectId;
+use crate::master::push_client::{self, PushOptions};
+use crate::swarm::discovery::{self, DhtOptions};
+use crate::swarm::engine::{Progress, RateLimits};
+use crate::swarm::fetch::{self, FetchEvent, FetchReport, FetchRequest};
+use crate::swarm::{Swarm, SwarmOptions};
+use crate::topic::head_address::HeadAddress;
+use crate::topic::home::Home;
+use crate::topic::push_answer::PushAnswer;
+use crate::torrent::import::RefOptions;
+
+/// How long to wait for metadata, as `xus fetch` does by default.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Give up a download after this long without a verified piece.
+const STALL_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Longest wait for a master's answer to a push.
+const PUSH_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// What Git starts the helper with.
+#[derive(Debug, Clone)]
+pub struct HelperOptions {
+    /// The URL (`xus://TOPIC/BRANCH`).
+    pub url: String,
+    /// The repository Git works on (`$GIT_DIR`).
+    pub git_dir: PathBuf,
+    /// xus's directory (topics, seen heads, `config.toml` with the DHT and
+    /// the default master).
+    pub home: Home,
+}
+
+/// Answers Git's commands from `input` on `out` until Git ends the session.
+///
+/// # Errors
+///
+/// A URL that names no head, unreadable input, or a failed fetch (Git then
+/// stops and reports the helper's stderr); a refused push is an answer,
+/// not an error.
+pub fn run(
+    options: HelperOptions,
+    input: impl BufRead,
+    out: &mut dyn Write,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<()> {
+    let address = parse_url(&options.url, &options.home)?;
+    let mut session = Session {
+        options,
+        address,
+        runtime,
+        swarm: None,
+        head: None,
+        verbosity: 1,
+        progress: false,
+        dry_run: false,
+    };
+    let result = session.serve(Requests::new(input), out);
+    if let Some(swarm) = session.swarm.take() {
+        runtime.block_on(swarm.stop());
+    }
+    result
+}
+
+/// `xus://TOPIC/BRANCH`; TOPIC is a topic id or a local topic name.
+fn parse_url(url: &str, home: &Home) -> anyhow::Result<HeadAddress> {
+    let rest = url
+        .strip_prefix("xus://")
+        .with_context(|| format!("{url:?} is not a xus:// URL"))?;
+    let branch = rest.split_once('/').map_or("", |(_, branch)| branch);
+    anyhow::ensure!(
+        !branch.is_empty(),
+        "{url:?} names no branch: use xus://TOPIC/BRANCH (a topic's branches cannot be listed yet)"
+    );
+    HeadAddress::parse(url, home)?.with_context(|| format!("{url:?} is not a head address"))
+}
+
+struct Session<'a> {
+    options: HelperOptions,
+    address: HeadAddress,
+    runtime: &'a tokio::runtime::Runtime,
+    swarm: Option<Swarm>,
+    /// The head `list` gave Git, which `fetch` then brings.
+    head: Option<SignedHead>,
+    verbosity: u8,
+    progress: bool,
+    dry_run: bool,
+}
+
+impl Session<'_> {
+    fn serve(
+        &mut self,
+        mut requests: Requests<impl BufRead>,
+        out: &mut dyn Write,
+    ) -> anyhow::Result<()> {
+        while let Some(request) = requests.next_request()? {
+            match request {
+                Request::Capabilities => write!(out, "option\nfetch\npush\n\n")?,
+                Request::Option { name, value } => {
+                    let answer = self.option(&name, &value);
+                    writeln!(out, "{answer}")?;
+                }
+                Request::List { for_push } => {
+                    for line in self.list(for_push)? {
+                        writeln!(out, "{line}")?;
+                    }
+                    writeln!(out)?;
+                }
+                Request::Fetch(refs) => {
+                    self.fetch(&refs)?;
+                    writeln!(out)?;
+                }
+                Request::Push(specs) => {
+                    for spec in &specs {
+                        writeln!(out, "{}", self.push(spec))?;
+                    }
+                    writeln!(out)?;
+                }
+                Request::Unknown(line) => {
+                    anyhow::bail!("git-remote-xus does not know the command {line:?}")
+                }
+            }
+            out.flush()?;
+        }
+        Ok(())
+    }
+
+    /// `ok`, `unsupported` or `error <why>` for `option <name> <value>`.
+    fn option(&mut self, name: &str, value: &str) -> String {
+        let flag = match value {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        };
+        match (name, flag) {
+            ("verbosity", _) => match value.parse::<u8>() {
+                Ok(level) => {
+                    self.verbosity = level;
+                    "ok".into()
+                }
+                Err(_) => format!("error verbosity {value:?} is not a number"),
+            },
+            ("progress", Some(on)) => {
+                self.progress = on;
+                "ok".into()
+            }
+            ("dry-run", Some(on)) => {
+                self.dry_run = on;
+                "ok".into()
+            }
+            ("cloning", Some(_)) => "ok".into(),
+            _ => "unsupported".into(),
+        }
+    }
+
+    fn report(&self) -> Arc<dyn FetchReport> {
+        Arc::new(HelperReport {
+            inner: StderrReport::new(),
+            verbosity: self.verbosity,
+            progress: self.progress,
+        })
+    }
+
+    /// The session's swarm (and DHT node), started on first use.
+    fn swarm(&mut self) -> anyhow::Result<&Swarm> {
+        if self.swarm.is_none() {
+            let dht = discovery::config(&DhtOptions::default(), &self.options.home)?;
+            let swarm = self.runtime.block_on(Swarm::start(&SwarmOptions {
+                listen: "0.0.0.0:0".parse()?,
+                rates: RateLimits::default(),
+                dht: Some(dht),
+                feed: false,
+            }))?;
+            self.swarm = Some(swarm);
+        }
+        self.swarm.as_ref().context("the swarm did not start")
+    }
+
+    /// The branch's head as `<commit> refs/heads/<branch>`, and `HEAD`
+    /// pointing at it so `git clone` checks it out. No head: nothing to
+    /// push onto (`for-push`), else an error naming what was asked.
+    fn list(&mut self, for_push: bool) -> anyhow::Result<Vec<String>> {
+        let report = self.report();
+        let address = self.address.clone();
+        let home = self.options.home.clone();
+        let runtime = self.runtime;
+        let swarm = self.swarm()?;
+        let dht = swarm.dht().context("the swarm runs without a DHT")?;
+        let head = runtime.block_on(fetch::resolve_head(dht, &home, &address, report.as_ref()))?;
+        let Some(head) = head else {
+            if for_push {
+                return Ok(Vec::new());
+            }
+            anyhow::bail!(
+                "no head of {} was found on the DHT (is the topic id right, and is a node of its DHT reachable?)",
+                address.url()
+            );
+        };
+        let commit = crate::hex::encode(&head.head.commit);
+        let branch = format!("refs/heads/{}", address.branch);
+        self.head = Some(head);
+        Ok(vec![
+            format!("{commit} {branch}"),
+            format!("@{branch} HEAD"),
+        ])
+    }
+
+    /// Brings every wanted commit that is not here yet.
+    fn fetch(&mut self, refs: &[FetchRef]) -> anyhow::Result<()> {
+        let branch = format!("refs/heads/{}", self.address.branch);
+        for wanted in refs {
+            anyhow::ensure!(
+                wanted.name == branch,
+                "Git asked for {}, which {} does not list",
+                wanted.name,
+                self.options.url
+            );
+            if has_commit(&self.options.git_dir, wanted.id) {
+                continue;
+            }
+            let head = self
+                .head
+                .clone()
+                .filter(|head| ObjectId::from_slice(&head.head.commit) == Some(wanted.id))
+                .with_context(|| {
+                    format!("Git asked for {}, which is not the head listed", wanted.id)
+                })?;
+            let request = FetchRequest {
+                repo: self.options.git_dir.clone(),
+                bare: true,
+                refs: RefOptions {
+                    branch: None,
+                    force: false,
+                    checkout: false,
+                    tracking: None,
+                },
+                peers: Vec::new(),
+                webseeds: Vec::new(),
+                metadata_timeout: METADATA_TIMEOUT,
+                stall_timeout: STALL_TIMEOUT,
+                require_parents: false,
+                use_updates: true,
+            };
+            let report = self.report();
+            let address = self.address.clone();
+            let runtime = self.runtime;
+            let swarm = self.swarm()?;
+            let fetched =
+                runtime.block_on(fetch::fetch_head(swarm, &address, &head, &request, &report))?;
+            if self.verbosity >= 1 {
+                eprintln!("xus: fetched {} ({})", fetched.commit, address.url());
+            }
+        }
+        Ok(())
+    }
+
+    /// `ok <dst>` or `error <dst> <why>` for one ref: the push goes to the
+    /// topic's master, which moves the branch only as a fast-forward.
+    fn push(&mut self, spec: &PushSpec) -> String {
+        match self.push_one(spec) {
+            Ok(()) => format!("ok {}", spec.dst),
+            Err(why) => format!("error {} {}", spec.dst, one_line(&why)),
+        }
+    }
+
+    fn push_one(&mut self, spec: &PushSpec) -> Result<(), String> {
+        if spec.src.is_empty() {
+            return Err(
+                "deleting a branch is not possible: a topic's heads only move forward".into(),
+            );
+        }
+        let branch = spec.dst.strip_prefix("refs/heads/").ok_or_else(|| {
+            format!(
+                "a topic holds branches only (refs/heads/...), not {}",
+                spec.dst
+            )
+        })?;
+        let master = self
+            .head
+            .as_ref()
+            .and_then(|head| head.head.master.clone())
+            .or_else(|| {
+                self.options
+                    .home
+                    .config()
+                    .ok()
+                    .and_then(|config| config.push.master)
+            })
+            .ok_or("no master known for this topic: its heads name none, and config.toml has no [push] master")?;
+        if self.dry_run {
+            return Ok(());
+        }
+        let options = PushOptions {
+            repo: self.options.git_dir.clone(),
+            rev: Some(spec.src.clone()),
+            topic: Some(self.address.topic.to_hex()),
+            branch: Some(branch.to_owned()),
+            master: Some(master),
+            key: None,
+            listen: "0.0.0.0:0".parse().map_err(|e| format!("{e}"))?,
+            timeout: PUSH_TIMEOUT,
+            home: self.options.home.clone(),
+        };
+        let verbosity = self.verbosity;
+        let answer = self
+            .runtime
+            .block_on(push_client::push(&options, |offer| {
+                if verbosity >= 1 {
+                    eprintln!(
+                        "xus: pushing {} to {}/{} at {} ({} commit(s) offered)",
+                        offer.tip, offer.topic, offer.branch, offer.master, offer.commits
+                    );
+                }
+            }))
+            .map_err(|e| format!("{e:#}"))?;
+        match answer {
+            PushAnswer::Accepted { .. } => Ok(()),
+            PushAnswer::NotFastForward {
+                current, kept_ref, ..
+            } => Err(format!(
+                "non-fast-forward: the master's {branch} is at {current}; it keeps your commit as {kept_ref}{}",
+                if spec.force {
+                    " (a topic master never forces)"
+                } else {
+                    ""
+                }
+            )),
+            PushAnswer::Refused { message } => Err(format!("refused by the master: {message}")),
+            PushAnswer::Invalid { message } => {
+                Err(format!("the master rejected the request: {message}"))
+            }
+            PushAnswer::Failed { message } => Err(format!("the push did not complete: {message}")),
+        }
+    }
+}
+
+/// Whether `id` is a commit in the repository at `git_dir`.
+fn has_commit(git_dir: &std::path::Path, id: ObjectId) -> bool {
+    let Ok(repo) = git2::Repository::open(git_dir) else {
+        return false;
+    };
+    repo.odb()
+        .and_then(|odb| odb.read_header(id.to_git()))
+        .is_ok_and(|(_, kind)| kind == git2::ObjectType::Commit)
+}
+
+/// `text` on one line, as a protocol answer must be.
+fn one_line(text: &str) -> String {
+    text.split(['\n', '\r'])
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The fetch report Git's verbosity asks for: warnings always, progress
+/// when Git asked for it, every step at `-v`.
+struct HelperReport {
+    inner: StderrReport,
+    verbosity: u8,
+    progress: bool,
+}
+
+impl FetchReport for HelperReport {
+    fn event(&self, event: FetchEvent) {
+        if self.verbosity >= 2 || event.is_warning() {
+            self.inner.event(event);
+        }
+    }
+
+    fn progress(&self, progress: &Progress) {
+        if self.progress && self.verbosity >= 1 {
+            self.inner.progress(progress);
+        }
+    }
+
+    fn download_ended(&self, complete: bool) {
+        self.inner.download_ended(complete);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_a_branch_of_a_topic() {
+        let home = Home::at(std::env::temp_dir().join("xus-helper-no-home"));
+        let topic = "ab".repeat(32);
+        for bad in [
+            format!("xus://{topic}"),
+            format!("xus://{topic}/"),
+            "http://example/".to_owned(),
+            "xus://no-such-topic/main".to_owned(),
+        ] {
+            assert!(parse_url(&bad, &home).is_err(), "{bad}");
+        }
+        assert_eq!(one_line("a\nb\r\nc"), "a; b; c");
+    }
+}

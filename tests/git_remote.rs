@@ -1,0 +1,284 @@
+//! Git's own commands on `xus://` URLs through `git-remote-xus`, against a
+//! real topic master on a private loopback DHT:
+//!
+//! - the helper answers a transcript exactly as gitremote-helpers(7) says
+//!   (capabilities, options, list, a fetch batch, blank lines);
+//! - `git clone xus://TOPIC/main` checks out the head, `git pull` brings
+//!   the next one, `git push` by a listed writer reaches the master and both
+//!   backups; a push that is not a fast-forward, or by an unlisted writer,
+//!   gets Git's per-ref error and changes nothing; an unknown topic fails
+//!   clearly.
+
+mod util;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use util::cluster::*;
+use util::dht::Machine;
+use util::*;
+
+/// The helper under test.
+fn helper_bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_git-remote-xus"))
+}
+
+/// Gives `machine` a `config.toml` that joins the cluster's DHT, as the
+/// helper reads no flags.
+fn join_dht(machine: &Machine, cluster: &Cluster) {
+    let config = format!(
+        "[dht]\nbootstrap = [\"{}\"]\nbind = \"127.0.0.1\"\nrequest_timeout_ms = {}\n",
+        cluster.net.bootstrap(),
+        util::dht::DHT_TIMEOUT_MS
+    );
+    std::fs::write(machine.path().join("config.toml"), config).expect("config.toml");
+}
+
+/// `git` as a user of `machine` runs it: the helper on `PATH`, xus's home
+/// and the loopback guard set.
+fn git_as(machine: &Machine, dir: &Path, args: &[&str]) -> Output {
+    let helper_dir = helper_bin().parent().expect("bin dir");
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut paths = vec![helper_dir.to_owned()];
+    paths.extend(std::env::split_paths(&path));
+    Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("PATH", std::env::join_paths(paths).expect("PATH"))
+        .env("XUS_HOME", machine.path())
+        .env("XUS_DHT_LOOPBACK_ONLY", "1")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .expect("running git")
+}
+
+fn ok_git(machine: &Machine, dir: &Path, args: &[&str]) -> String {
+    let out = git_as(machine, dir, args);
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        text(&out.stderr)
+    );
+    text(&out.stderr)
+}
+
+/// A master with one writer whose first commit is pushed.
+fn cluster_with_a_commit() -> (Cluster, Writer, String) {
+    let writer = Writer::new(None);
+    writer.write("README", "hello\n");
+    writer.write("data/blob.bin", noise(300_000, 3));
+    let first = writer.commit("first");
+    let mut cluster = Cluster::new(&[&writer]);
+    cluster.start_master();
+    assert_eq!(pushed(&writer.push(&cluster.url())), first);
+    (cluster, writer, first)
+}
+
+#[test]
+fn the_helper_answers_a_transcript_as_gitremote_helpers_says() {
+    let (mut cluster, _writer, first) = cluster_with_a_commit();
+    let reader = Machine::new();
+    join_dht(&reader, &cluster);
+    let repo = tempfile::tempdir().expect("tempdir");
+    git(repo.path(), &["init", "-q", "--bare"]);
+    let url = format!("xus://{}/main", cluster.topic);
+    let mut child = Command::new(helper_bin())
+        .args(["origin", &url])
+        .env("GIT_DIR", repo.path())
+        .env("XUS_HOME", reader.path())
+        .env("XUS_DHT_LOOPBACK_ONLY", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning git-remote-xus");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut answer = |request: &str, lines: usize| -> Vec<String> {
+        stdin.write_all(request.as_bytes()).expect("write");
+        stdin.flush().expect("flush");
+        (0..lines)
+            .map(|_| {
+                let mut line = String::new();
+                stdout.read_line(&mut line).expect("read");
+                line
+            })
+            .collect()
+    };
+    assert_eq!(
+        answer("capabilities\n", 4),
+        ["option\n", "fetch\n", "push\n", "\n"]
+    );
+    assert_eq!(answer("option progress false\n", 1), ["ok\n"]);
+    assert_eq!(answer("option verbosity 1\n", 1), ["ok\n"]);
+    assert_eq!(answer("option depth 1\n", 1), ["unsupported\n"]);
+    assert_eq!(answer("option followtags true\n", 1), ["unsupported\n"]);
+    assert_eq!(
+        answer("list\n", 3),
+        [
+            format!("{first} refs/heads/main\n"),
+            "@refs/heads/main HEAD\n".to_owned(),
+            "\n".to_owned()
+        ]
+    );
+    assert_eq!(
+        answer(&format!("fetch {first} refs/heads/main\n\n"), 1),
+        ["\n"]
+    );
+    assert_eq!(
+        git(repo.path(), &["cat-file", "-t", &first]),
+        "commit",
+        "the fetch put the commit in $GIT_DIR"
+    );
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_fsck_clean(repo.path());
+    cluster.stop_master();
+}
+
+#[test]
+fn git_clone_pull_and_push_work_on_a_topic() {
+    let (mut cluster, writer, first) = cluster_with_a_commit();
+    let url = format!("xus://{}/main", cluster.topic);
+
+    // A listed writer clones, commits and pushes with Git alone.
+    let cloner = &writer.machine;
+    join_dht(cloner, &cluster);
+    let work = tempfile::tempdir().expect("tempdir");
+    ok_git(cloner, work.path(), &["clone", &url, "clone"]);
+    let clone = work.path().join("clone");
+    assert_eq!(git(&clone, &["rev-parse", "HEAD"]), first);
+    assert_eq!(git(&clone, &["symbolic-ref", "HEAD"]), "refs/heads/main");
+    assert_eq!(
+        std::fs::read(clone.join("data/blob.bin")).expect("checked out"),
+        noise(300_000, 3)
+    );
+    assert_fsck_clean(&clone.join(".git"));
+
+    std::fs::write(clone.join("README"), "hello again\n").expect("write");
+    git(
+        &clone,
+        &[
+            "-c",
+            "user.name=w",
+            "-c",
+            "user.email=w@x",
+            "commit",
+            "-qam",
+            "second",
+        ],
+    );
+    let second = git(&clone, &["rev-parse", "HEAD"]);
+    ok_git(cloner, &clone, &["push", "-q", "origin", "main"]);
+    assert_eq!(
+        git(&clone, &["rev-parse", "refs/remotes/origin/main"]),
+        second,
+        "Git moved its remote-tracking ref"
+    );
+    wait_for("both backups to hold the pushed commit", STEP, || {
+        (rev(&cluster.file_backup, "refs/heads/main").as_deref() == Some(second.as_str()))
+            .then_some(())
+    });
+
+    // Another machine pulls the writer's push.
+    let reader = Machine::new();
+    join_dht(&reader, &cluster);
+    let other = tempfile::tempdir().expect("tempdir");
+    ok_git(&reader, other.path(), &["clone", "-q", &url, "clone"]);
+    let reader_clone = other.path().join("clone");
+    assert_eq!(git(&reader_clone, &["rev-parse", "HEAD"]), second);
+    std::fs::write(clone.join("README"), "third\n").expect("write");
+    git(
+        &clone,
+        &[
+            "-c",
+            "user.name=w",
+            "-c",
+            "user.email=w@x",
+            "commit",
+            "-qam",
+            "third",
+        ],
+    );
+    let third = git(&clone, &["rev-parse", "HEAD"]);
+    ok_git(cloner, &clone, &["push", "-q", "origin", "main"]);
+    ok_git(&reader, &reader_clone, &["pull", "--ff-only"]);
+    assert_eq!(git(&reader_clone, &["rev-parse", "HEAD"]), third);
+    assert_eq!(
+        std::fs::read_to_string(reader_clone.join("README")).expect("read"),
+        "third\n"
+    );
+    assert_fsck_clean(&reader_clone.join(".git"));
+
+    // A commit that does not descend from the branch, forced: Git's
+    // per-ref error names where the master keeps it; the branch stays.
+    git(&clone, &["reset", "-q", "--hard", &second]);
+    std::fs::write(clone.join("README"), "diverged\n").expect("write");
+    git(
+        &clone,
+        &[
+            "-c",
+            "user.name=w",
+            "-c",
+            "user.email=w@x",
+            "commit",
+            "-qam",
+            "diverged",
+        ],
+    );
+    let out = git_as(cloner, &clone, &["push", "origin", "+main"]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("main -> main")
+            && stderr.contains("non-fast-forward")
+            && stderr.contains("refs/xus/rejected/"),
+        "Git's per-ref error names the kept ref: {stderr}"
+    );
+    assert_eq!(
+        rev(&cluster.data(), "refs/heads/main").as_deref(),
+        Some(third.as_str())
+    );
+
+    // A writer the master does not list is refused the same way.
+    let stranger_key = run_xus_with(reader.xus().args(["writer", "new"]), STEP);
+    assert!(stranger_key.status.success());
+    std::fs::write(reader_clone.join("README"), "stranger\n").expect("write");
+    git(
+        &reader_clone,
+        &[
+            "-c",
+            "user.name=r",
+            "-c",
+            "user.email=r@x",
+            "commit",
+            "-qam",
+            "stranger",
+        ],
+    );
+    let out = git_as(&reader, &reader_clone, &["push", "origin", "main"]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("main -> main") && stderr.contains("refused by the master"),
+        "Git's per-ref error: {stderr}"
+    );
+    assert_eq!(
+        rev(&cluster.data(), "refs/heads/main").as_deref(),
+        Some(third.as_str())
+    );
+
+    // An unknown topic fails clearly, before any object moves.
+    let unpublished = Machine::new().new_topic("never-published");
+    let nowhere = format!("xus://{unpublished}/main");
+    let out = git_as(&reader, other.path(), &["clone", "-q", &nowhere, "nowhere"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no head of"),
+        "{}",
+        text(&out.stderr)
+    );
+    cluster.stop_master();
+}
