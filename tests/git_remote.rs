@@ -3,7 +3,8 @@
 //!
 //! - the helper answers a transcript exactly as gitremote-helpers(7) says
 //!   (capabilities, options, list, a fetch batch, blank lines);
-//! - `git clone xus://TOPIC/main` checks out the head, `git pull` brings
+//! - `git clone xus://TOPIC/main` checks out the head with its whole
+//!   history (an update from nothing, built by the master), `git pull` brings
 //!   the next one, `git push` by a listed writer reaches the master and both
 //!   backups; a push that is not a fast-forward, or by an unlisted writer,
 //!   gets Git's per-ref error and changes nothing; an unknown topic fails
@@ -63,11 +64,16 @@ fn ok_git(machine: &Machine, dir: &Path, args: &[&str]) -> String {
     text(&out.stderr)
 }
 
-/// A master with one writer whose first commit is pushed.
+/// A master with one writer whose history of three commits is pushed; the
+/// last commit is returned.
 fn cluster_with_a_commit() -> (Cluster, Writer, String) {
     let writer = Writer::new(None);
-    writer.write("README", "hello\n");
     writer.write("data/blob.bin", noise(300_000, 3));
+    writer.write("README", "one\n");
+    writer.commit("one");
+    writer.write("README", "two\n");
+    writer.commit("two");
+    writer.write("README", "hello\n");
     let first = writer.commit("first");
     let mut cluster = Cluster::new(&[&writer]);
     cluster.start_master();
@@ -151,6 +157,12 @@ fn git_clone_pull_and_push_work_on_a_topic() {
     let clone = work.path().join("clone");
     assert_eq!(git(&clone, &["rev-parse", "HEAD"]), first);
     assert_eq!(git(&clone, &["symbolic-ref", "HEAD"]), "refs/heads/main");
+    assert_eq!(
+        git(&clone, &["log", "--format=%H %s"]),
+        git(&writer.repo, &["log", "--format=%H %s", "main"]),
+        "the clone holds the whole history"
+    );
+    assert!(!clone.join(".git/shallow").exists(), "not a shallow clone");
     assert_eq!(
         std::fs::read(clone.join("data/blob.bin")).expect("checked out"),
         noise(300_000, 3)

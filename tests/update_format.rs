@@ -13,7 +13,7 @@ use git2::{ObjectType, Oid, Repository};
 use xus::git::object::ObjectId;
 use xus::torrent::update::payload::{self, Frame};
 use xus::torrent::update::{
-    ObjectKind, PayloadError, UpdateError, UpdateSettings, UpdateTorrent, apply_update,
+    NOTHING, ObjectKind, PayloadError, UpdateError, UpdateSettings, UpdateTorrent, apply_update,
     build_update,
 };
 
@@ -332,6 +332,37 @@ fn every_step_of_a_history_round_trips() {
             update.stats.base_dropped
         );
     }
+}
+
+#[test]
+fn a_whole_history_round_trips_from_nothing() {
+    let (_dir, publisher, commits) = publisher();
+    let last = *commits.last().expect("a history");
+    let settings = UpdateSettings::default();
+    let update = build_update(&publisher, NOTHING, id(last), &settings).expect("builds");
+    assert_eq!(update.stats.commits, commits.len(), "every commit travels");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reader = Repository::init_bare(dir.path()).expect("init");
+    let applied = apply_update(&reader, &update.payload).expect("applies into nothing");
+    assert!(!applied.descends_from && applied.shallow.is_empty());
+    let got: HashSet<Oid> = applied.objects.iter().map(|o| o.1.to_git()).collect();
+    assert_eq!(got, closure(&publisher, last, true), "exactly the history");
+    applied.write(&reader).expect("writes");
+    reader
+        .reference("refs/heads/main", last, true, "history")
+        .expect("ref");
+    fsck(reader.path());
+    assert!(!reader.path().join("shallow").exists(), "a whole history");
+    let mut truncated = update.payload.clone();
+    truncated.truncate(truncated.len() - 1);
+    assert!(apply_update(&reader, &truncated).is_err());
+    let mut to_nothing = update.payload.clone();
+    to_nothing[28..48].fill(0);
+    to_nothing[8..28].copy_from_slice(&id(last).0);
+    assert!(matches!(
+        apply_update(&reader, &to_nothing),
+        Err(UpdateError::Payload(PayloadError::NullTo))
+    ));
 }
 
 /// The update of step `index` (commits[index] -> commits[index + 1]).

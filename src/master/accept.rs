@@ -184,6 +184,7 @@ async fn take_commits(
         stall_timeout: master.config.limits.fetch_stall,
         require_parents: true,
         use_updates: false,
+        history: false,
     };
     let report: std::sync::Arc<dyn FetchReport> = std::sync::Arc::new(LogReport);
     for pushed in &signed.request.commits {

@@ -1,5 +1,6 @@
 //! `GET /updates/<from>..<to>.xup`: the update payload from any commit the
-//! server holds to a commit it serves, built on demand. A head lists updates
+//! server holds (or from [`NOTHING`]: the whole history, for a clone) to a
+//! commit it serves, built on demand. A head lists updates
 //! from its last few predecessors only; a reader further behind (offline
 //! for a while) asks the topic master for one from the commit it holds
 //! instead of downloading the whole commit torrent, and the commits the
@@ -25,7 +26,7 @@ use axum::routing::get;
 
 use crate::git::object::ObjectId;
 use crate::swarm::webseed_source::GitWebseed;
-use crate::torrent::update::{UpdateSettings, UpdateStore, UpdateTorrent, build_update};
+use crate::torrent::update::{NOTHING, UpdateSettings, UpdateStore, UpdateTorrent, build_update};
 
 /// How long a request waits for another build to finish before `503`.
 pub const BUILD_WAIT: Duration = Duration::from_secs(60);
@@ -183,10 +184,11 @@ fn build(git_dir: &std::path::Path, from: ObjectId, to: ObjectId) -> Result<Arc<
     }
     let repo = git2::Repository::open_bare(git_dir)
         .map_err(|e| Refused::Failed(format!("opening {}: {e}", git_dir.display())))?;
-    let is_commit = repo
-        .odb()
-        .and_then(|odb| odb.read_header(from.to_git()))
-        .is_ok_and(|(_, kind)| kind == git2::ObjectType::Commit);
+    let is_commit = from == NOTHING
+        || repo
+            .odb()
+            .and_then(|odb| odb.read_header(from.to_git()))
+            .is_ok_and(|(_, kind)| kind == git2::ObjectType::Commit);
     if !is_commit {
         return Err(Refused::UnknownFrom(from));
     }

@@ -259,6 +259,7 @@ impl Session<'_> {
                 stall_timeout: STALL_TIMEOUT,
                 require_parents: false,
                 use_updates: true,
+                history: true,
             };
             let report = self.report();
             let address = self.address.clone();

@@ -43,6 +43,7 @@ use crate::topic::update_chain::ChainStep;
 use crate::torrent::format::CommitTorrent;
 use crate::torrent::import::{self, ImportError, RefOptions};
 use crate::torrent::info_hash::InfoHash;
+use crate::torrent::update::NOTHING;
 
 /// One fetch: where the commit goes and how long to try. The swarm's own
 /// settings (listen address, DHT, rates) are [`crate::swarm::SwarmOptions`].
@@ -67,6 +68,11 @@ pub struct FetchRequest {
     pub require_parents: bool,
     /// Try the update torrents a head lists before its commit torrent.
     pub use_updates: bool,
+    /// When the repository holds nothing of the branch yet, ask the topic
+    /// master the head names for the whole history (an update from
+    /// nothing, up to 10,000 commits) rather than the head's commit alone
+    /// (a shallow boundary), as `git clone` expects.
+    pub history: bool,
 }
 
 /// What the steps of one fetch share: the session, the request, where
@@ -181,11 +187,14 @@ async fn fetch_head_counted(
         if !head.head.updates.is_empty() {
             by = update::try_updates(step, head, commit, &git_dir, tip).await;
         }
-        if by.is_none()
-            && let Some(tip) = tip
-            && tip != commit
-        {
-            by = update::try_master_update(step, head, commit, &git_dir, tip).await;
+        match tip {
+            Some(tip) if by.is_none() && tip != commit => {
+                by = update::try_master_update(step, head, commit, &git_dir, tip).await;
+            }
+            None if request.history => {
+                by = update::try_master_update(step, head, commit, &git_dir, NOTHING).await;
+            }
+            _ => {}
         }
         if let Some(by) = by {
             let proof = by.descends_from.then_some(by.from);

@@ -150,7 +150,8 @@ pub enum FetchEvent {
     /// No update the head lists starts from a commit here: the topic
     /// master is asked for one from the commit the branch is at.
     UpdateFromMaster {
-        /// The commit the update is to start from (here).
+        /// The commit the update is to start from (here), or the null id
+        /// for the whole history.
         from: ObjectId,
         /// The request.
         url: String,
@@ -295,6 +296,9 @@ impl fmt::Display for FetchEvent {
                 f,
                 "update verified: the commit torrent of {commit} rebuilt from it matches the signed head"
             ),
+            Self::UpdateFromMaster { from, url } if *from == crate::torrent::update::NOTHING => {
+                write!(f, "asking the topic master for the whole history: {url}")
+            }
             Self::UpdateFromMaster { from, url } => write!(
                 f,
                 "no listed update starts from commit {from}, which is here; asking the topic master: {url}"

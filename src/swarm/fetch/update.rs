@@ -248,6 +248,11 @@ async fn apply_chain(
     }
     let applied: Vec<ChainStep> = payloads.iter().map(|(link, _)| *link).collect();
     let held = quarantine.context("the quarantine is gone")?;
+    // Payloads a head lists are kept to seed; one the master built for this
+    // reader alone (often the whole history) would only take disk.
+    if matches!(carrier, Carrier::Master(_)) {
+        payloads.clear();
+    }
     let expected = InfoHash::from(head.head.infohash);
     let (git_dir, from) = (git_dir.to_owned(), links[0].from);
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {

@@ -4,9 +4,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::UpdateError;
 use super::build::{check_kind, git_kind};
 use super::payload::{self, Limits, ObjectKind};
+use super::{NOTHING, UpdateError};
 use crate::git::object::{self, EntryKind, ObjectId};
 use crate::git::pack::PackWriter;
 
@@ -76,7 +76,8 @@ pub fn apply_update(repo: &git2::Repository, payload: &[u8]) -> Result<Applied, 
 /// this order, stopping at the first failure:
 ///
 /// 1. the payload decodes within `limits` ([`payload::decode`]);
-/// 2. its `from` commit is in `repo`;
+/// 2. its `from` commit is in `repo` (unless it is [`NOTHING`]: the update
+///    is a whole history, and every base comes from the payload);
 /// 3. each object, in payload order: its base is read from earlier in the
 ///    payload or from `repo` (at most `limits.max_object_size` bytes), its
 ///    frame is exactly one zstd frame whose header declares the object's
@@ -98,6 +99,7 @@ pub fn apply_update_with(
         source,
     })?;
     match odb.read_header(decoded.from.to_git()) {
+        _ if decoded.from == NOTHING => {}
         Ok((_, kind)) => check_kind(decoded.from, kind, ObjectKind::Commit)?,
         Err(e) if e.code() == git2::ErrorCode::NotFound => {
             return Err(UpdateError::MissingFrom(decoded.from));

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use git2::ObjectType;
 
 use super::payload::{self, Frame, Limits, ObjectKind};
-use super::{UpdateError, UpdateTorrent};
+use super::{NOTHING, UpdateError, UpdateTorrent};
 use crate::git::object::{self, EntryKind, ObjectId};
 use crate::torrent::format::{FormatError, MAX_DEPTH, MAX_ENTRIES};
 
@@ -153,13 +153,17 @@ pub fn build_update(
         id: to,
         source,
     })?;
-    let from_raw = read(&odb, from, ObjectKind::Commit, "commit")?;
     read(&odb, to, ObjectKind::Commit, "commit")?;
     let tree_of = |id: ObjectId, raw: &[u8]| {
         object::commit_tree(raw).map_err(|source| UpdateError::BadCommit { id, source })
     };
     let commits = commits_between(repo, from, to)?;
-    let a = Side::walk(&odb, tree_of(from, &from_raw)?)?;
+    let a = if from == NOTHING {
+        Side::default()
+    } else {
+        let from_raw = read(&odb, from, ObjectKind::Commit, "commit")?;
+        Side::walk(&odb, tree_of(from, &from_raw)?)?
+    };
 
     let mut builder = Builder {
         odb: &odb,
@@ -172,7 +176,7 @@ pub fn build_update(
         stats: UpdateStats::default(),
         entries: 0,
     };
-    let mut previous = from;
+    let mut previous = (from != NOTHING).then_some(from);
     for commit in commits {
         let raw = read(&odb, commit, ObjectKind::Commit, "commit")?;
         builder.visit_tree(tree_of(commit, &raw)?, Vec::new(), b"", 0)?;
@@ -180,10 +184,10 @@ pub fn build_update(
             ObjectKind::Commit,
             commit,
             &raw,
-            Some((previous, Rule::Path)),
+            previous.map(|previous| (previous, Rule::Path)),
         )?;
         builder.stats.commits += 1;
-        previous = commit;
+        previous = Some(commit);
     }
 
     let frames: Vec<Frame<'_>> = builder
@@ -226,7 +230,9 @@ fn commits_between(
     walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE)
         .map_err(git_error)?;
     walk.push(to.to_git()).map_err(git_error)?;
-    walk.hide(from.to_git()).map_err(git_error)?;
+    if from != NOTHING {
+        walk.hide(from.to_git()).map_err(git_error)?;
+    }
     let mut commits = Vec::new();
     for oid in walk {
         let oid = oid.map_err(git_error)?;
@@ -256,7 +262,8 @@ fn commits_between(
 
 /// What A has, and where: every tree and blob id, and the indexes the base
 /// choice looks in. Lists are in A's walk order, so ties break the same way
-/// on every machine.
+/// on every machine. Empty for an update from [`NOTHING`].
+#[derive(Default)]
 struct Side {
     trees: HashSet<ObjectId>,
     blobs: HashSet<ObjectId>,

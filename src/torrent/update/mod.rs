@@ -53,6 +53,11 @@ use crate::git::object::{ObjectError, ObjectId};
 use crate::git::pack::PackError;
 use crate::torrent::format::{BuildError, FormatError};
 
+/// The `from` of an update that starts from nothing (all zeros, Git's null
+/// id): it carries `to`'s whole history, for a reader that holds nothing of
+/// the branch yet (a `git clone`). No base comes from the repository.
+pub const NOTHING: ObjectId = ObjectId([0; 20]);
+
 /// Why an update cannot be built, or a payload is refused. Every message
 /// names the object and what was wrong with it.
 #[derive(Debug, thiserror::Error)]

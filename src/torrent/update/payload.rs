@@ -203,6 +203,9 @@ pub enum PayloadError {
     /// `from` and `to` are the same commit.
     #[error("update goes from commit {0} to itself")]
     SameCommit(ObjectId),
+    /// `to` is the null id, which names no commit.
+    #[error("update goes to the null commit id")]
+    NullTo,
     /// A payload with no object (it must carry at least `to`).
     #[error("update payload carries no object")]
     Empty,
@@ -406,6 +409,9 @@ pub fn decode<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Payload<'a>, Paylo
     let to = r.id("to")?;
     if from == to {
         return Err(PayloadError::SameCommit(from));
+    }
+    if to == super::NOTHING {
+        return Err(PayloadError::NullTo);
     }
     let count_at = r.pos;
     let count = r.u32("object count")? as usize;
