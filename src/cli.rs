@@ -409,6 +409,12 @@ pub struct FetchArgs {
     /// torrent from a commit this repository has.
     #[arg(long)]
     pub no_updates: bool,
+    /// Commits of history to bring when the repository holds nothing of the
+    /// branch yet, from the topic master the head names: 1 is the head's
+    /// commit alone (a shallow boundary, from the swarm), 0 the whole
+    /// history.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub depth: usize,
     /// A webseed to download from as well (repeatable): any HTTP server with
     /// Range support laying files out as `<commit>/<path>`. Used at once when
     /// no peer is known, else when peers are slow.

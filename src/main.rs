@@ -8,7 +8,7 @@ use xus::cli::{Cli, Command, DhtCommand, MasterAction, TopicCommand, WriterComma
 use xus::commands::{
     dht, fetch, follow, master, publish, push, seed, topic, torrent, webseed, writer,
 };
-use xus::swarm::fetch::FetchRequest;
+use xus::swarm::fetch::{FetchRequest, History};
 use xus::topic::home::Home;
 use xus::torrent::import::RefOptions;
 
@@ -89,7 +89,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     stall_timeout: Duration::from_secs(args.stall_timeout),
                     require_parents: false,
                     use_updates: !args.no_updates,
-                    history: false,
+                    history: History::from_depth(args.depth),
                 },
                 listen: args.net.listen,
                 rates: args.net.rates(),
@@ -130,7 +130,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     stall_timeout: Duration::from_secs(args.stall_timeout),
                     require_parents: false,
                     use_updates: !args.no_updates,
-                    history: false,
+                    history: History::Tip,
                 },
                 listen: args.net.listen,
                 rates: args.net.rates(),

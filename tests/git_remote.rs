@@ -118,7 +118,14 @@ fn the_helper_answers_a_transcript_as_gitremote_helpers_says() {
     );
     assert_eq!(answer("option progress false\n", 1), ["ok\n"]);
     assert_eq!(answer("option verbosity 1\n", 1), ["ok\n"]);
-    assert_eq!(answer("option depth 1\n", 1), ["unsupported\n"]);
+    assert_eq!(
+        answer("option depth x\n", 1),
+        ["error depth \"x\" is not a number of commits\n"]
+    );
+    assert_eq!(
+        answer("option depth 0\n", 1),
+        ["error depth \"0\" is not a number of commits\n"]
+    );
     assert_eq!(answer("option followtags true\n", 1), ["unsupported\n"]);
     assert_eq!(
         answer("list\n", 3),
@@ -223,6 +230,34 @@ fn git_clone_pull_and_push_work_on_a_topic() {
         "third\n"
     );
     assert_fsck_clean(&reader_clone.join(".git"));
+
+    // `--depth`: Git's shallow clone, and `xus fetch --depth 0` (whole).
+    let shallow = tempfile::tempdir().expect("tempdir");
+    ok_git(
+        &reader,
+        shallow.path(),
+        &["clone", "-q", "--depth", "2", &url, "clone"],
+    );
+    let shallow_clone = shallow.path().join("clone");
+    assert_eq!(git(&shallow_clone, &["rev-list", "--count", "HEAD"]), "2");
+    assert!(shallow_clone.join(".git/shallow").exists());
+    assert_fsck_clean(&shallow_clone.join(".git"));
+    let whole = tempfile::tempdir().expect("tempdir");
+    let out = run_xus_with(
+        reader
+            .xus()
+            .args(["fetch", &url, "--depth", "0", "--bare", "--repo"])
+            .arg(whole.path())
+            .args(cluster.net.flags()),
+        STEP,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        git(whole.path(), &["rev-list", "--count", &third]),
+        git(&clone, &["rev-list", "--count", &third]),
+        "xus fetch --depth 0 brings every ancestor"
+    );
+    assert_fsck_clean(whole.path());
 
     // A commit that does not descend from the branch, forced: Git's
     // per-ref error names where the master keeps it; the branch stays.

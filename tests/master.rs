@@ -183,10 +183,17 @@ fn pushes_reach_fetchers_and_backups_and_races_lose_nothing() {
     );
     assert_eq!(rev(&cluster.data(), &kept).as_deref(), Some(loser.as_str()));
     assert_fsck_clean(&cluster.data());
+    // Both remotes hold it, and the master has recorded that they do (it
+    // records a push once the remote answered: the status below must not
+    // count the kept ref as behind).
     wait_for("the kept commit in both backups", STEP, || {
+        let recorded = cluster.status_json()["topics"][0]["backups"]
+            .as_array()
+            .is_some_and(|b| b.iter().all(|b| b["refs_behind"].as_u64() == Some(0)));
         (rev(&cluster.file_backup, &kept).as_deref() == Some(loser.as_str())
-            && ls_remote(&cluster.http_backup).contains(&format!("{loser}\t{kept}")))
-        .then_some(())
+            && ls_remote(&cluster.http_backup).contains(&format!("{loser}\t{kept}"))
+            && recorded)
+            .then_some(())
     });
 
     // 5. The HTTP backup goes down; a push still lands, and it catches up.

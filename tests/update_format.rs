@@ -14,7 +14,7 @@ use xus::git::object::ObjectId;
 use xus::torrent::update::payload::{self, Frame};
 use xus::torrent::update::{
     NOTHING, ObjectKind, PayloadError, UpdateError, UpdateSettings, UpdateTorrent, apply_update,
-    build_update,
+    build_history, build_update,
 };
 
 /// One entry of a generated tree.
@@ -353,6 +353,19 @@ fn a_whole_history_round_trips_from_nothing() {
         .expect("ref");
     fsck(reader.path());
     assert!(!reader.path().join("shallow").exists(), "a whole history");
+    // A depth keeps the newest generations; their parents become the
+    // reader's shallow boundary.
+    let shallow = build_history(&publisher, id(last), &settings, Some(2)).expect("builds");
+    assert_eq!(shallow.stats.commits, 2.min(commits.len()));
+    let dir2 = tempfile::tempdir().expect("tempdir");
+    let fresh = Repository::init_bare(dir2.path()).expect("init");
+    let applied = apply_update(&fresh, &shallow.payload).expect("applies");
+    assert_eq!(applied.shallow.len(), 1, "one boundary commit");
+    applied.write(&fresh).expect("writes");
+    fresh
+        .reference("refs/heads/main", last, true, "shallow")
+        .expect("ref");
+    fsck(fresh.path());
     let mut truncated = update.payload.clone();
     truncated.truncate(truncated.len() - 1);
     assert!(apply_update(&reader, &truncated).is_err());

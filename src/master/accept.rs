@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 
 use super::state::{Master, TopicState};
 use crate::git::object::ObjectId;
-use crate::swarm::fetch::{self, FetchError, FetchReport, FetchRequest, LogReport};
+use crate::swarm::fetch::{self, FetchError, FetchReport, FetchRequest, History, LogReport};
 use crate::topic::push_answer::PushAnswer;
 use crate::topic::push_request::{PushRequestError, SignedPush};
 use crate::topic::update_chain::update_from;
@@ -184,7 +184,7 @@ async fn take_commits(
         stall_timeout: master.config.limits.fetch_stall,
         require_parents: true,
         use_updates: false,
-        history: false,
+        history: History::Tip,
     };
     let report: std::sync::Arc<dyn FetchReport> = std::sync::Arc::new(LogReport);
     for pushed in &signed.request.commits {

@@ -20,13 +20,15 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::git::object::ObjectId;
 use crate::swarm::webseed_source::GitWebseed;
-use crate::torrent::update::{NOTHING, UpdateSettings, UpdateStore, UpdateTorrent, build_update};
+use crate::torrent::update::{
+    NOTHING, UpdateSettings, UpdateStore, UpdateTorrent, build_history, build_update,
+};
 
 /// How long a request waits for another build to finish before `503`.
 pub const BUILD_WAIT: Duration = Duration::from_secs(60);
@@ -37,9 +39,23 @@ const RECENT_PAYLOADS: usize = 4;
 /// Largest payload kept in memory after it is sent.
 const MAX_KEPT_PAYLOAD: usize = 64 << 20;
 
-/// The URL path of the update from `from` to `to`, below a server's base URL.
-pub fn update_path(from: ObjectId, to: ObjectId) -> String {
-    format!("updates/{}", UpdateTorrent::file_name(from, to))
+/// The URL path of the update from `from` to `to`, below a server's base
+/// URL; with `depth`, only that many generations of history (from
+/// [`NOTHING`] only).
+pub fn update_path(from: ObjectId, to: ObjectId, depth: Option<usize>) -> String {
+    let name = UpdateTorrent::file_name(from, to);
+    match depth {
+        Some(depth) => format!("updates/{name}?depth={depth}"),
+        None => format!("updates/{name}"),
+    }
+}
+
+/// Which update a request names: from, to, and the depth of a history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Wanted {
+    from: ObjectId,
+    to: ObjectId,
+    depth: Option<usize>,
 }
 
 /// One repository whose served commits updates lead to.
@@ -50,8 +66,8 @@ pub struct ServedRepo {
     pub webseed: Arc<GitWebseed>,
 }
 
-/// A payload kept after it was sent: from, to, bytes.
-type KeptPayload = (ObjectId, ObjectId, Arc<[u8]>);
+/// A payload kept after it was sent.
+type KeptPayload = (Wanted, Arc<[u8]>);
 
 /// Builds and serves updates for one or more repositories.
 pub struct UpdateServer {
@@ -78,32 +94,33 @@ impl UpdateServer {
             .with_state(self)
     }
 
-    fn recent(&self, from: ObjectId, to: ObjectId) -> Option<Arc<[u8]>> {
+    fn recent(&self, wanted: Wanted) -> Option<Arc<[u8]>> {
         let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
         recent
             .iter()
-            .find(|(f, t, _)| *f == from && *t == to)
-            .map(|(_, _, payload)| payload.clone())
+            .find(|(kept, _)| *kept == wanted)
+            .map(|(_, payload)| payload.clone())
     }
 
-    fn keep(&self, from: ObjectId, to: ObjectId, payload: Arc<[u8]>) {
+    fn keep(&self, wanted: Wanted, payload: Arc<[u8]>) {
         if payload.len() > MAX_KEPT_PAYLOAD {
             return;
         }
         let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-        if recent.iter().any(|(f, t, _)| *f == from && *t == to) {
+        if recent.iter().any(|(kept, _)| *kept == wanted) {
             return;
         }
         if recent.len() == RECENT_PAYLOADS {
             recent.pop_front();
         }
-        recent.push_back((from, to, payload));
+        recent.push_back((wanted, payload));
     }
 
-    /// The payload from `from` to `to`: kept in memory, stored beside the
-    /// repository (a head's own update), or built now.
-    async fn payload(&self, from: ObjectId, to: ObjectId) -> Result<Arc<[u8]>, Refused> {
-        if let Some(payload) = self.recent(from, to) {
+    /// The payload wanted: kept in memory, stored beside the repository (a
+    /// head's own update), or built now.
+    async fn payload(&self, wanted: Wanted) -> Result<Arc<[u8]>, Refused> {
+        let to = wanted.to;
+        if let Some(payload) = self.recent(wanted) {
             return Ok(payload);
         }
         let git_dir = self
@@ -117,13 +134,13 @@ impl UpdateServer {
             .map_err(|_| Refused::Busy)?
             .map_err(|_| Refused::Busy)?;
         // Another request may have built it while this one waited.
-        if let Some(payload) = self.recent(from, to) {
+        if let Some(payload) = self.recent(wanted) {
             return Ok(payload);
         }
-        let payload = tokio::task::spawn_blocking(move || build(&git_dir, from, to))
+        let payload = tokio::task::spawn_blocking(move || build(&git_dir, wanted))
             .await
             .map_err(|e| Refused::Failed(format!("building the update panicked: {e}")))??;
-        self.keep(from, to, payload.clone());
+        self.keep(wanted, payload.clone());
         Ok(payload)
     }
 }
@@ -148,7 +165,9 @@ impl IntoResponse for Refused {
         let (status, text) = match self {
             Refused::BadName => (
                 StatusCode::BAD_REQUEST,
-                "expected /updates/<from>..<to>.xup with two lowercase commit ids".to_owned(),
+                "expected /updates/<from>..<to>.xup with two lowercase commit ids, and \
+                 ?depth=N (N at least 1) only from the null id"
+                    .to_owned(),
             ),
             Refused::NotServed(to) => (StatusCode::NOT_FOUND, format!("{to} is not served here")),
             Refused::UnknownFrom(from) => (
@@ -169,17 +188,34 @@ impl IntoResponse for Refused {
 }
 
 /// Parses `<from>..<to>.xup` (40 lowercase hex digits each, as
-/// [`UpdateTorrent::file_name`] writes them).
-fn parse_name(name: &str) -> Option<(ObjectId, ObjectId)> {
+/// [`UpdateTorrent::file_name`] writes them) and the query: nothing, or
+/// `depth=N` (N ≥ 1, no leading zero) when `from` is [`NOTHING`].
+fn parse_request(name: &str, query: Option<&str>) -> Option<Wanted> {
     let (from, to) = name.strip_suffix(".xup")?.split_once("..")?;
     let (from, to) = (ObjectId::from_hex(from)?, ObjectId::from_hex(to)?);
-    (UpdateTorrent::file_name(from, to) == name && from != to).then_some((from, to))
+    if UpdateTorrent::file_name(from, to) != name || from == to || to == NOTHING {
+        return None;
+    }
+    let depth = match query {
+        None => None,
+        Some(query) => {
+            let digits = query.strip_prefix("depth=")?;
+            if from != NOTHING || digits.starts_with('0') || digits.len() > 9 {
+                return None;
+            }
+            Some(digits.parse::<usize>().ok().filter(|&d| d >= 1)?)
+        }
+    };
+    Some(Wanted { from, to, depth })
 }
 
 /// The stored update, else one built from the repository; never stored, so
 /// requests cannot fill the disk with ranges no head lists.
-fn build(git_dir: &std::path::Path, from: ObjectId, to: ObjectId) -> Result<Arc<[u8]>, Refused> {
-    if let Some(stored) = UpdateStore::of(git_dir).load(from, to) {
+fn build(git_dir: &std::path::Path, wanted: Wanted) -> Result<Arc<[u8]>, Refused> {
+    let Wanted { from, to, depth } = wanted;
+    if depth.is_none()
+        && let Some(stored) = UpdateStore::of(git_dir).load(from, to)
+    {
         return Ok(stored.payload);
     }
     let repo = git2::Repository::open_bare(git_dir)
@@ -192,19 +228,25 @@ fn build(git_dir: &std::path::Path, from: ObjectId, to: ObjectId) -> Result<Arc<
     if !is_commit {
         return Err(Refused::UnknownFrom(from));
     }
-    let update = build_update(&repo, from, to, &UpdateSettings::default())
-        .map_err(|e| Refused::Failed(format!("building {from}..{to}: {e}")))?;
+    let settings = UpdateSettings::default();
+    let update = match depth {
+        Some(depth) => build_history(&repo, to, &settings, Some(depth)),
+        None => build_update(&repo, from, to, &settings),
+    }
+    .map_err(|e| Refused::Failed(format!("building {from}..{to}: {e}")))?;
     Ok(update.payload.into())
 }
 
 async fn serve_update(
     State(server): State<Arc<UpdateServer>>,
     Path(name): Path<String>,
+    uri: Uri,
 ) -> Response {
-    let Some((from, to)) = parse_name(&name) else {
+    let Some(wanted) = parse_request(&name, uri.query()) else {
         return Refused::BadName.into_response();
     };
-    match server.payload(from, to).await {
+    let (from, to) = (wanted.from, wanted.to);
+    match server.payload(wanted).await {
         Ok(payload) => {
             tracing::info!(%from, %to, bytes = payload.len(), "served an update built on demand");
             (
@@ -225,25 +267,50 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_canonical_name_of_two_different_commits_parses() {
-        let (a, b) = ("a".repeat(40), "b".repeat(40));
-        let (ia, ib) = (
-            ObjectId::from_hex(&a).expect("hex"),
-            ObjectId::from_hex(&b).expect("hex"),
+    fn only_canonical_names_and_depths_parse() {
+        let (a, b, z) = ("a".repeat(40), "b".repeat(40), "0".repeat(40));
+        let id = |hex: &str| ObjectId::from_hex(hex).expect("hex");
+        let wanted = |from: &str, to: &str, depth| Wanted {
+            from: id(from),
+            to: id(to),
+            depth,
+        };
+        let name = |from: &str, to: &str| format!("{from}..{to}.xup");
+        assert_eq!(
+            parse_request(&name(&a, &b), None),
+            Some(wanted(&a, &b, None))
         );
-        assert_eq!(parse_name(&format!("{a}..{b}.xup")), Some((ia, ib)));
-        assert_eq!(update_path(ia, ib), format!("updates/{a}..{b}.xup"));
-        for bad in [
-            format!("{a}..{a}.xup"),
-            format!("{a}..{b}"),
-            format!("{a}...{b}.xup"),
-            format!("{}..{b}.xup", "A".repeat(40)),
-            format!("{a}..{b}.xup.xup"),
-            format!("{a}..{}.xup", &b[..39]),
-            "..".to_owned(),
-            String::new(),
+        assert_eq!(
+            parse_request(&name(&z, &b), Some("depth=3")),
+            Some(wanted(&z, &b, Some(3)))
+        );
+        assert_eq!(
+            update_path(id(&z), id(&b), Some(3)),
+            format!("updates/{z}..{b}.xup?depth=3")
+        );
+        assert_eq!(
+            update_path(id(&a), id(&b), None),
+            format!("updates/{a}..{b}.xup")
+        );
+        for (bad, query) in [
+            (name(&a, &a), None),
+            (name(&a, &z), None),
+            (format!("{a}..{b}"), None),
+            (format!("{a}...{b}.xup"), None),
+            (name(&"A".repeat(40), &b), None),
+            (format!("{a}..{b}.xup.xup"), None),
+            (name(&a, &b[..39]), None),
+            ("..".to_owned(), None),
+            (String::new(), None),
+            (name(&a, &b), Some("depth=3")),
+            (name(&z, &b), Some("depth=0")),
+            (name(&z, &b), Some("depth=03")),
+            (name(&z, &b), Some("depth=-1")),
+            (name(&z, &b), Some("depth=9999999999")),
+            (name(&z, &b), Some("depth=")),
+            (name(&z, &b), Some("x=1")),
         ] {
-            assert_eq!(parse_name(&bad), None, "{bad}");
+            assert_eq!(parse_request(&bad, query), None, "{bad}?{query:?}");
         }
     }
 }

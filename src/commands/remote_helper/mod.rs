@@ -22,7 +22,7 @@ use crate::git::object::ObjectId;
 use crate::master::push_client::{self, PushOptions};
 use crate::swarm::discovery::{self, DhtOptions};
 use crate::swarm::engine::{Progress, RateLimits};
-use crate::swarm::fetch::{self, FetchEvent, FetchReport, FetchRequest};
+use crate::swarm::fetch::{self, FetchEvent, FetchReport, FetchRequest, History};
 use crate::swarm::{Swarm, SwarmOptions};
 use crate::topic::head_address::HeadAddress;
 use crate::topic::home::Home;
@@ -71,6 +71,7 @@ pub fn run(
         swarm: None,
         head: None,
         verbosity: 1,
+        history: History::Whole,
         progress: false,
         dry_run: false,
     };
@@ -102,6 +103,8 @@ struct Session<'a> {
     /// The head `list` gave Git, which `fetch` then brings.
     head: Option<SignedHead>,
     verbosity: u8,
+    /// `option depth`: the whole history unless Git asks for less.
+    history: History,
     progress: bool,
     dry_run: bool,
 }
@@ -168,6 +171,13 @@ impl Session<'_> {
                 "ok".into()
             }
             ("cloning", Some(_)) => "ok".into(),
+            ("depth", _) => match value.parse::<usize>() {
+                Ok(depth) if depth >= 1 => {
+                    self.history = History::from_depth(depth);
+                    "ok".into()
+                }
+                _ => format!("error depth {value:?} is not a number of commits"),
+            },
             _ => "unsupported".into(),
         }
     }
@@ -259,7 +269,7 @@ impl Session<'_> {
                 stall_timeout: STALL_TIMEOUT,
                 require_parents: false,
                 use_updates: true,
-                history: true,
+                history: self.history,
             };
             let report = self.report();
             let address = self.address.clone();

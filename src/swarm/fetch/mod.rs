@@ -68,11 +68,35 @@ pub struct FetchRequest {
     pub require_parents: bool,
     /// Try the update torrents a head lists before its commit torrent.
     pub use_updates: bool,
-    /// When the repository holds nothing of the branch yet, ask the topic
-    /// master the head names for the whole history (an update from
-    /// nothing, up to 10,000 commits) rather than the head's commit alone
-    /// (a shallow boundary), as `git clone` expects.
-    pub history: bool,
+    /// How much history to bring when the repository holds nothing of the
+    /// branch yet.
+    pub history: History,
+}
+
+/// How much history a fetch brings into a repository that holds nothing of
+/// the branch yet. Beyond the tip it comes from the topic master the head
+/// names, as one update from nothing (every object checked, the tip against
+/// the signed head); without a master the tip alone comes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum History {
+    /// The head's commit alone, a shallow boundary, through the swarm.
+    Tip,
+    /// Every ancestor (up to 10,000 commits), as `git clone` expects.
+    Whole,
+    /// The commits fewer than this many parent steps from the head (Git's
+    /// `--depth`; 1 is the tip alone).
+    Depth(usize),
+}
+
+impl History {
+    /// What `--depth N` asks for: 0 is the whole history, 1 the tip alone.
+    pub fn from_depth(depth: usize) -> Self {
+        match depth {
+            0 => Self::Whole,
+            1 => Self::Tip,
+            n => Self::Depth(n),
+        }
+    }
 }
 
 /// What the steps of one fetch share: the session, the request, where
@@ -173,6 +197,10 @@ async fn fetch_head_counted(
     tally: &Tally,
 ) -> Result<Fetched, FetchError> {
     let info_hash = InfoHash::from(head.head.infohash);
+    // History from the master goes into a repository made for it.
+    if request.history != History::Tip && head.head.master.is_some() {
+        open_or_init(request).await?;
+    }
     if request.use_updates
         && !already_have(&request.repo, commit).await
         && let Some((git_dir, tip)) = existing_repo(request).await
@@ -189,10 +217,14 @@ async fn fetch_head_counted(
         }
         match tip {
             Some(tip) if by.is_none() && tip != commit => {
-                by = update::try_master_update(step, head, commit, &git_dir, tip).await;
+                by = update::try_master_update(step, head, commit, &git_dir, tip, None).await;
             }
-            None if request.history => {
-                by = update::try_master_update(step, head, commit, &git_dir, NOTHING).await;
+            None if request.history != History::Tip => {
+                let depth = match request.history {
+                    History::Depth(depth) => Some(depth),
+                    _ => None,
+                };
+                by = update::try_master_update(step, head, commit, &git_dir, NOTHING, depth).await;
             }
             _ => {}
         }

@@ -100,8 +100,10 @@ pub(super) async fn try_updates(
 }
 
 /// Brings the head's commit through one update from `from` (the commit the
-/// branch is at here) built by the topic master the head names: for a
-/// reader further behind than every update the head lists. Checked exactly
+/// branch is at here, or [`NOTHING`](crate::torrent::update::NOTHING) with
+/// `depth` generations of history) built by the topic master the head
+/// names: for a reader further behind than every update the head lists, or
+/// holding nothing yet. Checked exactly
 /// as a listed update is (every object, then the commit torrent against the
 /// signed head); `None` (reported) when the master cannot send one or it
 /// does not check out.
@@ -111,12 +113,13 @@ pub(super) async fn try_master_update(
     commit: ObjectId,
     git_dir: &Path,
     from: ObjectId,
+    depth: Option<usize>,
 ) -> Option<ByUpdate> {
     let master = head.head.master.as_deref()?;
     let url = format!(
         "{}/{}",
         master.trim_end_matches('/'),
-        update_path(from, commit)
+        update_path(from, commit, depth)
     );
     step.report.event(FetchEvent::UpdateFromMaster {
         from,

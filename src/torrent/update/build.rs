@@ -145,6 +145,29 @@ pub fn build_update(
     to: ObjectId,
     settings: &UpdateSettings,
 ) -> Result<Update, UpdateError> {
+    build(repo, from, to, settings, None)
+}
+
+/// The update from [`NOTHING`] to `to`: `to`'s history, or with `depth`
+/// only the commits fewer than `depth` parent steps from `to` (Git's
+/// `--depth`: 1 is `to` alone), whose parents then become the reader's
+/// shallow boundary. Otherwise as [`build_update`].
+pub fn build_history(
+    repo: &git2::Repository,
+    to: ObjectId,
+    settings: &UpdateSettings,
+    depth: Option<usize>,
+) -> Result<Update, UpdateError> {
+    build(repo, NOTHING, to, settings, depth)
+}
+
+fn build(
+    repo: &git2::Repository,
+    from: ObjectId,
+    to: ObjectId,
+    settings: &UpdateSettings,
+    depth: Option<usize>,
+) -> Result<Update, UpdateError> {
     if from == to {
         return Err(UpdateError::SameCommit(from));
     }
@@ -157,7 +180,10 @@ pub fn build_update(
     let tree_of = |id: ObjectId, raw: &[u8]| {
         object::commit_tree(raw).map_err(|source| UpdateError::BadCommit { id, source })
     };
-    let commits = commits_between(repo, from, to)?;
+    let commits = match depth {
+        Some(depth) => commits_within(repo, to, depth)?,
+        None => commits_between(repo, from, to)?,
+    };
     let a = if from == NOTHING {
         Side::default()
     } else {
@@ -258,6 +284,68 @@ fn commits_between(
         commits = vec![to];
     }
     Ok(commits)
+}
+
+/// The commits fewer than `depth` parent steps from `to`, parents before
+/// children (a depth-first post-order over parents in stored order, so the
+/// same on every machine), `to` last; at most [`MAX_COMMITS`].
+fn commits_within(
+    repo: &git2::Repository,
+    to: ObjectId,
+    depth: usize,
+) -> Result<Vec<ObjectId>, UpdateError> {
+    let git_error = |source| UpdateError::Git {
+        what: "history of",
+        id: to,
+        source,
+    };
+    // The shortest distance of each commit within reach, breadth first.
+    let mut distance: HashMap<ObjectId, usize> = HashMap::from([(to, 0)]);
+    let mut parents: HashMap<ObjectId, Vec<ObjectId>> = HashMap::new();
+    let mut queue = std::collections::VecDeque::from([to]);
+    while let Some(id) = queue.pop_front() {
+        let at = distance[&id];
+        let commit = repo.find_commit(id.to_git()).map_err(git_error)?;
+        let ids: Vec<ObjectId> = commit.parent_ids().filter_map(ObjectId::from_git).collect();
+        if at + 1 < depth {
+            for &parent in &ids {
+                if !distance.contains_key(&parent) {
+                    if distance.len() == MAX_COMMITS {
+                        return Err(UpdateError::TooLarge {
+                            kind: ObjectKind::Commit,
+                            id: to,
+                            what: "the number of commits within the depth",
+                            size: MAX_COMMITS as u64 + 1,
+                            limit: MAX_COMMITS as u64,
+                        });
+                    }
+                    distance.insert(parent, at + 1);
+                    queue.push_back(parent);
+                }
+            }
+        }
+        parents.insert(id, ids);
+    }
+    let mut order = Vec::with_capacity(distance.len());
+    let mut placed: HashSet<ObjectId> = HashSet::new();
+    let mut stack = vec![(to, false)];
+    while let Some((id, expanded)) = stack.pop() {
+        if placed.contains(&id) {
+            continue;
+        }
+        if expanded {
+            placed.insert(id);
+            order.push(id);
+            continue;
+        }
+        stack.push((id, true));
+        for parent in parents.get(&id).into_iter().flatten().rev() {
+            if distance.contains_key(parent) && !placed.contains(parent) {
+                stack.push((*parent, false));
+            }
+        }
+    }
+    Ok(order)
 }
 
 /// What A has, and where: every tree and blob id, and the indexes the base

@@ -43,7 +43,9 @@ mod store;
 mod torrent;
 
 pub use apply::{Applied, apply_update, apply_update_with};
-pub use build::{MAX_CANDIDATES, MAX_COMMITS, Update, UpdateSettings, UpdateStats, build_update};
+pub use build::{
+    MAX_CANDIDATES, MAX_COMMITS, Update, UpdateSettings, UpdateStats, build_history, build_update,
+};
 pub use payload::{Frame, Limits, ObjectKind, Payload, PayloadError};
 pub use rebuild::Quarantine;
 pub use store::{StoredUpdate, UpdateStore};
