@@ -329,3 +329,82 @@ fn git_clone_pull_and_push_work_on_a_topic() {
     );
     cluster.stop_master();
 }
+
+/// A `git fast-import` stream of `count` commits on `main`, each changing
+/// one to three files of mixed sizes (text that grows, binaries that are
+/// replaced, files that move), so bases by path, by name and none all occur.
+fn generated_history(count: usize) -> Vec<u8> {
+    let mut stream = Vec::new();
+    for i in 0..count {
+        let mut files: Vec<(String, Vec<u8>)> = vec![(
+            format!("notes/{}.txt", i % 37),
+            format!("entry {i}\n").repeat(1 + i % 50).into_bytes(),
+        )];
+        if i % 7 == 0 {
+            files.push((
+                format!("assets/{}.bin", i % 5),
+                noise(4096 + 97 * i, i as u64),
+            ));
+        }
+        if i % 11 == 0 {
+            files.push((
+                format!("moved/{i}/readme.md"),
+                format!("moved at {i}\n").into_bytes(),
+            ));
+        }
+        stream.extend_from_slice(b"commit refs/heads/main\n");
+        let stamp = 1_700_000_000 + i as u64 * 60;
+        stream.extend_from_slice(
+            format!("committer Gen <gen@example.invalid> {stamp} +0000\n").as_bytes(),
+        );
+        let message = format!("commit {i}\n");
+        stream.extend_from_slice(format!("data {}\n{message}", message.len()).as_bytes());
+        for (path, data) in files {
+            stream.extend_from_slice(
+                format!("M 100644 inline {path}\ndata {}\n", data.len()).as_bytes(),
+            );
+            stream.extend_from_slice(&data);
+            stream.push(b'\n');
+        }
+        stream.push(b'\n');
+    }
+    stream
+}
+
+#[test]
+fn a_thousand_commit_history_clones_exactly() {
+    let writer = Writer::new(None);
+    let mut cluster = Cluster::new(&[&writer]);
+    // The master restores the history from its first backup remote.
+    std::fs::create_dir_all(&cluster.file_backup).expect("mkdir");
+    git(
+        &cluster.file_backup,
+        &["init", "-q", "--bare", "-b", "main"],
+    );
+    let out = util::fixtures::git_input(
+        &cluster.file_backup,
+        &["fast-import", "--quiet"],
+        &generated_history(1000),
+    );
+    assert!(out.is_empty(), "{}", text(&out));
+    cluster.start_master();
+    let reader = Machine::new();
+    join_dht(&reader, &cluster);
+    let work = tempfile::tempdir().expect("tempdir");
+    let url = format!("xus://{}/main", cluster.topic);
+    ok_git(&reader, work.path(), &["clone", "-q", &url, "clone"]);
+    let clone = work.path().join("clone");
+    assert_eq!(
+        git(&clone, &["rev-list", "--all"]),
+        git(&cluster.file_backup, &["rev-list", "--all"]),
+        "the clone holds exactly the source's history"
+    );
+    assert_eq!(git(&clone, &["rev-list", "--count", "HEAD"]), "1000");
+    assert_eq!(
+        git(&clone, &["rev-parse", "HEAD^{tree}"]),
+        git(&cluster.file_backup, &["rev-parse", "main^{tree}"])
+    );
+    assert_fsck_clean(&clone.join(".git"));
+    assert!(!clone.join(".git/shallow").exists());
+    cluster.stop_master();
+}
