@@ -64,6 +64,22 @@ fn ok_git(machine: &Machine, dir: &Path, args: &[&str]) -> String {
     text(&out.stderr)
 }
 
+/// `git commit -qam MESSAGE` in a clone, as a person would.
+fn commit_all(repo: &Path, message: &str) {
+    git(
+        repo,
+        &[
+            "-c",
+            "user.name=w",
+            "-c",
+            "user.email=w@x",
+            "commit",
+            "-qam",
+            message,
+        ],
+    );
+}
+
 /// A master with one writer whose history of three commits is pushed; the
 /// last commit is returned.
 fn cluster_with_a_commit() -> (Cluster, Writer, String) {
@@ -177,18 +193,7 @@ fn git_clone_pull_and_push_work_on_a_topic() {
     assert_fsck_clean(&clone.join(".git"));
 
     std::fs::write(clone.join("README"), "hello again\n").expect("write");
-    git(
-        &clone,
-        &[
-            "-c",
-            "user.name=w",
-            "-c",
-            "user.email=w@x",
-            "commit",
-            "-qam",
-            "second",
-        ],
-    );
+    commit_all(&clone, "second");
     let second = git(&clone, &["rev-parse", "HEAD"]);
     ok_git(cloner, &clone, &["push", "-q", "origin", "main"]);
     assert_eq!(
@@ -209,18 +214,7 @@ fn git_clone_pull_and_push_work_on_a_topic() {
     let reader_clone = other.path().join("clone");
     assert_eq!(git(&reader_clone, &["rev-parse", "HEAD"]), second);
     std::fs::write(clone.join("README"), "third\n").expect("write");
-    git(
-        &clone,
-        &[
-            "-c",
-            "user.name=w",
-            "-c",
-            "user.email=w@x",
-            "commit",
-            "-qam",
-            "third",
-        ],
-    );
+    commit_all(&clone, "third");
     let third = git(&clone, &["rev-parse", "HEAD"]);
     ok_git(cloner, &clone, &["push", "-q", "origin", "main"]);
     ok_git(&reader, &reader_clone, &["pull", "--ff-only"]);
@@ -263,18 +257,7 @@ fn git_clone_pull_and_push_work_on_a_topic() {
     // per-ref error names where the master keeps it; the branch stays.
     git(&clone, &["reset", "-q", "--hard", &second]);
     std::fs::write(clone.join("README"), "diverged\n").expect("write");
-    git(
-        &clone,
-        &[
-            "-c",
-            "user.name=w",
-            "-c",
-            "user.email=w@x",
-            "commit",
-            "-qam",
-            "diverged",
-        ],
-    );
+    commit_all(&clone, "diverged");
     let out = git_as(cloner, &clone, &["push", "origin", "+main"]);
     let stderr = text(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
@@ -293,18 +276,7 @@ fn git_clone_pull_and_push_work_on_a_topic() {
     let stranger_key = run_xus_with(reader.xus().args(["writer", "new"]), STEP);
     assert!(stranger_key.status.success());
     std::fs::write(reader_clone.join("README"), "stranger\n").expect("write");
-    git(
-        &reader_clone,
-        &[
-            "-c",
-            "user.name=r",
-            "-c",
-            "user.email=r@x",
-            "commit",
-            "-qam",
-            "stranger",
-        ],
-    );
+    commit_all(&reader_clone, "stranger");
     let out = git_as(&reader, &reader_clone, &["push", "origin", "main"]);
     let stderr = text(&out.stderr);
     assert!(!out.status.success(), "{stderr}");

@@ -10,6 +10,7 @@ pub mod protocol;
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +38,58 @@ const STALL_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Longest wait for a master's answer to a push.
 const PUSH_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// The helper's process: Git starts it as `git-remote-xus <remote> <url>`
+/// with `$GIT_DIR` set and talks over stdin and stdout; an error is printed
+/// on stderr (Git shows it as is) and fails the process.
+pub fn main() -> ExitCode {
+    init_logging();
+    match run_from_env() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xus: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_from_env() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let remote = args
+        .next()
+        .context("usage: git-remote-xus <remote> [<url>] (Git runs this for xus:// URLs)")?;
+    // Git passes the URL second; `git fetch xus://...` without a remote
+    // name passes it as both.
+    let url = args.next().unwrap_or(remote);
+    let git_dir = std::env::var_os("GIT_DIR")
+        .map(PathBuf::from)
+        .context("GIT_DIR is not set: git-remote-xus is run by Git")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let options = HelperOptions {
+        url,
+        git_dir,
+        home: Home::locate()?,
+    };
+    run(
+        options,
+        std::io::stdin().lock(),
+        &mut std::io::stdout().lock(),
+        &runtime,
+    )
+}
+
+/// Warnings only, on stderr; `XUS_LOG` overrides, as for `xus`.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("XUS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .init();
+}
 
 /// What Git starts the helper with.
 #[derive(Debug, Clone)]

@@ -268,13 +268,10 @@ fn commits_between(
             source: git2::Error::from_str("a commit id is not SHA-1"),
         })?;
         if commits.len() == MAX_COMMITS {
-            return Err(UpdateError::TooLarge {
-                kind: ObjectKind::Commit,
-                id: to,
-                what: "the number of commits since the update's `from`",
-                size: MAX_COMMITS as u64 + 1,
-                limit: MAX_COMMITS as u64,
-            });
+            return Err(too_many_commits(
+                to,
+                "the number of commits since the update's `from`",
+            ));
         }
         commits.push(id);
     }
@@ -284,6 +281,17 @@ fn commits_between(
         commits = vec![to];
     }
     Ok(commits)
+}
+
+/// An update to `to` would carry more than [`MAX_COMMITS`] commits.
+fn too_many_commits(to: ObjectId, what: &'static str) -> UpdateError {
+    UpdateError::TooLarge {
+        kind: ObjectKind::Commit,
+        id: to,
+        what,
+        size: MAX_COMMITS as u64 + 1,
+        limit: MAX_COMMITS as u64,
+    }
 }
 
 /// The commits fewer than `depth` parent steps from `to`, parents before
@@ -311,13 +319,10 @@ fn commits_within(
             for &parent in &ids {
                 if !distance.contains_key(&parent) {
                     if distance.len() == MAX_COMMITS {
-                        return Err(UpdateError::TooLarge {
-                            kind: ObjectKind::Commit,
-                            id: to,
-                            what: "the number of commits within the depth",
-                            size: MAX_COMMITS as u64 + 1,
-                            limit: MAX_COMMITS as u64,
-                        });
+                        return Err(too_many_commits(
+                            to,
+                            "the number of commits within the depth",
+                        ));
                     }
                     distance.insert(parent, at + 1);
                     queue.push_back(parent);
