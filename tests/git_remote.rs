@@ -302,6 +302,92 @@ fn git_clone_pull_and_push_work_on_a_topic() {
     cluster.stop_master();
 }
 
+#[test]
+fn git_clone_of_a_topic_brings_every_branch() {
+    let (mut cluster, writer, first) = cluster_with_a_commit();
+
+    // The writer names the topic by an alias of config.toml.
+    let cloner = &writer.machine;
+    join_dht(cloner, &cluster);
+    let mut config = std::fs::read_to_string(cloner.path().join("config.toml")).expect("config");
+    config.push_str(&format!("[aliases]\nworld = \"{}\"\n", cluster.topic));
+    std::fs::write(cloner.path().join("config.toml"), config).expect("config.toml");
+    let work = tempfile::tempdir().expect("tempdir");
+    ok_git(
+        cloner,
+        work.path(),
+        &["clone", "-q", "xus://world/", "clone"],
+    );
+    let clone = work.path().join("clone");
+    assert_eq!(git(&clone, &["rev-parse", "HEAD"]), first);
+    assert_eq!(git(&clone, &["symbolic-ref", "HEAD"]), "refs/heads/main");
+
+    // A new branch pushed through the topic's URL gets a head, and the
+    // topic's index names it.
+    git(&clone, &["checkout", "-q", "-b", "dev"]);
+    std::fs::write(clone.join("README"), "on dev\n").expect("write");
+    commit_all(&clone, "dev work");
+    let dev = git(&clone, &["rev-parse", "HEAD"]);
+    ok_git(cloner, &clone, &["push", "-q", "origin", "dev"]);
+    wait_for("both backups to hold the new branch", STEP, || {
+        (rev(&cluster.file_backup, "refs/heads/dev").as_deref() == Some(dev.as_str())).then_some(())
+    });
+
+    // Another machine clones the topic: every branch, main checked out.
+    let reader = Machine::new();
+    join_dht(&reader, &cluster);
+    let topic_url = format!("xus://{}/", cluster.topic);
+    // Outside any repository, as `git ls-remote` is often run.
+    let listed = wait_for("the index to name both branches", STEP, || {
+        let out = git_as(&reader, work.path(), &["ls-remote", &topic_url]);
+        let listed = text(&out.stdout);
+        listed.contains("refs/heads/dev").then_some(listed)
+    });
+    assert!(
+        listed.contains(&format!("{first}\tHEAD"))
+            && listed.contains(&format!("{first}\trefs/heads/main"))
+            && listed.contains(&format!("{dev}\trefs/heads/dev")),
+        "{listed}"
+    );
+    let other = tempfile::tempdir().expect("tempdir");
+    ok_git(&reader, other.path(), &["clone", "-q", &topic_url, "clone"]);
+    let reader_clone = other.path().join("clone");
+    assert_eq!(
+        git(&reader_clone, &["symbolic-ref", "HEAD"]),
+        "refs/heads/main"
+    );
+    assert_eq!(git(&reader_clone, &["rev-parse", "HEAD"]), first);
+    assert_eq!(git(&reader_clone, &["rev-parse", "origin/dev"]), dev);
+    assert_eq!(
+        git(&reader_clone, &["log", "--format=%H %s", "origin/dev"]),
+        git(&clone, &["log", "--format=%H %s", "dev"]),
+        "the other branch comes with its history"
+    );
+    assert_fsck_clean(&reader_clone.join(".git"));
+
+    // With the master down, a push fails per ref and changes nothing.
+    cluster.stop_master();
+    git(&clone, &["checkout", "-q", "main"]);
+    std::fs::write(clone.join("README"), "while the master is down\n").expect("write");
+    commit_all(&clone, "unreachable");
+    let out = git_as(cloner, &clone, &["push", "origin", "main"]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("main -> main") && stderr.contains("the master"),
+        "Git's per-ref error says the master was not reached: {stderr}"
+    );
+    assert_eq!(
+        git(&clone, &["rev-parse", "refs/remotes/origin/main"]),
+        first,
+        "Git did not move its remote-tracking ref"
+    );
+    assert_eq!(
+        rev(&cluster.file_backup, "refs/heads/main").as_deref(),
+        Some(first.as_str())
+    );
+}
+
 /// A `git fast-import` stream of `count` commits on `main`, each changing
 /// one to three files of mixed sizes (text that grows, binaries that are
 /// replaced, files that move), so bases by path, by name and none all occur.

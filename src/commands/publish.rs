@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use tracker_free::Branch;
+use tracker_free::{Branch, IndexDefault};
 
 use crate::git::object::ObjectId;
 use crate::git::repo;
@@ -123,6 +123,20 @@ pub async fn run(options: PublishOptions, out: &mut (dyn Write + Send)) -> anyho
         .await
         .with_context(|| format!("publishing the head of {}", address.url()))?;
     home.record_head(&signed)?;
+    // The topic's branch index names this branch too, for
+    // `git clone xus://TOPIC/`; a topic master, when there is one, sets its
+    // default.
+    if let Err(error) = dht
+        .publish_index(
+            &secret,
+            std::slice::from_ref(&branch),
+            &IndexDefault::Keep(branch.clone()),
+            None,
+        )
+        .await
+    {
+        eprintln!("warning: the topic's branch index was not updated: {error}");
+    }
     let port = match options.port {
         Some(port) => Some(port),
         None => wait_for_seed(&seed_file, torrent.info_hash).await,

@@ -185,6 +185,7 @@ async fn take_commits(
         require_parents: true,
         use_updates: false,
         history: History::Tip,
+        base: None,
     };
     let report: std::sync::Arc<dyn FetchReport> = std::sync::Arc::new(LogReport);
     for pushed in &signed.request.commits {

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde::Deserialize;
-use tracker_free::TopicSecret;
+use tracker_free::{Branch, TopicSecret};
 
 use crate::topic::home::{DhtSection, check_topic_name};
 use crate::topic::writer_key::WriterKey;
@@ -80,6 +80,7 @@ struct RawTopic {
     #[serde(default)]
     writers: Vec<String>,
     backups: Vec<String>,
+    default_branch: Option<String>,
 }
 
 /// A checked configuration: every path absolute, every key parsed.
@@ -138,6 +139,9 @@ pub struct TopicConfig {
     /// Git remotes (paths or `http(s)://` URLs) holding copies, in restore
     /// order.
     pub backups: Vec<String>,
+    /// The branch `git clone xus://TOPIC/` checks out (the topic's branch
+    /// index names it); `main` unless set.
+    pub default_branch: Branch,
 }
 
 impl TopicConfig {
@@ -226,11 +230,16 @@ impl MasterConfig {
                 );
                 backups.push(remote);
             }
+            let default_branch = topic.default_branch.as_deref().unwrap_or("main");
+            let default_branch = Branch::new(default_branch).with_context(|| {
+                format!("topic {:?}: default_branch cannot be a branch", topic.name)
+            })?;
             topics.push(TopicConfig {
                 name: topic.name,
                 secret,
                 writers,
                 backups,
+                default_branch,
             });
         }
         if let Some(url) = &raw.listen.public_url {

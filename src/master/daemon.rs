@@ -214,6 +214,12 @@ pub async fn run(
             }
         }
     }
+    // The index of a restored topic, whose heads were all known already,
+    // in the background: the master serves meanwhile.
+    for topic in master.topics.clone() {
+        let master = master.clone();
+        tokio::spawn(async move { master.publish_index(&topic).await });
+    }
     writeln!(out, "master http {webseed_url} bittorrent {addr}")?;
     out.flush()?;
 
@@ -317,6 +323,7 @@ async fn refresh_heads(master: &Master, seeders: &mut [Seeder<'_>], out: &mut (d
                 }
             }
         }
+        master.publish_index(topic).await;
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use tokio::sync::{mpsc, oneshot};
-use tracker_free::{Branch, SignedHead};
+use tracker_free::{Branch, IndexDefault, SignedHead};
 
 use super::backup::Backups;
 use super::config::{MasterConfig, TopicConfig};
@@ -86,6 +86,14 @@ impl TopicState {
         .await?
     }
 
+    /// Branches with a published head, sorted.
+    pub(crate) fn published_branches(&self) -> Vec<Branch> {
+        let heads = self.heads.lock().unwrap_or_else(|e| e.into_inner());
+        let mut branches: Vec<Branch> = heads.values().map(|h| h.branch.clone()).collect();
+        branches.sort();
+        branches
+    }
+
     /// The last head published for `branch`.
     pub(crate) fn head(&self, branch: &str) -> Option<SignedHead> {
         let heads = self.heads.lock().unwrap_or_else(|e| e.into_inner());
@@ -156,6 +164,7 @@ impl Master {
         let branch_key =
             Branch::new(branch).with_context(|| format!("branch {branch:?} cannot be a head"))?;
         let previous = topic.head(branch);
+        let new_branch = previous.is_none();
         let mut head = chained_head(commit, infohash, newest, previous.as_ref().map(|h| &h.head));
         head.master = self.url.clone();
         let min_seq = topic
@@ -170,7 +179,42 @@ impl Master {
             tracing::warn!(%branch, error = %format!("{error:#}"),
                 "cannot record the published head; a restart will not continue its chain");
         }
+        if new_branch {
+            self.publish_index(topic).await;
+        }
         Ok(signed)
+    }
+
+    /// Stores the topic's branch index (every branch with a published head,
+    /// the configured default, this master's URL), so that
+    /// `git clone xus://TOPIC/` finds every branch. A failure is logged:
+    /// the heads stand on their own, and the next refresh tries again.
+    pub(crate) async fn publish_index(&self, topic: &TopicState) {
+        let Some(dht) = self.swarm.dht() else { return };
+        let branches = topic.published_branches();
+        if branches.is_empty() {
+            return;
+        }
+        let configured = &topic.config.default_branch;
+        let default = if branches.contains(configured) {
+            configured.clone()
+        } else {
+            branches[0].clone()
+        };
+        match dht
+            .publish_index(
+                &topic.config.secret,
+                &branches,
+                &IndexDefault::Set(default),
+                self.url.as_deref(),
+            )
+            .await
+        {
+            Ok(index) => tracing::info!(topic = %topic.config.name,
+                branches = index.index.branches().len(), seq = index.seq, "branch index published"),
+            Err(error) => tracing::warn!(topic = %topic.config.name,
+                error = %format!("{error:#}"), "cannot publish the branch index; retrying at the next refresh"),
+        }
     }
 }
 

@@ -35,6 +35,11 @@ pub struct ConfigFile {
     /// `[push]`.
     #[serde(default)]
     pub push: PushSection,
+    /// `[aliases]`: short names for topics this machine follows but does
+    /// not own (`world = "<64 hex topic id>"`), usable wherever a topic is
+    /// typed (`xus://world/main`).
+    #[serde(default)]
+    pub aliases: std::collections::BTreeMap<String, String>,
 }
 
 /// `[push]` of `config.toml`: where `xus push` goes when not told.
@@ -178,12 +183,26 @@ impl Home {
         Ok(out)
     }
 
-    /// A topic id as typed: 64 hex digits, or the name of a local topic.
+    /// A topic id as typed: 64 hex digits, the name of a local topic, or
+    /// an alias from `config.toml`'s `[aliases]` (a local topic wins over an
+    /// alias of the same name).
     pub fn resolve_topic(&self, name_or_id: &str) -> anyhow::Result<TopicKey> {
         if let Ok(topic) = TopicKey::from_hex(name_or_id) {
             return Ok(topic);
         }
-        Ok(self.topic_secret(name_or_id)?.topic())
+        if check_topic_name(name_or_id).is_ok() && self.topic_path(name_or_id).exists() {
+            return Ok(self.topic_secret(name_or_id)?.topic());
+        }
+        let config = self.config()?;
+        match config.aliases.get(name_or_id) {
+            Some(id) => TopicKey::from_hex(id)
+                .with_context(|| format!("alias {name_or_id:?} in config.toml is not a topic id")),
+            None => anyhow::bail!(
+                "{name_or_id:?} is not a topic id, a local topic (`xus topic list`) \
+                 or an alias in {}'s [aliases]",
+                self.root.join("config.toml").display()
+            ),
+        }
     }
 
     fn head_path(&self, topic: &TopicKey, branch: &Branch) -> PathBuf {
@@ -364,6 +383,19 @@ mod tests {
         assert!(home.create_topic("game").is_err());
         assert!(home.create_topic("../escape").is_err());
         assert_eq!(home.resolve_topic("game").expect("by name"), secret.topic());
+        assert!(home.resolve_topic("other").is_err());
+        let other = TopicSecret::from_seed([5; 32]).topic();
+        std::fs::write(
+            dir.path().join("config.toml"),
+            format!("[aliases]\nother = \"{other}\"\ngame = \"{other}\"\nbad = \"12\"\n"),
+        )
+        .expect("config");
+        assert_eq!(home.resolve_topic("other").expect("by alias"), other);
+        assert_eq!(
+            home.resolve_topic("game").expect("own topic first"),
+            secret.topic()
+        );
+        assert!(home.resolve_topic("bad").is_err());
         let hex = secret.topic().to_hex();
         assert_eq!(
             home.topic_secret(&hex).expect("by id").topic(),

@@ -284,7 +284,7 @@ pub fn is_master_url(url: &str) -> bool {
 /// Reads the master URL string at the front of `bytes` (after the `url`
 /// key): a length of at most three digits without a leading zero, then the
 /// URL, which must pass [`is_master_url`].
-fn master_url(bytes: &[u8]) -> Result<(String, &[u8]), HeadError> {
+pub(crate) fn master_url(bytes: &[u8]) -> Result<(String, &[u8]), HeadError> {
     let colon = bytes
         .iter()
         .take(4)
@@ -309,7 +309,7 @@ fn master_url(bytes: &[u8]) -> Result<(String, &[u8]), HeadError> {
 }
 
 /// Appends a bencode byte string.
-fn put_string(out: &mut Vec<u8>, bytes: &[u8]) {
+pub(crate) fn put_string(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes.len().to_string().as_bytes());
     out.push(b':');
     out.extend_from_slice(bytes);
@@ -407,7 +407,7 @@ impl SignedHead {
 
 /// The bytes BEP 44 signs: `4:salt<n>:<salt>3:seqi<seq>e1:v<n>:<value>`
 /// (the value as a byte string, as `mainline` sends it).
-fn signable(salt: &[u8], seq: i64, value: &[u8]) -> Vec<u8> {
+pub(crate) fn signable(salt: &[u8], seq: i64, value: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(value.len() + salt.len() + 40);
     if !salt.is_empty() {
         out.extend_from_slice(format!("4:salt{}:", salt.len()).as_bytes());

@@ -29,6 +29,7 @@
 
 mod config;
 mod head;
+mod index;
 mod node;
 mod topic;
 
@@ -37,5 +38,6 @@ pub use head::{
     Branch, BranchError, Head, HeadChoice, HeadError, HeadLookup, HeadUpdate, InfoHash,
     MAX_HEAD_UPDATES, MAX_MASTER_URL_LEN, MAX_VALUE_LEN, Refusal, SignedHead, is_master_url,
 };
+pub use index::{IndexDefault, IndexError, SignedIndex, TopicIndex, merge_indexes};
 pub use node::{AnnounceError, Dht, PeerStream, PublishError, StartError};
 pub use topic::{TopicError, TopicKey, TopicSecret};

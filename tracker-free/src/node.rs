@@ -13,6 +13,7 @@ use tracing::debug;
 
 use crate::config::{ConfigError, DhtConfig};
 use crate::head::{Branch, Head, HeadLookup, InfoHash, Refusal, SignedHead};
+use crate::index::{IndexDefault, SignedIndex, TopicIndex, merge_indexes};
 use crate::topic::{TopicKey, TopicSecret};
 
 /// How many times a head write re-reads and retries after a concurrent write.
@@ -82,6 +83,12 @@ pub enum PublishError {
     Superseded {
         /// The branch.
         branch: Branch,
+    },
+    /// The topic's branch index could not be stored.
+    #[error("storing the topic's branch index failed: {reason}")]
+    Index {
+        /// The DHT's answer.
+        reason: String,
     },
     /// Nodes refused or never answered.
     #[error("storing the head of {branch} failed: {reason}")]
@@ -316,6 +323,115 @@ impl Dht {
             branch: branch.clone(),
             attempts: PUBLISH_ATTEMPTS,
         })
+    }
+
+    /// Every verified copy of the topic's branch index the closest nodes
+    /// hold (see [`merge_indexes`] for reading them as one). Copies that
+    /// fail their signature or do not decode are dropped with a debug line:
+    /// the index only names branches, whose heads are verified on their own.
+    pub async fn lookup_index(&self, topic: &TopicKey) -> Vec<SignedIndex> {
+        let mut detailed = self.inner.get_mutable_detailed(&topic.0, None, None);
+        let mut found: Vec<SignedIndex> = Vec::new();
+        while let Some(item) = detailed.items.next().await {
+            if found
+                .iter()
+                .any(|c| c.seq == item.seq() && c.value.as_slice() == item.value())
+            {
+                continue;
+            }
+            match SignedIndex::verify(*topic, item.seq(), item.value().to_vec(), *item.signature())
+            {
+                Ok(index) => found.push(index),
+                Err(error) => {
+                    debug!(topic = %topic, seq = item.seq(), %error, "branch index refused")
+                }
+            }
+        }
+        found
+    }
+
+    /// Adds `branches` to the topic's branch index, checking out `default`
+    /// ([`IndexDefault`] says whether an existing index's default wins),
+    /// and stores it, compare-and-swap on the current seq. Storing what is
+    /// already there only refreshes it. The master URL is `master`'s when
+    /// given, else the current one's.
+    pub async fn publish_index(
+        &self,
+        secret: &TopicSecret,
+        branches: &[Branch],
+        default: &IndexDefault,
+        master: Option<&str>,
+    ) -> Result<SignedIndex, PublishError> {
+        let topic = secret.topic();
+        let ours = TopicIndex::new(
+            branches.iter().cloned(),
+            default.branch().clone(),
+            master.map(str::to_owned),
+        );
+        for attempt in 1..=PUBLISH_ATTEMPTS {
+            let found = self.lookup_index(&topic).await;
+            let newest = found.iter().map(|i| i.seq).max();
+            let wanted = match (merge_indexes(&found), default) {
+                (Some(current), IndexDefault::Keep(_)) => TopicIndex::new(
+                    current.branches().iter().cloned(),
+                    current.default_branch().clone(),
+                    master.or(current.master()).map(str::to_owned),
+                )
+                .union(&ours),
+                (Some(current), IndexDefault::Set(_)) => ours.union(&current),
+                (None, _) => ours.clone(),
+            };
+            if let Some(current) = found.iter().find(|i| Some(i.seq) == newest)
+                && current.index == wanted
+                && found.iter().all(|i| i.index.union(&wanted) == wanted)
+            {
+                match self.put_index(current, None).await {
+                    Ok(()) => return Ok(current.clone()),
+                    Err(Some(error)) => return Err(error),
+                    Err(None) => {}
+                }
+                backoff(attempt).await;
+                continue;
+            }
+            let seq = newest
+                .map_or(1, |seq| seq.saturating_add(1))
+                .max(unix_seconds());
+            let signed = secret.sign_index(&wanted, seq);
+            match self.put_index(&signed, newest).await {
+                Ok(()) => return Ok(signed),
+                Err(None) => {
+                    debug!(topic = %topic, attempt, "branch index write lost a race; re-reading")
+                }
+                Err(Some(error)) => return Err(error),
+            }
+            backoff(attempt).await;
+        }
+        Err(PublishError::Index {
+            reason: format!("another writer kept changing it ({PUBLISH_ATTEMPTS} attempts)"),
+        })
+    }
+
+    /// Stores a signed index, compare-and-swap on `cas` when given;
+    /// `Err(None)` when another write won the swap.
+    async fn put_index(
+        &self,
+        index: &SignedIndex,
+        cas: Option<i64>,
+    ) -> Result<(), Option<PublishError>> {
+        let item = MutableItem::new_signed_unchecked(
+            index.topic.0,
+            index.signature,
+            &index.value,
+            index.seq,
+            None,
+        );
+        match self.inner.put_mutable(item, cas).await {
+            Ok(_) => Ok(()),
+            Err(PutMutableError::Concurrency(_)) => Err(None),
+            Err(PutMutableError::Query(error)) => Err(Some(PublishError::Index {
+                reason: error.to_string(),
+            })),
+        }
     }
 
     /// Stores an already signed head again, on the nodes now closest to it:

@@ -4,7 +4,7 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
-use tracker_free::{Branch, Dht, DhtConfig, Head, HeadChoice, InfoHash, TopicSecret};
+use tracker_free::{Branch, Dht, DhtConfig, Head, HeadChoice, IndexDefault, InfoHash, TopicSecret};
 
 const NODES: usize = 20;
 
@@ -106,4 +106,65 @@ async fn concurrent_writers_both_finish_with_distinct_seqs() {
         panic!("no head: {lookup:?}");
     };
     assert_eq!(winner.seq, ra.seq.max(rb.seq));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_index_gathers_every_branch_and_keeps_its_default() {
+    let (_nodes, config) = network();
+    let secret = TopicSecret::generate().expect("key");
+    let main = Branch::new("main").expect("branch");
+    let dev = Branch::new("dev").expect("branch");
+    let writer = Dht::start(&config).expect("writer node");
+    let reader = Dht::start(&config).expect("reader node");
+    assert!(writer.bootstrapped().await && reader.bootstrapped().await);
+    assert!(reader.lookup_index(&secret.topic()).await.is_empty());
+
+    let first = writer
+        .publish_index(
+            &secret,
+            std::slice::from_ref(&main),
+            &IndexDefault::Keep(main.clone()),
+            None,
+        )
+        .await
+        .expect("first index");
+    // A second publisher names another branch and another default: the
+    // branch is added, the default stays the first one's.
+    let second = writer
+        .publish_index(
+            &secret,
+            std::slice::from_ref(&dev),
+            &IndexDefault::Keep(dev.clone()),
+            Some("http://m:1/"),
+        )
+        .await
+        .expect("second index");
+    assert!(second.seq > first.seq);
+    // Publishing what is there only stores it again.
+    let again = writer
+        .publish_index(
+            &secret,
+            std::slice::from_ref(&main),
+            &IndexDefault::Keep(main.clone()),
+            Some("http://m:1/"),
+        )
+        .await
+        .expect("same index");
+    assert_eq!(again, second);
+
+    let found = reader.lookup_index(&secret.topic()).await;
+    let index = tracker_free::merge_indexes(&found).expect("an index");
+    assert_eq!(index.branches(), [dev.clone(), main.clone()]);
+    assert_eq!(index.default_branch(), &main);
+    assert_eq!(index.master(), Some("http://m:1/"));
+    // A topic's master sets the default whatever the index said.
+    let set = writer
+        .publish_index(&secret, &[], &IndexDefault::Set(dev.clone()), None)
+        .await
+        .expect("default set");
+    assert_eq!(set.index.default_branch(), &dev);
+    assert_eq!(set.index.branches().len(), 2);
+    // The index lives beside the heads, not in place of one.
+    let mut head_lookup = reader.lookup_head(&secret.topic(), &main).await;
+    assert_eq!(head_lookup.choose(None), HeadChoice::NotFound);
 }

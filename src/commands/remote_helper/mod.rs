@@ -8,6 +8,7 @@
 
 pub mod protocol;
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tracker_free::SignedHead;
+use tracker_free::{SignedHead, TopicIndex, TopicKey};
 
 use self::protocol::{FetchRef, PushSpec, Request, Requests};
 use super::report::StderrReport;
@@ -61,9 +62,9 @@ fn run_from_env() -> anyhow::Result<()> {
     // Git passes the URL second; `git fetch xus://...` without a remote
     // name passes it as both.
     let url = args.next().unwrap_or(remote);
-    let git_dir = std::env::var_os("GIT_DIR")
-        .map(PathBuf::from)
-        .context("GIT_DIR is not set: git-remote-xus is run by Git")?;
+    // `git ls-remote` outside a repository sets no GIT_DIR: listing needs
+    // none, fetch and push say so.
+    let git_dir = std::env::var_os("GIT_DIR").map(PathBuf::from);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -96,8 +97,9 @@ fn init_logging() {
 pub struct HelperOptions {
     /// The URL (`xus://TOPIC/BRANCH`).
     pub url: String,
-    /// The repository Git works on (`$GIT_DIR`).
-    pub git_dir: PathBuf,
+    /// The repository Git works on (`$GIT_DIR`); none for `git ls-remote`
+    /// run outside a repository.
+    pub git_dir: Option<PathBuf>,
     /// xus's directory (topics, seen heads, `config.toml` with the DHT and
     /// the default master).
     pub home: Home,
@@ -116,13 +118,16 @@ pub fn run(
     out: &mut dyn Write,
     runtime: &tokio::runtime::Runtime,
 ) -> anyhow::Result<()> {
-    let address = parse_url(&options.url, &options.home)?;
+    let remote = parse_url(&options.url, &options.home)?;
     let mut session = Session {
         options,
-        address,
+        remote,
         runtime,
         swarm: None,
-        head: None,
+        heads: BTreeMap::new(),
+        index_master: None,
+        default_ref: None,
+        fetched: None,
         verbosity: 1,
         history: History::Whole,
         progress: false,
@@ -135,26 +140,57 @@ pub fn run(
     result
 }
 
-/// `xus://TOPIC/BRANCH`; TOPIC is a topic id or a local topic name.
-fn parse_url(url: &str, home: &Home) -> anyhow::Result<HeadAddress> {
+/// What a URL names: one branch of a topic, or the whole topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Remote {
+    /// `xus://TOPIC/BRANCH`.
+    Branch(HeadAddress),
+    /// `xus://TOPIC/`: every branch the topic's index names.
+    Topic(TopicKey),
+}
+
+impl Remote {
+    fn topic(&self) -> TopicKey {
+        match self {
+            Remote::Branch(address) => address.topic,
+            Remote::Topic(topic) => *topic,
+        }
+    }
+}
+
+/// `xus://TOPIC/BRANCH` or `xus://TOPIC/`; TOPIC is a topic id, a local
+/// topic name or an alias from `config.toml`.
+fn parse_url(url: &str, home: &Home) -> anyhow::Result<Remote> {
     let rest = url
         .strip_prefix("xus://")
         .with_context(|| format!("{url:?} is not a xus:// URL"))?;
-    let branch = rest.split_once('/').map_or("", |(_, branch)| branch);
-    anyhow::ensure!(
-        !branch.is_empty(),
-        "{url:?} names no branch: use xus://TOPIC/BRANCH (a topic's branches cannot be listed yet)"
-    );
-    HeadAddress::parse(url, home)?.with_context(|| format!("{url:?} is not a head address"))
+    let (topic, branch) = rest.split_once('/').unwrap_or((rest, ""));
+    if branch.is_empty() {
+        let topic = home
+            .resolve_topic(topic)
+            .with_context(|| format!("{url:?}: unknown topic"))?;
+        return Ok(Remote::Topic(topic));
+    }
+    let address =
+        HeadAddress::parse(url, home)?.with_context(|| format!("{url:?} is not a head address"))?;
+    Ok(Remote::Branch(address))
 }
 
 struct Session<'a> {
     options: HelperOptions,
-    address: HeadAddress,
+    remote: Remote,
     runtime: &'a tokio::runtime::Runtime,
     swarm: Option<Swarm>,
-    /// The head `list` gave Git, which `fetch` then brings.
-    head: Option<SignedHead>,
+    /// The heads `list` gave Git, by ref name, which `fetch` then brings.
+    heads: BTreeMap<String, SignedHead>,
+    /// The master the topic's index names (pushes to a branch with no head
+    /// yet go there).
+    index_master: Option<String>,
+    /// The ref `HEAD` points at, fetched first.
+    default_ref: Option<String>,
+    /// The last commit fetched in this session: the next branch's history
+    /// from the master starts from it.
+    fetched: Option<ObjectId>,
     verbosity: u8,
     /// `option depth`: the whole history unless Git asks for less.
     history: History,
@@ -163,6 +199,14 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
+    /// The repository Git fetches into or pushes from.
+    fn git_dir(&self) -> anyhow::Result<PathBuf> {
+        self.options
+            .git_dir
+            .clone()
+            .context("GIT_DIR is not set: fetch and push run inside a repository, started by Git")
+    }
+
     fn serve(
         &mut self,
         mut requests: Requests<impl BufRead>,
@@ -258,57 +302,122 @@ impl Session<'_> {
         self.swarm.as_ref().context("the swarm did not start")
     }
 
-    /// The branch's head as `<commit> refs/heads/<branch>`, and `HEAD`
-    /// pointing at it so `git clone` checks it out. No head: nothing to
-    /// push onto (`for-push`), else an error naming what was asked.
+    /// Every head the URL names as `<commit> refs/heads/<branch>`, and
+    /// `HEAD` pointing at the default one so `git clone` checks it out. No
+    /// head: nothing to push onto (`for-push`), else an error naming what
+    /// was asked.
     fn list(&mut self, for_push: bool) -> anyhow::Result<Vec<String>> {
-        let report = self.report();
-        let address = self.address.clone();
-        let home = self.options.home.clone();
-        let runtime = self.runtime;
-        let swarm = self.swarm()?;
-        let dht = swarm.dht().context("the swarm runs without a DHT")?;
-        let head = runtime.block_on(fetch::resolve_head(dht, &home, &address, report.as_ref()))?;
-        let Some(head) = head else {
-            if for_push {
-                return Ok(Vec::new());
-            }
+        let (branches, default) = match self.remote.clone() {
+            Remote::Branch(address) => (vec![address.branch.clone()], address.branch.clone()),
+            Remote::Topic(topic) => match self.branch_index(topic)? {
+                Some(index) => {
+                    self.index_master = index.master().map(str::to_owned);
+                    (index.branches().to_vec(), index.default_branch().clone())
+                }
+                None if for_push => return Ok(Vec::new()),
+                None => anyhow::bail!(
+                    "topic {topic} is unknown: no branch index of it was found on the DHT \
+                     (is the topic id right, and is a node of its DHT reachable? A topic \
+                     published only by an older xus has no index: name a branch, \
+                     xus://{topic}/BRANCH)"
+                ),
+            },
+        };
+        let mut lines = Vec::new();
+        let mut default_listed = false;
+        for branch in branches {
+            let address = HeadAddress {
+                topic: self.remote.topic(),
+                branch,
+            };
+            let Some(head) = self.resolve(&address)? else {
+                if matches!(self.remote, Remote::Topic(_)) {
+                    eprintln!(
+                        "xus: warning: the topic's index names {}, but no head of it was found on the DHT",
+                        address.url()
+                    );
+                }
+                continue;
+            };
+            let name = format!("refs/heads/{}", address.branch);
+            lines.push(format!("{} {name}", crate::hex::encode(&head.head.commit)));
+            default_listed |= address.branch == default;
+            self.heads.insert(name, head);
+        }
+        if default_listed {
+            lines.push(format!("@refs/heads/{default} HEAD"));
+            self.default_ref = Some(format!("refs/heads/{default}"));
+        }
+        if lines.is_empty() && !for_push {
             anyhow::bail!(
                 "no head of {} was found on the DHT (is the topic id right, and is a node of its DHT reachable?)",
-                address.url()
+                self.options.url
             );
-        };
-        let commit = crate::hex::encode(&head.head.commit);
-        let branch = format!("refs/heads/{}", address.branch);
-        self.head = Some(head);
-        Ok(vec![
-            format!("{commit} {branch}"),
-            format!("@{branch} HEAD"),
-        ])
+        }
+        Ok(lines)
     }
 
-    /// Brings every wanted commit that is not here yet.
+    /// The topic's branch index as found on the DHT, `None` when there is
+    /// none.
+    fn branch_index(&mut self, topic: TopicKey) -> anyhow::Result<Option<TopicIndex>> {
+        let runtime = self.runtime;
+        let dht = self
+            .swarm()?
+            .dht()
+            .context("the swarm runs without a DHT")?;
+        let found = runtime.block_on(dht.lookup_index(&topic));
+        Ok(tracker_free::merge_indexes(&found))
+    }
+
+    /// The verified head of `address`, `None` when the DHT has none.
+    fn resolve(&mut self, address: &HeadAddress) -> anyhow::Result<Option<SignedHead>> {
+        let report = self.report();
+        let home = self.options.home.clone();
+        let runtime = self.runtime;
+        let dht = self
+            .swarm()?
+            .dht()
+            .context("the swarm runs without a DHT")?;
+        runtime.block_on(fetch::resolve_head(dht, &home, address, report.as_ref()))
+    }
+
+    /// Brings every wanted commit that is not here yet, the default
+    /// branch's first so that the other branches' histories from the master
+    /// start from it.
     fn fetch(&mut self, refs: &[FetchRef]) -> anyhow::Result<()> {
-        let branch = format!("refs/heads/{}", self.address.branch);
         for wanted in refs {
             anyhow::ensure!(
-                wanted.name == branch,
+                self.heads.contains_key(&wanted.name),
                 "Git asked for {}, which {} does not list",
                 wanted.name,
                 self.options.url
             );
-            if has_commit(&self.options.git_dir, wanted.id) {
+        }
+        let mut order: Vec<&FetchRef> = refs.iter().collect();
+        order.sort_by_key(|wanted| Some(&wanted.name) != self.default_ref.as_ref());
+        for wanted in order {
+            let git_dir = self.git_dir()?;
+            if has_commit(&git_dir, wanted.id) {
+                self.fetched = Some(wanted.id);
                 continue;
             }
             let head = self
-                .head
-                .clone()
+                .heads
+                .get(&wanted.name)
                 .filter(|head| ObjectId::from_slice(&head.head.commit) == Some(wanted.id))
+                .cloned()
                 .with_context(|| {
-                    format!("Git asked for {}, which is not the head listed", wanted.id)
+                    format!(
+                        "Git asked for {} at {}, which is not the head listed",
+                        wanted.name, wanted.id
+                    )
                 })?;
+            let address = HeadAddress {
+                topic: head.topic,
+                branch: head.branch.clone(),
+            };
             let request = FetchRequest {
-                repo: self.options.git_dir.clone(),
+                repo: git_dir,
                 bare: true,
                 refs: RefOptions {
                     branch: None,
@@ -323,9 +432,9 @@ impl Session<'_> {
                 require_parents: false,
                 use_updates: true,
                 history: self.history,
+                base: self.fetched,
             };
             let report = self.report();
-            let address = self.address.clone();
             let runtime = self.runtime;
             let swarm = self.swarm()?;
             let fetched =
@@ -333,6 +442,7 @@ impl Session<'_> {
             if self.verbosity >= 1 {
                 eprintln!("xus: fetched {} ({})", fetched.commit, address.url());
             }
+            self.fetched = Some(fetched.commit);
         }
         Ok(())
     }
@@ -359,9 +469,10 @@ impl Session<'_> {
             )
         })?;
         let master = self
-            .head
-            .as_ref()
+            .heads
+            .get(&spec.dst)
             .and_then(|head| head.head.master.clone())
+            .or_else(|| self.index_master.clone())
             .or_else(|| {
                 self.options
                     .home
@@ -369,14 +480,14 @@ impl Session<'_> {
                     .ok()
                     .and_then(|config| config.push.master)
             })
-            .ok_or("no master known for this topic: its heads name none, and config.toml has no [push] master")?;
+            .ok_or("no master known for this topic: its heads and index name none, and config.toml has no [push] master")?;
         if self.dry_run {
             return Ok(());
         }
         let options = PushOptions {
-            repo: self.options.git_dir.clone(),
+            repo: self.git_dir().map_err(|e| format!("{e:#}"))?,
             rev: Some(spec.src.clone()),
-            topic: Some(self.address.topic.to_hex()),
+            topic: Some(self.remote.topic().to_hex()),
             branch: Some(branch.to_owned()),
             master: Some(master),
             key: None,
@@ -464,16 +575,32 @@ impl FetchReport for HelperReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tracker_free::TopicSecret;
 
     #[test]
-    fn urls_name_a_branch_of_a_topic() {
+    fn urls_name_a_topic_or_one_of_its_branches() {
         let home = Home::at(std::env::temp_dir().join("xus-helper-no-home"));
-        let topic = "ab".repeat(32);
+        let topic = TopicSecret::from_seed([9; 32]).topic();
+        for whole in [format!("xus://{topic}"), format!("xus://{topic}/")] {
+            assert_eq!(
+                parse_url(&whole, &home).expect("a topic"),
+                Remote::Topic(topic)
+            );
+        }
+        let Remote::Branch(address) =
+            parse_url(&format!("xus://{topic}/feature/x"), &home).expect("a branch")
+        else {
+            panic!("not a branch");
+        };
+        assert_eq!(
+            (address.topic, address.branch.as_str()),
+            (topic, "feature/x")
+        );
         for bad in [
-            format!("xus://{topic}"),
-            format!("xus://{topic}/"),
             "http://example/".to_owned(),
             "xus://no-such-topic/main".to_owned(),
+            "xus://no-such-topic/".to_owned(),
+            format!("xus://{}/main", "ab".repeat(32)),
         ] {
             assert!(parse_url(&bad, &home).is_err(), "{bad}");
         }

@@ -71,6 +71,11 @@ pub struct FetchRequest {
     /// How much history to bring when the repository holds nothing of the
     /// branch yet.
     pub history: History,
+    /// A commit already here that the master's update may start from when
+    /// neither the branch nor its tracking ref names one (another branch of
+    /// the topic, fetched just before): the update then carries only what
+    /// that commit's history lacks. Used with [`History::Whole`] only.
+    pub base: Option<ObjectId>,
 }
 
 /// How much history a fetch brings into a repository that holds nothing of
@@ -211,6 +216,7 @@ async fn fetch_head_counted(
             report,
             tally,
         };
+        let tip = tip.or(request.base.filter(|_| request.history == History::Whole));
         let mut by = None;
         if !head.head.updates.is_empty() {
             by = update::try_updates(step, head, commit, &git_dir, tip).await;
