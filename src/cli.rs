@@ -48,6 +48,23 @@ pub enum Command {
     Push(PushArgs),
     /// Run a topic master (`--config FILE`), or show a running one's state.
     Master(MasterArgs),
+    /// What a repository follows (local vs published heads, peers on the
+    /// DHT) and what a `xus seed` on it serves.
+    Status(StatusArgs),
+}
+
+/// `xus status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The repository.
+    #[arg(long, default_value = ".")]
+    pub repo: PathBuf,
+    /// Only what this machine knows: no DHT lookups.
+    #[arg(long)]
+    pub offline: bool,
+    /// DHT options.
+    #[command(flatten)]
+    pub dht: DhtArgs,
 }
 
 /// `xus writer`.

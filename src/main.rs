@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 use xus::cli::{Cli, Command, DhtCommand, MasterAction, TopicCommand, WriterCommand};
 use xus::commands::{
-    dht, fetch, follow, master, publish, push, seed, topic, torrent, webseed, writer,
+    dht, fetch, follow, master, publish, push, seed, status, topic, torrent, webseed, writer,
 };
 use xus::swarm::fetch::{FetchRequest, History};
 use xus::topic::home::Home;
@@ -111,6 +111,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 topic: args.topic,
                 branch: args.branch,
                 port: args.port,
+                dht: args.dht.options(),
+                home: Home::locate()?,
+            },
+            &mut stdout,
+        )),
+        Command::Status(args) => runtime()?.block_on(status::run(
+            status::StatusOptions {
+                repo: args.repo,
+                offline: args.offline,
                 dht: args.dht.options(),
                 home: Home::locate()?,
             },

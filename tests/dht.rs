@@ -103,6 +103,36 @@ fn two_machines_fetch_by_name_and_a_follower_catches_up() {
         assert_fsck_clean(&clone);
     }
 
+    // `xus status` on a reader: what it follows, against the DHT now.
+    let reader = &fetchers[0];
+    let reader_repo = reader.1.path().join("clone").display().to_string();
+    let (status, _) = ok(&reader.0, &["status", "--repo", &reader_repo], &dht);
+    assert!(
+        status.contains(&format!("follows {url}\n"))
+            && status.contains(&format!("  local     {first}"))
+            && status.contains(&format!("  seen      {first} seq"))
+            && status.contains(&format!("  published {first} seq"))
+            && status.contains(": up to date")
+            && status.contains("seed none"),
+        "{status}"
+    );
+    let peers: usize = status
+        .lines()
+        .find_map(|line| line.strip_prefix("  peers     "))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no peers line: {status}"));
+    assert!(
+        peers >= 1,
+        "the owner's seed announces the commit: {status}"
+    );
+    // The owner's repository: its seed, and nothing followed; offline.
+    let (status, _) = ok(&owner, &["status", "--repo", &repo_path, "--offline"], &[]);
+    assert!(
+        status.contains("follows nothing") && status.contains("torrent(s), running"),
+        "{status}"
+    );
+
     // A follower keeps its branch at the head while the owner moves it.
     let follower = Machine::new();
     let follow_dir = tempfile::tempdir().expect("follow dir");
@@ -149,6 +179,11 @@ fn two_machines_fetch_by_name_and_a_follower_catches_up() {
     );
     assert_eq!(published(&stdout).0, second);
     wait_line(&format!("updated main {second}"));
+    let (status, _) = ok(&reader.0, &["status", "--repo", &reader_repo], &dht);
+    assert!(
+        status.contains(&format!("  published {second} seq")) && status.contains(": behind"),
+        "the reader that did not follow is behind: {status}"
+    );
     let clone = follow_dir.path().join("clone");
     assert_eq!(git(&clone, &["rev-parse", "refs/heads/main"]), second);
     assert_fsck_clean(&clone);

@@ -12,6 +12,7 @@ pub mod push;
 pub mod remote_helper;
 pub mod report;
 pub mod seed;
+pub mod status;
 pub mod topic;
 pub mod torrent;
 pub mod webseed;

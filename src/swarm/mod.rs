@@ -8,6 +8,7 @@ pub mod announcer;
 pub mod discovery;
 pub mod engine;
 pub mod fetch;
+pub mod repo_status;
 pub mod seed;
 pub mod seeder;
 pub mod session;
