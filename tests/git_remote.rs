@@ -386,6 +386,36 @@ fn git_clone_of_a_topic_brings_every_branch() {
         rev(&cluster.file_backup, "refs/heads/main").as_deref(),
         Some(first.as_str())
     );
+
+    // With the master down and no seed, a fresh clone finds the head but
+    // no peer: it says what it waited for, and for how long, and stops.
+    let stranded = Machine::new();
+    join_dht(&stranded, &cluster);
+    let mut config = std::fs::read_to_string(stranded.path().join("config.toml")).expect("config");
+    config.push_str("[fetch]\nmetadata_timeout_secs = 3\n");
+    std::fs::write(stranded.path().join("config.toml"), config).expect("config.toml");
+    let nowhere = tempfile::tempdir().expect("tempdir");
+    let started = std::time::Instant::now();
+    let out = git_as(
+        &stranded,
+        nowhere.path(),
+        &["clone", "-q", &topic_url, "clone"],
+    );
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("no peer sent the metadata of") && stderr.contains("within 3 s"),
+        "a distinct, bounded error: {stderr}"
+    );
+    assert!(
+        stderr.contains("no update from"),
+        "the unreachable master is named: {stderr}"
+    );
+    assert!(started.elapsed() < STEP, "bounded by the configured wait");
+    assert!(
+        !nowhere.path().join("clone").exists(),
+        "Git removed the failed clone"
+    );
 }
 
 /// A `git fast-import` stream of `count` commits on `main`, each changing

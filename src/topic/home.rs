@@ -35,11 +35,28 @@ pub struct ConfigFile {
     /// `[push]`.
     #[serde(default)]
     pub push: PushSection,
+    /// `[fetch]`: how long fetches by Git (`git-remote-xus`) wait.
+    #[serde(default)]
+    pub fetch: FetchSection,
     /// `[aliases]`: short names for topics this machine follows but does
     /// not own (`world = "<64 hex topic id>"`), usable wherever a topic is
     /// typed (`xus://world/main`).
     #[serde(default)]
     pub aliases: std::collections::BTreeMap<String, String>,
+}
+
+/// `[fetch]` of `config.toml`: the waits of `git clone`/`git fetch`, which
+/// take no xus flags (`xus fetch` has `--metadata-timeout` and
+/// `--stall-timeout`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchSection {
+    /// Longest wait for a peer to send a commit torrent's metadata,
+    /// seconds (default 60).
+    pub metadata_timeout_secs: Option<u64>,
+    /// Give up a download after this long without a verified piece,
+    /// seconds (default 300).
+    pub stall_timeout_secs: Option<u64>,
 }
 
 /// `[push]` of `config.toml`: where `xus push` goes when not told.

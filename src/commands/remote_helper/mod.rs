@@ -31,10 +31,12 @@ use crate::topic::home::Home;
 use crate::topic::push_answer::PushAnswer;
 use crate::torrent::import::RefOptions;
 
-/// How long to wait for metadata, as `xus fetch` does by default.
+/// How long to wait for metadata, as `xus fetch` does by default
+/// (`[fetch] metadata_timeout_secs` in `config.toml` changes it).
 const METADATA_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Give up a download after this long without a verified piece.
+/// Give up a download after this long without a verified piece
+/// (`[fetch] stall_timeout_secs`).
 const STALL_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Longest wait for a master's answer to a push.
@@ -416,6 +418,7 @@ impl Session<'_> {
                 topic: head.topic,
                 branch: head.branch.clone(),
             };
+            let waits = self.options.home.config()?.fetch;
             let request = FetchRequest {
                 repo: git_dir,
                 bare: true,
@@ -427,8 +430,12 @@ impl Session<'_> {
                 },
                 peers: Vec::new(),
                 webseeds: Vec::new(),
-                metadata_timeout: METADATA_TIMEOUT,
-                stall_timeout: STALL_TIMEOUT,
+                metadata_timeout: waits
+                    .metadata_timeout_secs
+                    .map_or(METADATA_TIMEOUT, |secs| Duration::from_secs(secs.max(1))),
+                stall_timeout: waits
+                    .stall_timeout_secs
+                    .map_or(STALL_TIMEOUT, |secs| Duration::from_secs(secs.max(1))),
                 require_parents: false,
                 use_updates: true,
                 history: self.history,

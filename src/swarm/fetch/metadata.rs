@@ -95,6 +95,7 @@ pub(crate) async fn info_from_peers(
         }
         peers.extend(feed.peers(ih));
     }
+    let asked_from = Instant::now();
     let rounds = MetadataRounds::until(deadline);
     let (info, seen) = loop {
         let (round, last) = rounds.next(Instant::now());
@@ -104,7 +105,19 @@ pub(crate) async fn info_from_peers(
             .await;
         match result {
             Ok(found) => break found,
-            Err(error) if last => return Err(error),
+            Err(error) if last => {
+                let known = match &swarm.feed {
+                    Some(feed) => feed.peers(ih).len().max(peers.len()),
+                    None => peers.len(),
+                };
+                // The engine's own error only repeats the deadline.
+                tracing::debug!(%ih, error = %format!("{error:#}"), "metadata rounds over");
+                anyhow::bail!(
+                    "no peer sent the metadata of {ih} within {:.0} s ({known} peer(s) known, \
+                     none answered): is a seed or master of this commit running and reachable?",
+                    asked_from.elapsed().as_secs_f64()
+                );
+            }
             Err(error) => {
                 tracing::debug!(%ih, error = %format!("{error:#}"), "no metadata yet; asking again");
                 if let Some(feed) = &swarm.feed {
