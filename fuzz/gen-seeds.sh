@@ -18,8 +18,16 @@ fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 rm -rf "$seeds"
-mkdir -p "$seeds"/{bencode_decode,commit_torrent_parse,magnet_parse,tree_parse,push_request,update_payload}
+mkdir -p "$seeds"/{bencode_decode,commit_torrent_parse,magnet_parse,tree_parse,push_request,update_payload,dht_values}
 printf 'XUSUPD1\n' >"$seeds/update_payload/magic"
+# DHT values: a head with updates and a master URL, a bare head, indexes.
+ih=aaaaaaaaaaaaaaaaaaaa commit=cccccccccccccccccccc from=ffffffffffffffffffff
+printf 'd6:commit20:%s2:ih20:%se' "$commit" "$ih" >"$seeds/dht_values/head"
+printf 'd6:commit20:%s2:ih20:%s2:upll20:%s20:%see3:url17:http://127.0.0.1/e' \
+    "$commit" "$ih" "$from" "$ih" >"$seeds/dht_values/head-full"
+printf 'd1:bl4:maine1:d4:maine' >"$seeds/dht_values/index"
+printf 'd1:bl3:dev4:main9:feature/xe1:d4:main3:url22:http://127.0.0.1:8080/e' \
+    >"$seeds/dht_values/index-full"
 
 export GIT_AUTHOR_NAME=fuzz GIT_AUTHOR_EMAIL=fuzz@example.com
 export GIT_COMMITTER_NAME=fuzz GIT_COMMITTER_EMAIL=fuzz@example.com

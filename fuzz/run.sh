@@ -24,7 +24,7 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 ]]; then
-    targets=(bencode_decode commit_torrent_parse magnet_parse tree_parse push_request update_payload)
+    targets=(bencode_decode commit_torrent_parse magnet_parse tree_parse push_request update_payload dht_values)
 fi
 if ! [[ "$seconds" =~ ^[0-9]+$ ]] || [[ "$seconds" -eq 0 ]]; then
     echo "usage: fuzz/run.sh [SECONDS] [TARGET...]" >&2
