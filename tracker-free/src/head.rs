@@ -285,20 +285,9 @@ pub fn is_master_url(url: &str) -> bool {
 /// key): a length of at most three digits without a leading zero, then the
 /// URL, which must pass [`is_master_url`].
 pub(crate) fn master_url(bytes: &[u8]) -> Result<(String, &[u8]), HeadError> {
-    let colon = bytes
-        .iter()
-        .take(4)
-        .position(|&b| b == b':')
-        .ok_or(HeadError::Malformed("the master URL has no length"))?;
-    let digits = &bytes[..colon];
-    let len = std::str::from_utf8(digits)
-        .ok()
-        .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) && !d.starts_with('0'))
-        .and_then(|d| d.parse::<usize>().ok())
-        .ok_or(HeadError::Malformed(
-            "the master URL's length is not canonical",
-        ))?;
-    let (url, rest) = take(&bytes[colon + 1..], len, "value ends inside the master URL")?;
+    let (url, rest) = take_string(bytes, 3).ok_or(HeadError::Malformed(
+        "the master URL's length is not canonical, or the value ends inside it",
+    ))?;
     let url = std::str::from_utf8(url)
         .ok()
         .filter(|url| is_master_url(url))
@@ -306,6 +295,20 @@ pub(crate) fn master_url(bytes: &[u8]) -> Result<(String, &[u8]), HeadError> {
             "the master URL is not a short http(s):// URL of visible ASCII",
         ))?;
     Ok((url.to_owned(), rest))
+}
+
+/// Splits the bencode byte string at the front of `bytes` into (its
+/// bytes, what follows), when its length has at most `max_digits` digits
+/// and no leading zero (the canonical form) and the bytes are all there.
+pub(crate) fn take_string(bytes: &[u8], max_digits: usize) -> Option<(&[u8], &[u8])> {
+    let colon = bytes.iter().take(max_digits + 1).position(|&b| b == b':')?;
+    let digits = std::str::from_utf8(&bytes[..colon]).ok()?;
+    if digits.is_empty() || digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let len: usize = digits.parse().ok()?;
+    let rest = &bytes[colon + 1..];
+    (rest.len() >= len).then(|| rest.split_at(len))
 }
 
 /// Appends a bencode byte string.

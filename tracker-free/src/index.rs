@@ -15,7 +15,7 @@
 //! (heads only move forward), so readers take the union of every index they
 //! find, and two publishers racing on the same seq lose nothing.
 
-use crate::head::{Branch, MAX_VALUE_LEN, master_url, put_string, signable};
+use crate::head::{Branch, MAX_VALUE_LEN, master_url, put_string, signable, take_string};
 use crate::topic::{TopicKey, TopicSecret};
 
 /// What a topic's index says.
@@ -192,24 +192,9 @@ impl TopicIndex {
 /// most two digits (a salt holds 64 bytes), then a name [`Branch::new`]
 /// accepts.
 fn branch_name(bytes: &[u8]) -> Result<(Branch, &[u8]), IndexError> {
-    let colon = bytes
-        .iter()
-        .take(3)
-        .position(|&b| b == b':')
-        .ok_or(IndexError::Malformed("a branch name has no short length"))?;
-    let digits = &bytes[..colon];
-    let len = std::str::from_utf8(digits)
-        .ok()
-        .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) && !d.starts_with('0'))
-        .and_then(|d| d.parse::<usize>().ok())
-        .ok_or(IndexError::Malformed(
-            "a branch name's length is not canonical",
-        ))?;
-    let rest = &bytes[colon + 1..];
-    if rest.len() < len {
-        return Err(IndexError::Malformed("value ends inside a branch name"));
-    }
-    let (name, rest) = rest.split_at(len);
+    let (name, rest) = take_string(bytes, 2).ok_or(IndexError::Malformed(
+        "a branch name's length is not canonical, or the value ends inside it",
+    ))?;
     let branch = std::str::from_utf8(name)
         .ok()
         .and_then(|name| Branch::new(name).ok())
