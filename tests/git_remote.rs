@@ -28,9 +28,14 @@ fn helper_bin() -> &'static Path {
 /// Gives `machine` a `config.toml` that joins the cluster's DHT, as the
 /// helper reads no flags.
 fn join_dht(machine: &Machine, cluster: &Cluster) {
+    join_net(machine, &cluster.net);
+}
+
+/// The same for any loopback DHT.
+fn join_net(machine: &Machine, net: &util::dht::DhtNet) {
     let config = format!(
         "[dht]\nbootstrap = [\"{}\"]\nbind = \"127.0.0.1\"\nrequest_timeout_ms = {}\n",
-        cluster.net.bootstrap(),
+        net.bootstrap(),
         util::dht::DHT_TIMEOUT_MS
     );
     std::fs::write(machine.path().join("config.toml"), config).expect("config.toml");
@@ -416,6 +421,23 @@ fn git_clone_of_a_topic_brings_every_branch() {
         !nowhere.path().join("clone").exists(),
         "Git removed the failed clone"
     );
+
+    // The reader's `xus seed` keeps the topic listable on a DHT where no
+    // publisher ever wrote: it stores the head it serves and the branch
+    // index it recorded when it cloned.
+    let elsewhere = util::dht::DhtNet::start(8);
+    let mut seed_args = vec!["--republish", "1"];
+    let flags = elsewhere.flags();
+    seed_args.extend(flags.iter().map(String::as_str));
+    let _seed = spawn_seed_with(reader.xus(), &reader_clone, &seed_args);
+    let newcomer = Machine::new();
+    join_net(&newcomer, &elsewhere);
+    let listed = wait_for("the seed to store the index and head", STEP, || {
+        let out = git_as(&newcomer, work.path(), &["ls-remote", &topic_url]);
+        let listed = text(&out.stdout);
+        listed.contains("refs/heads/main").then_some(listed)
+    });
+    assert!(listed.contains(&format!("{first}\tHEAD")), "{listed}");
 }
 
 /// A `git fast-import` stream of `count` commits on `main`, each changing

@@ -126,7 +126,7 @@ pub async fn run(options: PublishOptions, out: &mut (dyn Write + Send)) -> anyho
     // The topic's branch index names this branch too, for
     // `git clone xus://TOPIC/`; a topic master, when there is one, sets its
     // default.
-    if let Err(error) = dht
+    match dht
         .publish_index(
             &secret,
             std::slice::from_ref(&branch),
@@ -135,7 +135,8 @@ pub async fn run(options: PublishOptions, out: &mut (dyn Write + Send)) -> anyho
         )
         .await
     {
-        eprintln!("warning: the topic's branch index was not updated: {error}");
+        Ok(index) => home.record_index(&index)?,
+        Err(error) => eprintln!("warning: the topic's branch index was not updated: {error}"),
     }
     let port = match options.port {
         Some(port) => Some(port),

@@ -253,8 +253,9 @@ async fn seed_listed_updates(
     }
 }
 
-/// Stores again every known head whose commit is served here, so that the
-/// DHT keeps them past its two-hour expiry even when the owner is away.
+/// Stores again every known head whose commit is served here, and the
+/// branch index of their topics, so that the DHT keeps them past its
+/// two-hour expiry even when the owner is away.
 async fn republish_heads(dht: &Dht, home: &Home, seeded: &HashMap<ObjectId, InfoHash>) {
     let heads = match home.all_heads() {
         Ok(heads) => heads,
@@ -263,12 +264,14 @@ async fn republish_heads(dht: &Dht, home: &Home, seeded: &HashMap<ObjectId, Info
             return;
         }
     };
+    let mut topics = std::collections::BTreeSet::new();
     for head in heads {
         let served =
             ObjectId::from_slice(&head.head.commit).is_some_and(|c| seeded.contains_key(&c));
         if !served {
             continue;
         }
+        topics.insert(head.topic);
         match dht.republish(&head).await {
             Ok(()) => {
                 tracing::info!(topic = %head.topic, branch = %head.branch, seq = head.seq, "head refreshed")
@@ -279,6 +282,22 @@ async fn republish_heads(dht: &Dht, home: &Home, seeded: &HashMap<ObjectId, Info
             Err(error) => {
                 tracing::warn!(topic = %head.topic, branch = %head.branch, %error, "head refresh failed")
             }
+        }
+    }
+    // The branch index of every topic served here, so that
+    // `git clone xus://TOPIC/` still lists its branches.
+    for topic in topics {
+        let index = match home.seen_index(&topic) {
+            Ok(Some(index)) => index,
+            Ok(None) => continue,
+            Err(error) => {
+                tracing::warn!(%topic, error = %format!("{error:#}"), "cannot read the stored branch index");
+                continue;
+            }
+        };
+        match dht.republish_index(&index).await {
+            Ok(()) => tracing::info!(%topic, seq = index.seq, "branch index refreshed"),
+            Err(error) => tracing::debug!(%topic, %error, "branch index not refreshed"),
         }
     }
 }

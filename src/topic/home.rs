@@ -7,6 +7,7 @@
 //!   config.toml                    DHT settings, see `DhtSection`
 //!   topics/<name>.secret           ed25519 seed, hex, mode 0600
 //!   heads/<topic>/<branch-hex>     newest signed head seen: seq, value, signature
+//!   indexes/<topic>                newest signed branch index seen, the same way
 //! ```
 //!
 //! Stored heads are verified again on every load: the directory is not
@@ -17,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::Deserialize;
-use tracker_free::{Branch, SignedHead, TopicKey, TopicSecret};
+use tracker_free::{Branch, SignedHead, SignedIndex, TopicKey, TopicSecret};
 
 /// The directory and what lives in it.
 #[derive(Debug, Clone)]
@@ -253,22 +254,54 @@ impl Home {
         {
             return Ok(());
         }
-        let path = self.head_path(&head.topic, &head.branch);
-        let dir = path.parent().context("head path has a parent")?;
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        write!(
-            tmp,
+        let text = format!(
             "branch {}\nseq {}\nvalue {}\nsignature {}\n",
             head.branch,
             head.seq,
             crate::hex::encode(&head.value),
             crate::hex::encode(&head.signature)
-        )?;
-        tmp.as_file().sync_all()?;
-        tmp.persist(&path)
-            .with_context(|| format!("writing {}", path.display()))?;
-        Ok(())
+        );
+        write_atomically(&self.head_path(&head.topic, &head.branch), &text)
+    }
+
+    fn index_path(&self, topic: &TopicKey) -> PathBuf {
+        self.root.join("indexes").join(topic.to_hex())
+    }
+
+    /// The newest branch index of `topic` this machine has seen, verified
+    /// again.
+    pub fn seen_index(&self, topic: &TopicKey) -> anyhow::Result<Option<SignedIndex>> {
+        let path = self.index_path(topic);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let (seq, value, signature) = parse_stored_item(&text)
+                    .with_context(|| format!("stored index {} is corrupt", path.display()))?;
+                Ok(Some(
+                    SignedIndex::verify(*topic, seq, value, signature)
+                        .with_context(|| format!("stored index {} is corrupt", path.display()))?,
+                ))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    /// Records a topic's branch index unless one with a higher seq is
+    /// recorded, so that `xus seed` can store it again on the DHT while its
+    /// publisher is away.
+    pub fn record_index(&self, index: &SignedIndex) -> anyhow::Result<()> {
+        if let Some(seen) = self.seen_index(&index.topic).ok().flatten()
+            && seen.seq > index.seq
+        {
+            return Ok(());
+        }
+        let text = format!(
+            "seq {}\nvalue {}\nsignature {}\n",
+            index.seq,
+            crate::hex::encode(&index.value),
+            crate::hex::encode(&index.signature)
+        );
+        write_atomically(&self.index_path(&index.topic), &text)
     }
 
     /// Every stored head, for republishing. Corrupt entries are skipped with
@@ -360,6 +393,13 @@ fn stored_topic(name: &str) -> Option<TopicKey> {
 /// means the file was not written by xus and is refused, whatever its
 /// signature says.
 fn parse_stored_head(topic: TopicKey, branch: Branch, text: &str) -> anyhow::Result<SignedHead> {
+    let (seq, value, signature) = parse_stored_item(text)?;
+    Ok(SignedHead::verify(topic, branch, seq, value, signature)?)
+}
+
+/// The `seq`, `value` and `signature` lines of a stored item (a head or a
+/// branch index), in exactly the form xus writes them.
+fn parse_stored_item(text: &str) -> anyhow::Result<(i64, Vec<u8>, [u8; 64])> {
     let mut seq = None;
     let mut value = None;
     let mut signature = None;
@@ -384,7 +424,20 @@ fn parse_stored_head(topic: TopicKey, branch: Branch, text: &str) -> anyhow::Res
     let (Some(seq), Some(value), Some(signature)) = (seq, value, signature) else {
         anyhow::bail!("missing seq, value or signature");
     };
-    Ok(SignedHead::verify(topic, branch, seq, value, signature)?)
+    Ok((seq, value, signature))
+}
+
+/// Replaces `path` with `text` (written to a temporary file beside it,
+/// synced, then renamed), creating its directory.
+fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
+    let dir = path.parent().context("a stored item's path has a parent")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(text.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -445,6 +498,20 @@ mod tests {
             Some(newer.clone())
         );
         assert_eq!(home.all_heads().expect("all"), vec![newer]);
+        // Indexes the same way.
+        let index = |b: &str, seq| {
+            secret.sign_index(
+                &tracker_free::TopicIndex::new([], Branch::new(b).expect("branch"), None),
+                seq,
+            )
+        };
+        home.record_index(&index("dev", 7)).expect("record");
+        home.record_index(&index("main", 5))
+            .expect("older is ignored");
+        assert_eq!(
+            home.seen_index(&secret.topic()).expect("load"),
+            Some(index("dev", 7))
+        );
         // A tampered file does not load.
         let path = home.head_path(&secret.topic(), &branch);
         let text = std::fs::read_to_string(&path).expect("read");

@@ -411,6 +411,18 @@ impl Dht {
         })
     }
 
+    /// Stores an already signed branch index again (DHT nodes forget items
+    /// after about two hours; anyone holding it may refresh it).
+    pub async fn republish_index(&self, index: &SignedIndex) -> Result<(), PublishError> {
+        match self.put_index(index, None).await {
+            Ok(()) => Ok(()),
+            Err(Some(error)) => Err(error),
+            Err(None) => Err(PublishError::Index {
+                reason: "the DHT holds a newer index than the one being refreshed".into(),
+            }),
+        }
+    }
+
     /// Stores a signed index, compare-and-swap on `cas` when given;
     /// `Err(None)` when another write won the swap.
     async fn put_index(

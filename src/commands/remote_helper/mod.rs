@@ -368,6 +368,12 @@ impl Session<'_> {
             .dht()
             .context("the swarm runs without a DHT")?;
         let found = runtime.block_on(dht.lookup_index(&topic));
+        // Kept so that a `xus seed` on this machine stores it again.
+        if let Some(newest) = found.iter().max_by_key(|index| index.seq)
+            && let Err(error) = self.options.home.record_index(newest)
+        {
+            tracing::warn!(error = %format!("{error:#}"), "cannot record the topic's branch index");
+        }
         Ok(tracker_free::merge_indexes(&found))
     }
 
