@@ -251,7 +251,7 @@ impl Dht {
     /// current head, writes with compare-and-swap on its seq, and re-reads
     /// and retries when another write wins. The new seq is above the current
     /// one, above `min_seq` (the highest this machine knows), and at least
-    /// the Unix time in seconds, so a publisher that lost its state still
+    /// the Unix time in microseconds, so a publisher that lost its state still
     /// moves forward. Publishing the head that is already current only
     /// stores it again.
     pub async fn publish_head(
@@ -285,7 +285,7 @@ impl Dht {
                 .as_ref()
                 .map_or(1, |c| c.seq.saturating_add(1))
                 .max(min_seq)
-                .max(unix_seconds());
+                .max(seq_floor());
             let signed = secret.sign_head(branch, head, seq);
             let item = MutableItem::new(
                 secret.signing_key().clone(),
@@ -395,7 +395,7 @@ impl Dht {
             }
             let seq = newest
                 .map_or(1, |seq| seq.saturating_add(1))
-                .max(unix_seconds());
+                .max(seq_floor());
             let signed = secret.sign_index(&wanted, seq);
             match self.put_index(&signed, newest).await {
                 Ok(()) => return Ok(signed),
@@ -486,8 +486,14 @@ async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt) + jitter)).await;
 }
 
-fn unix_seconds() -> i64 {
+/// The floor of a new seq: the Unix time in microseconds. Two first
+/// writes of one item carry no `cas` and nodes take an equal seq from
+/// either, so one could silently replace the other; with seqs this fine two
+/// publishers practically never pick the same one. (Seconds, used before,
+/// collided whenever two writers started in the same second; heads with
+/// those smaller seqs are still read, and any new head is above them.)
+fn seq_floor() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
