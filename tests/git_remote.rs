@@ -305,6 +305,35 @@ fn git_clone_pull_and_push_work_on_a_topic() {
         text(&out.stderr)
     );
     cluster.stop_master();
+
+    // With the master gone, the swarm still carries the history: the
+    // reader's `xus seed` serves the history torrent the heads list and
+    // the updates after it, on a DHT the master never knew.
+    let elsewhere = util::dht::DhtNet::start(8);
+    let mut seed_args = vec!["--republish", "1"];
+    let flags = elsewhere.flags();
+    seed_args.extend(flags.iter().map(String::as_str));
+    let _seed = spawn_seed_with(reader.xus(), &reader_clone, &seed_args);
+    let newcomer = Machine::new();
+    join_net(&newcomer, &elsewhere);
+    let fresh = tempfile::tempdir().expect("tempdir");
+    let out = wait_for("a clone from the reader's seed alone", STEP, || {
+        let out = git_as(&newcomer, fresh.path(), &["clone", "-v", &url, "clone"]);
+        if !out.status.success() {
+            let _ = std::fs::remove_dir_all(fresh.path().join("clone"));
+        }
+        out.status.success().then_some(out)
+    });
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("history torrent"), "{stderr}");
+    let fresh_clone = fresh.path().join("clone");
+    assert_eq!(
+        git(&fresh_clone, &["log", "--format=%H %s"]),
+        git(&clone, &["log", "--format=%H %s", &third]),
+        "the whole history, with no master"
+    );
+    assert!(!fresh_clone.join(".git/shallow").exists());
+    assert_fsck_clean(&fresh_clone.join(".git"));
 }
 
 #[test]

@@ -12,10 +12,10 @@ use crate::swarm::discovery::{self, DhtOptions};
 use crate::swarm::seeder::{seed_addr_path, wait_for_seed};
 use crate::topic::head_address::HeadAddress;
 use crate::topic::home::Home;
-use crate::topic::update_chain::{chained_head, update_from};
+use crate::topic::update_chain::{chained_head, history_target, set_history, update_from};
 use crate::torrent::cache;
 use crate::torrent::info_hash;
-use crate::torrent::update::{UpdateSettings, UpdateStore};
+use crate::torrent::update::{NOTHING, UpdateSettings, UpdateStore};
 
 /// Options of `xus publish`.
 #[derive(Debug, Clone)]
@@ -105,12 +105,23 @@ pub async fn run(options: PublishOptions, out: &mut (dyn Write + Send)) -> anyho
             torrent.commit
         )?;
     }
-    let head = chained_head(
+    let mut head = chained_head(
         torrent.commit,
         torrent.info_hash,
         newest.map(|(from, ih, _)| (from, ih)),
         seen.as_ref().map(|s| &s.head),
     );
+    // A history torrent for clones, when the chain no longer reaches the
+    // previous one: `git clone` then needs nothing but the swarm.
+    if let Some(target) = history_target(&head) {
+        let repo_path = options.repo.clone();
+        let built = tokio::task::spawn_blocking(move || build_update(&repo_path, NOTHING, target))
+            .await??;
+        if let Some((_, infohash, bytes)) = built {
+            set_history(&mut head, target, infohash);
+            writeln!(out, "history {target} {infohash} {bytes} bytes")?;
+        }
+    }
     let config = discovery::config(&options.dht, &home)?;
     let dht = discovery::start(&config).await?;
     let min_seq = match seen {
@@ -166,23 +177,25 @@ pub async fn run(options: PublishOptions, out: &mut (dyn Write + Send)) -> anyho
     Ok(())
 }
 
-/// Builds (or loads) the update torrent from `from` to `to` into the
-/// repository's update store; returns (from, infohash, payload bytes), or
-/// `None` with a note when it cannot be made (`from` is not here, the change
-/// is over the limits): readers still have the commit torrent.
+/// Builds (or loads) the update torrent from `from` (or the history, from
+/// [`NOTHING`]) to `to` into the repository's update store; returns (from,
+/// infohash, payload bytes), or `None` with a note when it cannot be made
+/// (`from` is not here, the change is over the limits): readers still have
+/// the commit torrent.
 fn build_update(
     repo_path: &std::path::Path,
     from: ObjectId,
     to: ObjectId,
 ) -> anyhow::Result<Option<(ObjectId, info_hash::InfoHash, u64)>> {
     let repo = repo::open(repo_path)?;
-    if !repo.odb()?.exists(from.to_git()) {
+    if from != NOTHING && !repo.odb()?.exists(from.to_git()) {
         eprintln!(
             "note: no update torrent: the previous head's commit {from} is not in this repository"
         );
         return Ok(None);
     }
-    match UpdateStore::of(repo.path()).load_or_build(&repo, from, to, &UpdateSettings::default()) {
+    let settings = UpdateSettings::for_update_from(from);
+    match UpdateStore::of(repo.path()).load_or_build(&repo, from, to, &settings) {
         Ok(stored) => Ok(Some((
             from,
             stored.torrent.info_hash(),

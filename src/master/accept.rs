@@ -129,24 +129,18 @@ pub(crate) async fn push(
     };
     // The update torrent from the tip this push moved, chained to the ones
     // the previous head listed: followers download only what changed.
-    let from = update_from(
-        previous,
-        topic.head(&branch).as_ref().map(|h| &h.head),
-        commit,
-    );
-    let (seeded, newest) = match master.seed(topic.index, commit, from).await {
+    let previous_head = topic.head(&branch).map(|h| h.head);
+    let from = update_from(previous, previous_head.as_ref(), commit);
+    let seeded = match master.seed(topic.index, commit, from, previous_head).await {
         Ok(seeded) => seeded,
         Err(error) => return failed(format!("seeding {commit}: {error:#}")),
     };
-    if seeded != infohash {
+    if seeded.infohash != infohash {
         // Both sides build the torrent by the same rule; a mismatch means
         // different xus format versions.
-        tracing::warn!(%commit, pushed = %infohash, built = %seeded, "the writer's torrent differs from the master's");
+        tracing::warn!(%commit, pushed = %infohash, built = %seeded.infohash, "the writer's torrent differs from the master's");
     }
-    let head = match master
-        .publish_head(topic, &branch, commit, seeded, newest)
-        .await
-    {
+    let head = match master.publish_head(topic, &branch, commit, &seeded).await {
         Ok(head) => head,
         Err(error) => return failed(format!("{error:#}; retrying the push is safe")),
     };
@@ -157,7 +151,7 @@ pub(crate) async fn push(
             topic: topic.config.name.clone(),
             branch,
             commit: commit.to_hex(),
-            infohash: seeded.to_hex(),
+            infohash: seeded.infohash.to_hex(),
             seq: head.seq,
             backups,
             already,

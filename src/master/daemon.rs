@@ -14,6 +14,7 @@ use tracker_free::Branch;
 
 use super::backup::{self, Backups};
 use super::config::MasterConfig;
+use super::head_torrents::{Seeded, serve_head, serve_history};
 use super::http;
 use super::resume;
 use super::state::{Master, SeedRequest, TopicState};
@@ -155,15 +156,21 @@ pub async fn run(
                 }
                 _ => None,
             };
-            let newest = match previous {
-                Some(previous) => {
-                    let newest = resume::serve_chain(seeder, &previous, commit, out).await;
-                    topic.set_head(previous);
-                    newest
-                }
+            let update = match &previous {
+                Some(previous) => resume::serve_chain(seeder, previous, commit, out).await,
                 None => None,
             };
-            tips.push((topic.clone(), branch, commit, infohash, newest));
+            let previous_head = previous.as_ref().map(|p| &p.head);
+            let history = serve_history(seeder, commit, infohash, update, previous_head, out).await;
+            if let Some(previous) = previous {
+                topic.set_head(previous);
+            }
+            let seeded = Seeded {
+                infohash,
+                update,
+                history,
+            };
+            tips.push((topic.clone(), branch, commit, seeded));
         }
     }
 
@@ -192,11 +199,8 @@ pub async fn run(
     ));
 
     let mut unpublished = 0;
-    for (topic, branch, commit, infohash, newest) in tips {
-        match master
-            .publish_head(&topic, &branch, commit, infohash, newest)
-            .await
-        {
+    for (topic, branch, commit, seeded) in tips {
+        match master.publish_head(&topic, &branch, commit, &seeded).await {
             Ok(head) => writeln!(
                 out,
                 "head {} {} {} seq {}",
@@ -239,14 +243,10 @@ pub async fn run(
             _ = &mut shutdown => break,
             Some(request) = seed_queue.recv() => {
                 let result = match seeders.get_mut(request.topic) {
-                    Some(seeder) => match seeder.add(request.commit, out).await {
-                        Ok(infohash) => {
-                            let froms: Vec<_> = request.from.into_iter().collect();
-                            let update = seeder.add_updates(request.commit, &froms, out).await.pop();
-                            Ok((infohash, update))
-                        }
-                        Err(error) => Err(error),
-                    },
+                    Some(seeder) => {
+                        serve_head(seeder, request.commit, request.from, request.previous.as_ref(), out)
+                            .await
+                    }
                     None => Err(anyhow::anyhow!("no topic #{}", request.topic)),
                 };
                 let _ = request.reply.send(result);
@@ -298,21 +298,17 @@ async fn refresh_heads(master: &Master, seeders: &mut [Seeder<'_>], out: &mut (d
                     .await
                     .map(|()| head.seq)
                     .map_err(anyhow::Error::from),
-                None => match seeder.add(commit, out).await {
-                    Ok(infohash) => {
-                        let previous = topic.head(&branch);
-                        let froms: Vec<_> =
-                            update_from(None, previous.as_ref().map(|h| &h.head), commit)
-                                .into_iter()
-                                .collect();
-                        let update = seeder.add_updates(commit, &froms, out).await.pop();
-                        master
-                            .publish_head(topic, &branch, commit, infohash, update)
+                None => {
+                    let previous = topic.head(&branch).map(|h| h.head);
+                    let from = update_from(None, previous.as_ref(), commit);
+                    match serve_head(seeder, commit, from, previous.as_ref(), out).await {
+                        Ok(seeded) => master
+                            .publish_head(topic, &branch, commit, &seeded)
                             .await
-                            .map(|h| h.seq)
+                            .map(|h| h.seq),
+                        Err(error) => Err(error),
                     }
-                    Err(error) => Err(error),
-                },
+                }
             };
             match result {
                 Ok(seq) => {

@@ -11,6 +11,7 @@ mod accept;
 pub mod backup;
 pub mod config;
 pub mod daemon;
+mod head_torrents;
 mod http;
 pub mod push_client;
 mod resume;

@@ -13,7 +13,7 @@ use tracker_free::{Branch, Dht, HeadChoice, SignedHead, TopicKey};
 use crate::git::object::ObjectId;
 use crate::swarm::seeder::Seeder;
 use crate::topic::home::Home;
-use crate::topic::update_chain::{chain_steps, update_from};
+use crate::topic::update_chain::{chain_steps, history_step, update_from};
 use crate::torrent::info_hash::InfoHash;
 
 /// Where the master records every head it publishes: `<data_dir>/published`,
@@ -47,17 +47,20 @@ pub(crate) async fn last_head(
     }
 }
 
-/// Serves again every update `previous` lists (stored under the
-/// repository, or rebuilt: they are deterministic), and the update from
-/// `previous`'s commit to `tip` when the branch moved while the master was
-/// down. Returns that update, as a head move lists it.
+/// Serves again every update `previous` lists and its history (stored
+/// under the repository, or rebuilt: they are deterministic), and the
+/// update from `previous`'s commit to `tip` when the branch moved while the
+/// master was down. Returns that update, as a head move lists it.
 pub(crate) async fn serve_chain(
     seeder: &mut Seeder<'_>,
     previous: &SignedHead,
     tip: ObjectId,
     out: &mut (dyn Write + Send),
 ) -> Option<(ObjectId, InfoHash)> {
-    for step in chain_steps(&previous.head) {
+    for step in chain_steps(&previous.head)
+        .into_iter()
+        .chain(history_step(&previous.head))
+    {
         for (from, infohash) in seeder.add_updates(step.to, &[step.from], out).await {
             if infohash != step.info_hash {
                 tracing::warn!(%from, to = %step.to, %infohash, listed = %step.info_hash,

@@ -9,16 +9,16 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use tokio::sync::{mpsc, oneshot};
-use tracker_free::{Branch, IndexDefault, SignedHead};
+use tracker_free::{Branch, Head, IndexDefault, SignedHead};
 
 use super::backup::Backups;
 use super::config::{MasterConfig, TopicConfig};
+use super::head_torrents::Seeded;
 use crate::git::object::ObjectId;
 use crate::git::repo;
 use crate::swarm::Swarm;
 use crate::topic::home::Home;
-use crate::topic::update_chain::chained_head;
-use crate::torrent::info_hash::InfoHash;
+use crate::topic::update_chain::{chained_head, set_history};
 
 /// What the HTTP handlers share with the main loop.
 pub(crate) struct Master {
@@ -109,27 +109,27 @@ impl TopicState {
     }
 }
 
-/// A commit's infohash and the update torrent to it, (from, infohash).
-pub(crate) type Seeded = (InfoHash, Option<(ObjectId, InfoHash)>);
-
-/// Asks the main loop, which owns the seeders, to seed a commit and the
-/// update torrent to it from `from`.
+/// Asks the main loop, which owns the seeders, to seed a commit, the
+/// update torrent to it from `from`, and a history torrent when the head
+/// following `previous` needs one.
 pub(crate) struct SeedRequest {
     pub(crate) topic: usize,
     pub(crate) commit: ObjectId,
     pub(crate) from: Option<ObjectId>,
+    pub(crate) previous: Option<Head>,
     pub(crate) reply: oneshot::Sender<anyhow::Result<Seeded>>,
 }
 
 impl Master {
     /// Serves `commit` of `topic` to peers and on the webseed (if it is
-    /// not already), and the update torrent to it from `from` when it can be
-    /// made; returns its infohash and the update's (from, infohash).
+    /// not already), the update torrent to it from `from` when it can be
+    /// made, and a history when the head after `previous` needs one.
     pub(crate) async fn seed(
         &self,
         topic: usize,
         commit: ObjectId,
         from: Option<ObjectId>,
+        previous: Option<Head>,
     ) -> anyhow::Result<Seeded> {
         let (reply, answer) = oneshot::channel();
         self.seed_requests
@@ -137,6 +137,7 @@ impl Master {
                 topic,
                 commit,
                 from,
+                previous,
                 reply,
             })
             .await
@@ -147,15 +148,15 @@ impl Master {
     }
 
     /// Signs `commit` as the head of `branch` into the DHT, listing the
-    /// update torrent `newest` chained to the previous head's, and
-    /// remembers it for refreshes.
+    /// update torrent `seeded.update` chained to the previous head's and a
+    /// history (the previous head's while the chain reaches it, else the
+    /// one just served), and remembers it for refreshes.
     pub(crate) async fn publish_head(
         &self,
         topic: &TopicState,
         branch: &str,
         commit: ObjectId,
-        infohash: InfoHash,
-        newest: Option<(ObjectId, InfoHash)>,
+        seeded: &Seeded,
     ) -> anyhow::Result<SignedHead> {
         let dht = self
             .swarm
@@ -165,7 +166,17 @@ impl Master {
             Branch::new(branch).with_context(|| format!("branch {branch:?} cannot be a head"))?;
         let previous = topic.head(branch);
         let new_branch = previous.is_none();
-        let mut head = chained_head(commit, infohash, newest, previous.as_ref().map(|h| &h.head));
+        let mut head = chained_head(
+            commit,
+            seeded.infohash,
+            seeded.update,
+            previous.as_ref().map(|h| &h.head),
+        );
+        if head.history.is_none()
+            && let Some((to, history)) = seeded.history
+        {
+            set_history(&mut head, to, history);
+        }
         head.master = self.url.clone();
         let min_seq = topic
             .head(branch)

@@ -21,7 +21,7 @@ use crate::swarm::engine::{Engine, EngineConfig};
 use crate::swarm::seeder::{self, ORIGIN_UPDATE_PEERS, Seeder};
 use crate::swarm::webseed_server::WebseedServer;
 use crate::topic::home::Home;
-use crate::topic::update_chain::chain_steps;
+use crate::topic::update_chain::{chain_steps, history_step};
 use crate::torrent::info_hash::InfoHash;
 
 /// Options of `xus seed`.
@@ -215,7 +215,8 @@ async fn wanted_commits(
     .await?
 }
 
-/// Serves the update torrents that stored heads list (their chains), for
+/// Serves the update torrents that stored heads list (their chains and
+/// histories), for
 /// heads whose commit is served here: loaded from the update store (`xus
 /// publish` built them there) or built now when both commits are here. Each
 /// (from, to) is tried once per run. An update whose infohash differs from
@@ -240,7 +241,10 @@ async fn seed_listed_updates(
         if !served {
             continue;
         }
-        for step in chain_steps(&head.head) {
+        for step in chain_steps(&head.head)
+            .into_iter()
+            .chain(history_step(&head.head))
+        {
             if !tried.insert((step.from, step.to)) {
                 continue;
             }

@@ -281,7 +281,12 @@ impl Seeder<'_> {
             let built = tokio::task::spawn_blocking(move || {
                 let repo = git2::Repository::open(&git_dir)?;
                 let store = UpdateStore::of(repo.path());
-                anyhow::Ok(store.load_or_build(&repo, from, to, &UpdateSettings::default())?)
+                anyhow::Ok(store.load_or_build(
+                    &repo,
+                    from,
+                    to,
+                    &UpdateSettings::for_update_from(from),
+                )?)
             })
             .await
             .map_err(anyhow::Error::from)

@@ -3,12 +3,13 @@
 //! Pure: no I/O here. Keys come from `topic.rs`, which knows nothing of
 //! heads.
 //!
-//! The value is the bencoded dict `{commit: <raw commit id>, ih: <infohash>,
-//! up: [[<from commit>, <update infohash>], ...]}` (BEP 46's `{ih: ...}` plus
-//! the commit id and, when there are any, the update torrents from recent
-//! heads, and `url:` the topic master's HTTP address when a master signed
-//! it), carried as a bencode byte string because the `mainline` crate signs
-//! and sends `v` as bytes.
+//! The value is the bencoded dict `{commit: <raw commit id>, hi: [<to>,
+//! <history infohash>], ih: <infohash>, up: [[<from commit>, <update
+//! infohash>], ...]}` (BEP 46's `{ih: ...}` plus the commit id and, when
+//! there are any, the history torrent a clone starts from, the update
+//! torrents from recent heads, and `url:` the topic master's HTTP address
+//! when a master signed it), carried as a bencode byte string because the
+//! `mainline` crate signs and sends `v` as bytes.
 
 use std::fmt;
 
@@ -121,6 +122,13 @@ pub struct Head {
     /// holding it downloads only what changed); at most
     /// [`MAX_HEAD_UPDATES`], newest `from` first, no `from` twice.
     pub updates: Vec<HeadUpdate>,
+    /// The history torrent (the update from nothing) to `to`, which is the
+    /// head's commit or one of the `from`s of `updates`: a reader holding
+    /// nothing downloads it from the swarm, then the listed updates from
+    /// its `to`, and has the branch's whole history without asking a
+    /// server. Kept across head moves while the chain still reaches it, so
+    /// a publisher compresses the whole history once every few moves.
+    pub history: Option<HeadHistory>,
     /// The topic master's HTTP base URL (`http(s)://host[:port]/...`, at
     /// most [`MAX_MASTER_URL_LEN`] bytes of visible ASCII), when a master
     /// signed the head: readers too far behind for the listed updates ask it
@@ -137,6 +145,16 @@ pub struct HeadUpdate {
     /// head's own commit id).
     pub from: Vec<u8>,
     /// The update torrent.
+    pub infohash: InfoHash,
+}
+
+/// The history torrent a head lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadHistory {
+    /// The raw id of the commit the history rebuilds (as long as the
+    /// head's own commit id).
+    pub to: Vec<u8>,
+    /// The update torrent from nothing to `to`.
     pub infohash: InfoHash,
 }
 
@@ -161,18 +179,26 @@ impl Head {
             infohash,
             commit,
             updates: Vec::new(),
+            history: None,
             master: None,
         }
     }
 
     /// The canonical value bytes:
-    /// `d6:commit<n>:<id>2:ih20:<infohash>e`, or with updates
-    /// `d6:commit<n>:<id>2:ih20:<infohash>2:upl(l<n>:<from>20:<infohash>e)+ee`,
-    /// and a master as `3:url<n>:<url>` before the final `e`.
+    /// `d6:commit<n>:<id>2:ih20:<infohash>e`, with a history
+    /// `2:hil<n>:<to>20:<infohash>e` after the commit, with updates
+    /// `2:upl(l<n>:<from>20:<infohash>e)+e` after `ih`, and a master as
+    /// `3:url<n>:<url>` before the final `e` (keys in bencode's order).
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 + self.updates.len() * 64);
+        let mut out = Vec::with_capacity(128 + self.updates.len() * 64);
         out.extend_from_slice(b"d6:commit");
         put_string(&mut out, &self.commit);
+        if let Some(history) = &self.history {
+            out.extend_from_slice(b"2:hil");
+            put_string(&mut out, &history.to);
+            put_string(&mut out, &history.infohash.0);
+            out.push(b'e');
+        }
         out.extend_from_slice(b"2:ih");
         put_string(&mut out, &self.infohash.0);
         if !self.updates.is_empty() {
@@ -195,8 +221,9 @@ impl Head {
 
     /// Parses exactly the canonical form [`Head::encode`] writes; anything
     /// else (extra keys, other lengths, an empty or oversized update list, a
-    /// `from` twice or equal to the commit, a master URL that is not a plain
-    /// `http(s)://` URL, trailing bytes) is refused.
+    /// `from` twice or equal to the commit, a history to a commit the head
+    /// does not reach, a master URL that is not a plain `http(s)://` URL,
+    /// trailing bytes) is refused.
     pub fn decode(value: &[u8]) -> Result<Self, HeadError> {
         if value.len() > MAX_VALUE_LEN {
             return Err(HeadError::Oversized(value.len()));
@@ -211,7 +238,27 @@ impl Head {
         } else {
             return Err(HeadError::Malformed("commit id is not 20 or 32 bytes"));
         };
-        let (commit, rest) = take(rest, commit_len, "value ends inside the commit id")?;
+        let (commit, mut rest) = take(rest, commit_len, "value ends inside the commit id")?;
+        let mut history = None;
+        if let Some(entry) = rest.strip_prefix(b"2:hil") {
+            let entry = entry
+                .strip_prefix(format!("{commit_len}:").as_bytes())
+                .ok_or(HeadError::Malformed(
+                    "the history's commit is not as long as the head's",
+                ))?;
+            let (to, entry) = take(entry, commit_len, "value ends inside the history's commit")?;
+            let entry = entry.strip_prefix(b"20:").ok_or(HeadError::Malformed(
+                "the history's infohash is not 20 bytes",
+            ))?;
+            let (history_ih, entry) = take(entry, 20, "value ends inside the history's infohash")?;
+            rest = entry
+                .strip_prefix(b"e")
+                .ok_or(HeadError::Malformed("the history has more than two items"))?;
+            history = Some(HeadHistory {
+                to: to.to_vec(),
+                infohash: InfoHash(to_array(history_ih)),
+            });
+        }
         let rest = rest
             .strip_prefix(b"2:ih20:")
             .ok_or(HeadError::Malformed("no 20-byte 'ih' key after 'commit'"))?;
@@ -261,10 +308,19 @@ impl Head {
                 "value does not end after 'ih', 'up' or 'url'",
             ));
         }
+        if let Some(history) = &history
+            && history.to != commit
+            && !updates.iter().any(|u| u.from == history.to)
+        {
+            return Err(HeadError::Malformed(
+                "the history leads to a commit that is neither the head's nor a listed 'from'",
+            ));
+        }
         Ok(Self {
             infohash: InfoHash(to_array(infohash)),
             commit: commit.to_vec(),
             updates,
+            history,
             master,
         })
     }
@@ -549,7 +605,50 @@ mod tests {
                     infohash: InfoHash([200 + i as u8; 20]),
                 })
                 .collect(),
+            history: None,
             master: None,
+        }
+    }
+
+    #[test]
+    fn a_history_round_trips_with_the_longest_head_and_must_lead_into_the_chain() {
+        for commit_len in [20, 32] {
+            let mut h = with_updates(commit_len, MAX_HEAD_UPDATES);
+            h.master = Some(format!("https://{}/", "m".repeat(MAX_MASTER_URL_LEN - 9)));
+            for to in [
+                h.commit.clone(),
+                h.updates[MAX_HEAD_UPDATES - 1].from.clone(),
+            ] {
+                h.history = Some(HeadHistory {
+                    to,
+                    infohash: InfoHash([7; 20]),
+                });
+                let bytes = h.encode();
+                assert!(bytes.len() <= MAX_VALUE_LEN, "{}", bytes.len());
+                assert_eq!(Head::decode(&bytes), Ok(h.clone()));
+            }
+            let mut elsewhere = h.clone();
+            elsewhere.history = Some(HeadHistory {
+                to: vec![1; commit_len],
+                infohash: InfoHash([7; 20]),
+            });
+            assert!(Head::decode(&elsewhere.encode()).is_err(), "to elsewhere");
+            let mut short = h.clone();
+            short.history = Some(HeadHistory {
+                to: vec![3; commit_len - 1],
+                infohash: InfoHash([7; 20]),
+            });
+            assert!(Head::decode(&short.encode()).is_err(), "short to");
+        }
+        let mut alone = head(4);
+        alone.history = Some(HeadHistory {
+            to: alone.commit.clone(),
+            infohash: InfoHash([8; 20]),
+        });
+        let good = alone.encode();
+        assert_eq!(Head::decode(&good), Ok(alone));
+        for cut in 0..good.len() {
+            assert!(Head::decode(&good[..cut]).is_err(), "cut at {cut}");
         }
     }
 

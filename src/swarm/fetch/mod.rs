@@ -202,8 +202,11 @@ async fn fetch_head_counted(
     tally: &Tally,
 ) -> Result<Fetched, FetchError> {
     let info_hash = InfoHash::from(head.head.infohash);
-    // History from the master goes into a repository made for it.
-    if request.history != History::Tip && head.head.master.is_some() {
+    // History (from the swarm or the master) goes into a repository made
+    // for it.
+    if request.history != History::Tip
+        && (head.head.history.is_some() || head.head.master.is_some())
+    {
         open_or_init(request).await?;
     }
     if request.use_updates
@@ -230,7 +233,15 @@ async fn fetch_head_counted(
                     History::Depth(depth) => Some(depth),
                     _ => None,
                 };
-                by = update::try_master_update(step, head, commit, &git_dir, NOTHING, depth).await;
+                // The whole history comes from the swarm when the head
+                // lists one, else (or with a depth) from the master.
+                if depth.is_none() {
+                    by = update::try_history(step, head, commit, &git_dir).await;
+                }
+                if by.is_none() {
+                    by = update::try_master_update(step, head, commit, &git_dir, NOTHING, depth)
+                        .await;
+                }
             }
             _ => {}
         }

@@ -278,6 +278,12 @@ impl fmt::Display for FetchEvent {
                 }
                 Ok(())
             }
+            Self::UpdatePlan { from, info_hash } if *from == crate::torrent::update::NOTHING => {
+                write!(
+                    f,
+                    "history torrent {info_hash}: the branch's history, from the swarm"
+                )
+            }
             Self::UpdatePlan { from, info_hash } => {
                 write!(
                     f,

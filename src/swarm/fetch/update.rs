@@ -24,12 +24,12 @@ use crate::swarm::AbortOnDrop;
 use crate::swarm::engine::Engine;
 use crate::swarm::storage::{Backing, GitStorageFactory};
 use crate::swarm::update_server::{BUILD_WAIT, update_path};
-use crate::topic::update_chain::{ChainStep, chain_steps};
+use crate::topic::update_chain::{ChainStep, chain_steps, history_links};
 use crate::torrent::cache;
 use crate::torrent::info_hash::InfoHash;
 use crate::torrent::staged::StagedFile;
 use crate::torrent::update::{
-    Quarantine, UpdateStore, UpdateTorrent, apply_update, payload::MAX_PAYLOAD_BYTES,
+    NOTHING, Quarantine, UpdateStore, UpdateTorrent, apply_update, payload::MAX_PAYLOAD_BYTES,
 };
 
 /// Longest wait for an update torrent's metadata: a swarm of stock clients
@@ -92,6 +92,35 @@ pub(super) async fn try_updates(
         Err(error) => {
             step.report.event(FetchEvent::UpdateFailed {
                 info_hash: first.info_hash,
+                reason: format!("{error:#}"),
+            });
+            None
+        }
+    }
+}
+
+/// Brings the head's commit with its whole history into a repository that
+/// holds nothing of the branch, from the swarm: the history torrent the
+/// head lists, then the listed updates from its end to the head. `None`
+/// (reported) when the head lists no history or any step fails; nothing is
+/// written then.
+pub(super) async fn try_history(
+    step: Step<'_>,
+    head: &SignedHead,
+    commit: ObjectId,
+    git_dir: &Path,
+) -> Option<ByUpdate> {
+    let links = history_links(&head.head)?;
+    report_plan(step, &links);
+    match apply_chain(step, head, commit, &links, git_dir, Carrier::Swarm).await {
+        Ok((steps, descends_from)) => Some(ByUpdate {
+            from: NOTHING,
+            steps,
+            descends_from,
+        }),
+        Err(error) => {
+            step.report.event(FetchEvent::UpdateFailed {
+                info_hash: links[0].info_hash,
                 reason: format!("{error:#}"),
             });
             None

@@ -43,6 +43,31 @@ impl Default for UpdateSettings {
     }
 }
 
+impl UpdateSettings {
+    /// How history torrents (updates from [`NOTHING`], which a head lists
+    /// for clones) are compressed: level 9, about ten times faster than 19
+    /// for a payload 8-24 % larger, because a history covers every object
+    /// of the branch and its publisher makes one whenever the previous one
+    /// falls off the head's chain. Part of the history's identity, as the
+    /// level of any update is.
+    pub fn history() -> Self {
+        Self {
+            level: 9,
+            ..Self::default()
+        }
+    }
+
+    /// The settings of the update from `from`: [`UpdateSettings::history`]
+    /// from [`NOTHING`], the default otherwise.
+    pub fn for_update_from(from: ObjectId) -> Self {
+        if from == NOTHING {
+            Self::history()
+        } else {
+            Self::default()
+        }
+    }
+}
+
 /// An update, ready to be wrapped in its torrent ([`Update::torrent`]).
 #[derive(Debug, Clone)]
 pub struct Update {
