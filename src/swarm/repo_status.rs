@@ -193,7 +193,7 @@ async fn read_published(
     local: ObjectId,
     seen: Option<&SignedHead>,
 ) -> Published {
-    let mut lookup = dht.lookup_head(&address.topic, &address.branch).await;
+    let mut lookup = dht.resolve_head(&address.topic, &address.branch).await;
     let choice = lookup.choose(None);
     let refused: Vec<String> = lookup.refused.iter().map(ToString::to_string).collect();
     let head = match choice {

@@ -19,6 +19,46 @@ use crate::topic::{TopicKey, TopicSecret};
 /// How many times a head write re-reads and retries after a concurrent write.
 const PUBLISH_ATTEMPTS: u32 = 6;
 
+/// Answers carrying the newest head a reader's lookup needs before it may
+/// end early ([`Dht::resolve_head`]): BEP 44 stores an item on the 8-20
+/// closest nodes, so three agreeing is common on any healthy DHT and one or
+/// two stale nodes cannot decide alone.
+pub const AGREEING_ANSWERS: u32 = 3;
+
+/// Shortest time a reader's lookup keeps listening once the answers agree,
+/// for a newer head on a slower node. The grace is half the time the lookup
+/// took to agree, within [`HEAD_GRACE`] and [`MAX_HEAD_GRACE`]: answers of
+/// close nodes arrive within a round trip of each other, so a lookup that
+/// agreed in 30 ms on a LAN waits 20 ms more, and one that took a second on
+/// the internet waits 250 ms. A newer head arriving in the grace must
+/// gather its own agreement.
+pub const HEAD_GRACE: Duration = Duration::from_millis(20);
+
+/// Longest grace (see [`HEAD_GRACE`]).
+pub const MAX_HEAD_GRACE: Duration = Duration::from_millis(250);
+
+/// The valid answers a head lookup got so far, by seq.
+#[derive(Default)]
+struct Answers {
+    by_seq: std::collections::BTreeMap<i64, u32>,
+    total: u32,
+}
+
+impl Answers {
+    fn add(&mut self, seq: i64) {
+        *self.by_seq.entry(seq).or_default() += 1;
+        self.total += 1;
+    }
+
+    /// Enough answers carry the newest seq, and they outnumber the older.
+    fn agree(&self) -> bool {
+        let Some((_, &newest)) = self.by_seq.last_key_value() else {
+            return false;
+        };
+        newest >= AGREEING_ANSWERS && newest > self.total - newest
+    }
+}
+
 /// A node of the mainline DHT. Cheap to share behind an `Arc`; the node runs
 /// on its own thread until the last handle is dropped.
 pub struct Dht {
@@ -193,55 +233,104 @@ impl Dht {
         PeerStream(self.inner.get_peers(Id::from(infohash.0)))
     }
 
-    /// Reads every copy of a branch head the closest nodes hold. Items that
-    /// fail their signature or do not decode are listed in
-    /// [`HeadLookup::refused`], never in the candidates.
+    /// Reads every copy of a branch head the closest nodes hold, waiting
+    /// for the whole lookup (every node asked answers or times out): what a
+    /// publisher needs before it picks the next seq. Items that fail their
+    /// signature or do not decode are listed in [`HeadLookup::refused`],
+    /// never in the candidates.
     pub async fn lookup_head(&self, topic: &TopicKey, branch: &Branch) -> HeadLookup {
+        self.lookup_head_with(topic, branch, false).await
+    }
+
+    /// Reads a branch head for a reader: as [`Dht::lookup_head`], but ends
+    /// as soon as the answers agree instead of waiting out nodes that never
+    /// answer (a whole request timeout, 2 s by default). It ends once
+    /// [`AGREEING_ANSWERS`] answers carry the newest valid head and they
+    /// outnumber the answers carrying older ones, and that still holds a
+    /// grace later ([`HEAD_GRACE`]); a newer head arriving meanwhile must
+    /// gather its own agreement. A stale minority therefore does not win, and the
+    /// rollback and equivocation guards ([`HeadLookup::choose`]) judge the
+    /// answers exactly as before.
+    pub async fn resolve_head(&self, topic: &TopicKey, branch: &Branch) -> HeadLookup {
+        self.lookup_head_with(topic, branch, true).await
+    }
+
+    async fn lookup_head_with(&self, topic: &TopicKey, branch: &Branch, early: bool) -> HeadLookup {
         let mut detailed = self
             .inner
             .get_mutable_detailed(&topic.0, Some(branch.as_bytes()), None);
         let mut lookup = HeadLookup::default();
-        while let Some(item) = detailed.items.next().await {
-            if lookup
+        let mut answers = Answers::default();
+        let mut settle_at: Option<tokio::time::Instant> = None;
+        let started = std::time::Instant::now();
+        let mut ended_early = false;
+        loop {
+            let next = match settle_at {
+                Some(at) => match tokio::time::timeout_at(at, detailed.items.next()).await {
+                    Ok(next) => next,
+                    Err(_) if answers.agree() => {
+                        ended_early = true;
+                        break;
+                    }
+                    Err(_) => {
+                        settle_at = None;
+                        continue;
+                    }
+                },
+                None => detailed.items.next().await,
+            };
+            let Some(item) = next else { break };
+            let known = lookup
                 .candidates
                 .iter()
-                .any(|c| c.seq == item.seq() && c.value.as_slice() == item.value())
-            {
-                continue;
-            }
-            match SignedHead::verify(
-                *topic,
-                branch.clone(),
-                item.seq(),
-                item.value().to_vec(),
-                *item.signature(),
-            ) {
-                Ok(head) => lookup.candidates.push(head),
-                Err(error) => {
-                    let refusal = Refusal::Malformed {
-                        seq: item.seq(),
-                        error,
-                    };
-                    if !lookup.refused.contains(&refusal) {
-                        lookup.refused.push(refusal);
+                .any(|c| c.seq == item.seq() && c.value.as_slice() == item.value());
+            if !known {
+                match SignedHead::verify(
+                    *topic,
+                    branch.clone(),
+                    item.seq(),
+                    item.value().to_vec(),
+                    *item.signature(),
+                ) {
+                    Ok(head) => lookup.candidates.push(head),
+                    Err(error) => {
+                        let refusal = Refusal::Malformed {
+                            seq: item.seq(),
+                            error,
+                        };
+                        if !lookup.refused.contains(&refusal) {
+                            lookup.refused.push(refusal);
+                        }
+                        continue;
                     }
                 }
             }
+            answers.add(item.seq());
+            if early && settle_at.is_none() && answers.agree() {
+                let grace = (started.elapsed() / 2).clamp(HEAD_GRACE, MAX_HEAD_GRACE);
+                settle_at = Some(tokio::time::Instant::now() + grace);
+            }
         }
-        let outcome = detailed.outcome.recv().await;
-        lookup.queried = outcome.queried;
-        lookup.responded = outcome.responded();
-        if outcome.invalid_values > 0 {
-            lookup.refused.push(Refusal::BadSignature {
-                count: outcome.invalid_values,
-            });
+        if ended_early {
+            lookup.queried = answers.total;
+            lookup.responded = answers.total;
+        } else {
+            let outcome = detailed.outcome.recv().await;
+            lookup.queried = outcome.queried;
+            lookup.responded = outcome.responded();
+            if outcome.invalid_values > 0 {
+                lookup.refused.push(Refusal::BadSignature {
+                    count: outcome.invalid_values,
+                });
+            }
         }
         debug!(
             topic = %topic,
             branch = %branch,
-            queried = outcome.queried,
+            queried = lookup.queried,
             responded = lookup.responded,
             candidates = lookup.candidates.len(),
+            ended_early,
             "head lookup done"
         );
         lookup
@@ -496,4 +585,34 @@ fn seq_floor() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Answers;
+
+    fn answers(seqs: &[i64]) -> Answers {
+        let mut answers = Answers::default();
+        for &seq in seqs {
+            answers.add(seq);
+        }
+        answers
+    }
+
+    #[test]
+    fn answers_agree_only_on_enough_of_the_newest_outnumbering_the_rest() {
+        assert!(!answers(&[]).agree());
+        assert!(!answers(&[5, 5]).agree(), "two are not enough");
+        assert!(answers(&[5, 5, 5]).agree());
+        assert!(
+            !answers(&[4, 4, 4, 5]).agree(),
+            "a newer head needs its own"
+        );
+        assert!(
+            !answers(&[4, 4, 4, 5, 5, 5]).agree(),
+            "a tie is no majority"
+        );
+        assert!(answers(&[4, 4, 4, 5, 5, 5, 5]).agree());
+        assert!(answers(&[5, 5, 5, 4, 4]).agree());
+    }
 }

@@ -168,3 +168,51 @@ async fn a_topic_index_gathers_every_branch_and_keeps_its_default() {
     let mut head_lookup = reader.lookup_head(&secret.topic(), &main).await;
     assert_eq!(head_lookup.choose(None), HeadChoice::NotFound);
 }
+
+/// A reader's lookup ends early once answers agree, but a minority of
+/// nodes holding an older head never wins over the newer one the rest hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_minority_does_not_win_a_readers_lookup() {
+    let stale_nodes = Dht::start_private_network(3, Ipv4Addr::LOCALHOST).expect("stale DHT");
+    let fresh_nodes = Dht::start_private_network(12, Ipv4Addr::LOCALHOST).expect("fresh DHT");
+    let first_of = |nodes: &[Dht]| futures_lite::future::block_on(nodes[0].local_addr());
+    let config_from = |bootstrap: Vec<String>| DhtConfig {
+        bootstrap: Some(bootstrap),
+        bind: Some(Ipv4Addr::LOCALHOST),
+        request_timeout: Duration::from_millis(200),
+        ..DhtConfig::default()
+    };
+    let stale_config = config_from(vec![first_of(&stale_nodes).to_string()]);
+    let fresh_config = config_from(vec![first_of(&fresh_nodes).to_string()]);
+    let secret = TopicSecret::generate().expect("key");
+    let main = Branch::new("main").expect("branch");
+    let old = {
+        let writer = Dht::start(&stale_config).expect("stale writer");
+        assert!(writer.bootstrapped().await);
+        writer
+            .publish_head(&secret, &main, &head(1), 0)
+            .await
+            .expect("old head")
+    };
+    let new = {
+        let writer = Dht::start(&fresh_config).expect("fresh writer");
+        assert!(writer.bootstrapped().await);
+        writer
+            .publish_head(&secret, &main, &head(2), old.seq + 1)
+            .await
+            .expect("new head")
+    };
+    let both = config_from(vec![
+        first_of(&stale_nodes).to_string(),
+        first_of(&fresh_nodes).to_string(),
+    ]);
+    for _ in 0..5 {
+        let reader = Dht::start(&both).expect("reader");
+        assert!(reader.bootstrapped().await);
+        let mut lookup = reader.resolve_head(&secret.topic(), &main).await;
+        match lookup.choose(None) {
+            HeadChoice::New(head) => assert_eq!(head.seq, new.seq, "the newest head wins"),
+            other => panic!("no head: {other:?}"),
+        }
+    }
+}

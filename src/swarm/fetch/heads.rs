@@ -21,7 +21,7 @@ pub async fn resolve_head(
     report: &dyn FetchReport,
 ) -> anyhow::Result<Option<SignedHead>> {
     let seen = home.seen_head(&address.topic, &address.branch)?;
-    let mut lookup = dht.lookup_head(&address.topic, &address.branch).await;
+    let mut lookup = dht.resolve_head(&address.topic, &address.branch).await;
     let choice = lookup.choose(seen.as_ref());
     for refusal in &lookup.refused {
         report.event(FetchEvent::HeadRefused {
