@@ -16,8 +16,8 @@ use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use flate2::Compression;
 use flate2::write::ZlibEncoder;
+use flate2::{Compress, Compression, FlushCompress, Status};
 use git2::ObjectType;
 use sha1::{Digest, Sha1};
 
@@ -59,6 +59,14 @@ pub struct PackWriter {
     /// `None` only once `finish` has taken it.
     out: Option<Counting<BufWriter<File>>>,
     entries: Vec<(ObjectId, u32, u64)>,
+    /// One deflate stream per level, reset between objects: a new stream
+    /// allocates and clears a few hundred KiB, which for a history of
+    /// thousands of small objects cost more than compressing them.
+    fast: Compress,
+    stored: Compress,
+    /// Input and output chunks, reused.
+    input: Vec<u8>,
+    output: Vec<u8>,
 }
 
 /// Counts, hashes (pack trailer) and CRCs (per entry) what passes through.
@@ -114,6 +122,10 @@ impl PackWriter {
             tmp_pack,
             out: Some(out),
             entries: Vec::with_capacity(count as usize),
+            fast: Compress::new(Compression::fast(), true),
+            stored: Compress::new(Compression::none(), true),
+            input: vec![0; CHUNK],
+            output: vec![0; CHUNK + CHUNK / 8 + 64],
         })
     }
 
@@ -144,24 +156,112 @@ impl PackWriter {
             got: 0,
             expected: len,
         })?;
-        let level = if len >= SAMPLE_THRESHOLD && !compresses(&head) {
-            Compression::none()
+        let compress = if len >= SAMPLE_THRESHOLD && !compresses(&head) {
+            &mut self.stored
         } else {
-            Compression::fast()
+            &mut self.fast
         };
+        compress.reset();
         out.write_all(&entry_header(kind, len)).map_err(&io)?;
-        let mut encoder = ZlibEncoder::new(&mut *out, level);
-        encoder.write_all(&head).map_err(&io)?;
-        let rest = len - head.len() as u64;
-        let copied = std::io::copy(&mut data.take(rest), &mut encoder).map_err(&io)?;
-        encoder.finish().map_err(&io)?;
-        if copied != rest {
-            return Err(PackError::Short {
-                id,
-                got: head.len() as u64 + copied,
-                expected: len,
-            });
+        deflate(compress, &head, false, &mut self.output, out).map_err(&io)?;
+        let mut rest = len - head.len() as u64;
+        loop {
+            let want = usize::try_from(rest).unwrap_or(usize::MAX).min(CHUNK);
+            let got = read_full(&mut data, &mut self.input[..want]).map_err(&io)?;
+            rest -= got as u64;
+            let last = got < want || rest == 0;
+            deflate(compress, &self.input[..got], last, &mut self.output, out).map_err(&io)?;
+            if got < want {
+                return Err(PackError::Short {
+                    id,
+                    got: len - rest,
+                    expected: len,
+                });
+            }
+            if last {
+                break;
+            }
         }
+        let crc = std::mem::take(&mut out.crc).finalize();
+        self.entries.push((id, crc, offset));
+        Ok(())
+    }
+
+    /// Adds objects held in memory, deflated on every core (one thread per
+    /// core, each with its own deflate stream, into memory) and then written
+    /// in order: a history of thousands of objects is otherwise bound by one
+    /// core's deflate.
+    pub fn add_all(&mut self, objects: &[(ObjectId, ObjectType, &[u8])]) -> Result<(), PackError> {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .min(objects.len().div_ceil(64).max(1));
+        let per_thread = objects.len().div_ceil(threads).max(1);
+        let deflated: Vec<Vec<Vec<u8>>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = objects
+                .chunks(per_thread)
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        let mut fast = Compress::new(Compression::fast(), true);
+                        let mut stored = Compress::new(Compression::none(), true);
+                        let mut output = vec![0; CHUNK + CHUNK / 8 + 64];
+                        chunk
+                            .iter()
+                            .map(|(_, _, data)| {
+                                let compress = if data.len() as u64 >= SAMPLE_THRESHOLD
+                                    && !compresses(&data[..SAMPLE_BYTES])
+                                {
+                                    &mut stored
+                                } else {
+                                    &mut fast
+                                };
+                                compress.reset();
+                                let mut out = Vec::with_capacity(data.len() / 2 + 64);
+                                deflate(compress, data, true, &mut output, &mut out).map(|()| out)
+                            })
+                            .collect::<std::io::Result<Vec<Vec<u8>>>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|worker| {
+                    worker
+                        .join()
+                        .unwrap_or_else(|_| Err(std::io::Error::other("a deflate thread panicked")))
+                })
+                .collect::<std::io::Result<Vec<_>>>()
+        })
+        .map_err(|source| PackError::Io {
+            dir: self.dir.clone(),
+            source,
+        })?;
+        for ((id, kind, data), zdata) in objects.iter().zip(deflated.into_iter().flatten()) {
+            self.add_deflated(*id, *kind, data.len() as u64, &zdata)?;
+        }
+        Ok(())
+    }
+
+    /// Adds an object whose zlib stream is `deflated`.
+    fn add_deflated(
+        &mut self,
+        id: ObjectId,
+        kind: ObjectType,
+        len: u64,
+        deflated: &[u8],
+    ) -> Result<(), PackError> {
+        let dir = self.dir.clone();
+        let io = move |source| PackError::Io {
+            dir: dir.clone(),
+            source,
+        };
+        let out = self
+            .out
+            .as_mut()
+            .ok_or_else(|| io(std::io::Error::other("pack already finished")))?;
+        let offset = out.written;
+        out.crc = crc32fast::Hasher::new();
+        out.write_all(&entry_header(kind, len)).map_err(&io)?;
+        out.write_all(deflated).map_err(&io)?;
         let crc = std::mem::take(&mut out.crc).finalize();
         self.entries.push((id, crc, offset));
         Ok(())
@@ -219,6 +319,58 @@ fn unique_suffix() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Bytes read and deflated at a time.
+const CHUNK: usize = 64 * 1024;
+
+/// Reads until `buf` is full or the reader ends; returns the bytes read.
+fn read_full(data: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match data.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Feeds `input` to `compress` and writes what it produces to `out`
+/// through the scratch buffer `output`; with `finish`, ends the zlib
+/// stream.
+fn deflate(
+    compress: &mut Compress,
+    mut input: &[u8],
+    finish: bool,
+    output: &mut [u8],
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    let flush = if finish {
+        FlushCompress::Finish
+    } else {
+        FlushCompress::None
+    };
+    loop {
+        let (before_in, before_out) = (compress.total_in(), compress.total_out());
+        let status = compress
+            .compress(input, output, flush)
+            .map_err(std::io::Error::other)?;
+        let consumed = (compress.total_in() - before_in) as usize;
+        let produced = (compress.total_out() - before_out) as usize;
+        out.write_all(&output[..produced])?;
+        input = &input[consumed..];
+        match status {
+            Status::StreamEnd => return Ok(()),
+            _ if !finish && input.is_empty() => return Ok(()),
+            Status::BufError if consumed == 0 && produced == 0 => {
+                return Err(std::io::Error::other("deflate made no progress"));
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Whether deflate shrinks `sample` by at least a tenth.
@@ -319,13 +471,35 @@ mod tests {
                 x as u8
             })
             .collect();
-        let blobs = [&small, &text, &noise];
-        let mut pack = PackWriter::new(repo.path(), blobs.len() as u32).expect("pack");
-        for blob in blobs {
+        let many: Vec<Vec<u8>> = (1..300u32)
+            .map(|i| {
+                format!("object {i}\n")
+                    .repeat(1 + i as usize % 40)
+                    .into_bytes()
+            })
+            .collect();
+        let empty = Vec::new();
+        let mut blobs = vec![&small, &text, &noise, &empty];
+        // Streamed one by one, then a batch deflated on every core.
+        let count = (blobs.len() + many.len()) as u32;
+        let mut pack = PackWriter::new(repo.path(), count).expect("pack");
+        for blob in &blobs {
             let id = ObjectId::for_object("blob", blob);
             pack.add_bytes(id, ObjectType::Blob, blob).expect("add");
         }
+        let batch: Vec<_> = many
+            .iter()
+            .map(|b| {
+                (
+                    ObjectId::for_object("blob", b),
+                    ObjectType::Blob,
+                    b.as_slice(),
+                )
+            })
+            .collect();
+        pack.add_all(&batch).expect("add all");
         pack.finish().expect("finish");
+        blobs.extend(many.iter());
         let odb = repo.odb().expect("odb");
         odb.refresh().expect("refresh");
         for blob in blobs {

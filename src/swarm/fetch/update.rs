@@ -249,7 +249,14 @@ async fn apply_chain(
             tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
                 let repo =
                     git2::Repository::open_bare(held.path()).context("opening the quarantine")?;
+                let started = Instant::now();
                 let applied = apply_update(&repo, &bytes)?;
+                tracing::debug!(
+                    objects = applied.objects.len(),
+                    ms = started.elapsed().as_millis(),
+                    "update rebuilt and checked"
+                );
+                let started = Instant::now();
                 anyhow::ensure!(
                     applied.from == link.from && applied.to == link.to,
                     "the update rebuilds {}..{} instead of {}..{}",
@@ -259,6 +266,10 @@ async fn apply_chain(
                     link.to
                 );
                 held.add(&applied)?;
+                tracing::debug!(
+                    ms = started.elapsed().as_millis(),
+                    "update's objects packed in the quarantine"
+                );
                 Ok((
                     held,
                     applied.descends_from,
@@ -289,14 +300,18 @@ async fn apply_chain(
     let (git_dir, from) = (git_dir.to_owned(), links[0].from);
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         let hints: Vec<_> = cache::load(&git_dir, from).into_iter().collect();
+        let started = Instant::now();
         let rebuilt = held.commit_torrent(commit, &hints)?;
+        tracing::debug!(ms = started.elapsed().as_millis(), "commit torrent rebuilt from the quarantine");
         anyhow::ensure!(
             rebuilt.info_hash == expected,
             "the commit torrent rebuilt from the updates is {}, but the signed head names {expected}",
             rebuilt.info_hash
         );
+        let started = Instant::now();
         held.accept()?;
         cache::store(&git_dir, &rebuilt);
+        tracing::debug!(ms = started.elapsed().as_millis(), "quarantine accepted");
         let store = UpdateStore::of(&git_dir);
         for (link, payload) in payloads {
             if let Err(error) = store.save(link.from, link.to, &payload) {

@@ -59,9 +59,12 @@ impl Applied {
             limit: u64::from(u32::MAX),
         })?;
         let mut pack = PackWriter::new(git_dir, count)?;
-        for (kind, id, data) in &self.objects {
-            pack.add_bytes(*id, git_kind(*kind), data)?;
-        }
+        let objects: Vec<_> = self
+            .objects
+            .iter()
+            .map(|(kind, id, data)| (*id, git_kind(*kind), data.as_slice()))
+            .collect();
+        pack.add_all(&objects)?;
         pack.finish()?;
         Ok(())
     }
