@@ -4,28 +4,37 @@
 Both serve the same bare repository on loopback:
 - smart HTTP: lighttpd + `git http-backend` (Debian packages lighttpd, git);
 - xus: a topic master (restored from that repository as its backup) on a
-  private DHT of `xus dht serve` nodes; `git clone xus://TOPIC/main` through
-  `git-remote-xus`, which resolves the signed head and gets the history as
-  one update from nothing, built by the master on the first request (cold)
-  and kept in memory for the next (warm).
+  private DHT of `xus dht serve` nodes, which builds the branch's history
+  torrent (the update from nothing) before it publishes the head; `git clone
+  xus://TOPIC/main` through `git-remote-xus` resolves the signed head and
+  downloads that history torrent from the swarm.
+
+Rows: the smart HTTP clone; a xus clone from one seed (the master); then
+three readers that cloned run `xus seed` in their clones, and one more
+clone is made from the four seeds, with each seed's upload during it (the
+master's from its /status, each `xus seed`'s from the `uploaded` line it
+prints when stopped) as a share of the bytes the clone received. Also the
+master's start time (restore, history build, head published).
 
 Reported: wall-clock time of each clone, bytes received (git: the pack it
-stored; xus: the update payload plus metadata, from the helper's report),
-and the ratios xus / git. The history is generated (text files that grow,
-binaries replaced, files moved; --commits N) unless --repo names a
-repository whose `main` branch to use.
+stored; xus: payload plus metadata, from the helper's report), the ratios
+xus / git. The history is generated (text files that grow, binaries
+replaced, files moved; --commits N) unless --repo names a repository whose
+`main` branch to use.
 
 Usage: cargo build --release && benches/clone.py [--commits 2000] [--repo PATH]
 """
 
 import argparse
 import glob
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from master import Lines, env_for, free_port, start  # noqa: E402
@@ -158,20 +167,30 @@ secret_file = "%s"
 writers = []
 backups = ["%s", "%s"]
 """ % (free_port(), bootstrap, os.path.join(owner, "topics", "world.secret"), source, backup2))
+        began = time.time()
         master = start([xus, "master", "--config", config], env_for(owner),
                        log=os.path.join(work, "master.log"))
         children.append(master)
-        Lines(master).wait(lambda l: l.startswith("master http "), 300)
-        reader = os.path.join(work, "reader")
-        os.makedirs(reader)
-        with open(os.path.join(reader, "config.toml"), "w") as f:
-            f.write('[dht]\nbootstrap = ["%s"]\nbind = "127.0.0.1"\nrequest_timeout_ms = 300\n'
-                    % bootstrap)
-        env = env_for(reader)
-        env["PATH"] = os.path.dirname(helper) + os.pathsep + env.get("PATH", "")
-        results = {}
-        for name in ("cold", "warm"):
-            target = os.path.join(work, "xus-clone-" + name)
+        http_line = Lines(master).wait(lambda l: l.startswith("master http "), 300)[0]
+        master_start = time.time() - began
+        status_url = http_line.split()[2].rstrip("/") + "/status"
+
+        def master_uploaded():
+            with urllib.request.urlopen(status_url, timeout=10) as answer:
+                return json.load(answer)["uploaded_bytes"]
+
+        def reader_env(name):
+            home = os.path.join(work, name)
+            os.makedirs(home)
+            with open(os.path.join(home, "config.toml"), "w") as f:
+                f.write('[dht]\nbootstrap = ["%s"]\nbind = "127.0.0.1"\n'
+                        'request_timeout_ms = 300\n' % bootstrap)
+            env = env_for(home)
+            env["PATH"] = os.path.dirname(helper) + os.pathsep + env.get("PATH", "")
+            return env
+
+        def clone(name, env):
+            target = os.path.join(work, "clone-" + name)
             elapsed, stderr = timed(["git", "clone", "-v", "xus://%s/main" % topic, target],
                                     env, work)
             line = next(l for l in stderr.splitlines() if l.startswith("bytes: "))
@@ -182,19 +201,49 @@ backups = ["%s", "%s"]
                 ["git", "-C", source, "rev-list", "main"], capture_output=True, text=True).stdout
             if not same:
                 raise RuntimeError("the xus clone's history differs from the source")
-            results[name] = (elapsed, received)
+            return target, elapsed, received
 
-        print("history: %s commits, stored pack %d bytes" % (commits, stored))
+        # One seed: the master.
+        first_dir, one_time, one_bytes = clone("one-seed", reader_env("reader-1"))
+
+        # Four seeds: the master and three readers' `xus seed`.
+        # Every reader clones first, so the seeds' uploads count only the
+        # last clone.
+        readers = [(first_dir, env_for(os.path.join(work, "reader-1")))]
+        for n in (2, 3):
+            env = reader_env("seed-%d" % n)
+            readers.append((clone("seed-%d" % n, env)[0], env))
+        seeds = []
+        for n, (target, env) in enumerate(readers, start=1):
+            seed = start([xus, "seed", "--repo", target, "--listen", "127.0.0.1:0"], env,
+                         log=os.path.join(work, "seed-%d.log" % n))
+            children.append(seed)
+            lines = Lines(seed)
+            lines.wait(lambda l: l.startswith("listening "), 300)
+            seeds.append((seed, lines))
+        time.sleep(2)  # the seeds' announces reach the DHT
+        master_before = master_uploaded()
+        _, four_time, four_bytes = clone("four-seeds", reader_env("reader-4"))
+        shares = [master_uploaded() - master_before]
+        for seed, lines in seeds:
+            seed.terminate()
+            line = lines.wait(lambda l: l.startswith("uploaded "), 60)[0]
+            shares.append(int(line.split()[1]))
+
+        print("history: %s commits, stored pack %d bytes; master ready in %.2f s "
+              "(restore, history torrent, head)" % (commits, stored, master_start))
         print("| clone | time s | bytes received | time / smart HTTP | bytes / git pack |")
         print("| --- | ---: | ---: | ---: | ---: |")
         print("| smart HTTP (lighttpd + git http-backend) | %.2f | %d | 1.00 | 1.00 |"
               % (http_time, http_bytes))
-        for name, label in (("cold", "xus, master builds the history"),
-                            ("warm", "xus, history kept in memory")):
-            elapsed, received = results[name]
+        for label, elapsed, received in (("xus, one seed (the master)", one_time, one_bytes),
+                                         ("xus, four seeds", four_time, four_bytes)):
             print("| %s | %.2f | %d | %.2f | %.2f |" % (label, elapsed, received,
                                                        elapsed / http_time,
                                                        received / http_bytes))
+        print("four seeds' uploads during the last clone, as shares of its %d bytes: %s"
+              % (four_bytes, ", ".join("%s %.2f" % (name, up / four_bytes) for name, up in
+                                       zip(("master", "seed 1", "seed 2", "seed 3"), shares))))
     finally:
         for child in children:
             child.terminate()

@@ -172,6 +172,10 @@ pub async fn run(
     };
     let _ = std::fs::remove_file(&seed_addr);
     tracing::info!("stopping");
+    // What this seed gave the swarm, for its operator and for benchmarks
+    // that compare seeds' shares.
+    let _ = writeln!(out, "uploaded {} bytes", engine.uploaded_bytes());
+    let _ = out.flush();
     drop(seeder);
     if let Some(webseed) = webseed
         && let Err(error) = webseed.stop().await

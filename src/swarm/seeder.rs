@@ -21,7 +21,7 @@ use crate::swarm::webseed_source::GitWebseed;
 use crate::torrent::cache;
 use crate::torrent::format::CommitTorrent;
 use crate::torrent::info_hash::InfoHash;
-use crate::torrent::update::{StoredUpdate, UpdateSettings, UpdateStore};
+use crate::torrent::update::{NOTHING, StoredUpdate, UpdateSettings, UpdateStore};
 
 /// How each file of a torrent is read when every blob is local.
 pub fn local_backings(torrent: &CommitTorrent) -> Vec<Backing> {
@@ -322,6 +322,10 @@ impl Seeder<'_> {
             self.source.clone(),
             vec![Backing::Inline(stored.payload.clone())],
         );
+        // A history is not metered: clones come one at a time and leave when
+        // done (`git clone` keeps no seed running), so an origin that paused
+        // after two copies would only make the third clone wait.
+        let peer_limit = self.update_peer_limit.filter(|_| torrent.from != NOTHING);
         let (handle, at_start) = self
             .engine
             .add(
@@ -329,7 +333,7 @@ impl Seeder<'_> {
                 storage,
                 &self.peers,
                 None,
-                self.update_peer_limit,
+                peer_limit,
             )
             .await
             .with_context(|| format!("seeding update {}", torrent.name()))?;
@@ -338,7 +342,7 @@ impl Seeder<'_> {
             "update {} does not verify against its own torrent",
             torrent.name()
         );
-        if let Some(copies) = self.update_peer_limit {
+        if let Some(copies) = peer_limit {
             let budget = torrent.length.saturating_mul(copies as u64);
             self.meters.push(AbortOnDrop(self.engine.meter_uploads(
                 handle,
