@@ -9,12 +9,13 @@ Both serve the same bare repository on loopback:
   xus://TOPIC/main` through `git-remote-xus` resolves the signed head and
   downloads that history torrent from the swarm.
 
-Rows: the smart HTTP clone; a xus clone from one seed (the master); then
-three readers that cloned run `xus seed` in their clones, and one more
-clone is made from the four seeds, with each seed's upload during it (the
-master's from its /status, each `xus seed`'s from the `uploaded` line it
-prints when stopped) as a share of the bytes the clone received. Also the
-master's start time (restore, history build, head published).
+Rows (each the median of 3 clones, each by a new reader): smart HTTP; xus
+from one seed (the master); then three of those readers run `xus seed` in
+their clones and 3 more readers clone from the four seeds, with each seed's
+upload during those clones (the master's from its /status, each `xus
+seed`'s from the `uploaded` line it prints when stopped) as a share of the
+bytes they received. Also the master's start time (restore, history build,
+head published).
 
 Reported: wall-clock time of each clone, bytes received (git: the pack it
 stored; xus: payload plus metadata, from the helper's report), the ratios
@@ -30,6 +31,7 @@ import glob
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,6 +43,7 @@ from master import Lines, env_for, free_port, start  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIGHTTPD = "/usr/sbin/lighttpd"
+ROUNDS = 3  # clones per row; times are medians
 HTTP_BACKEND = "/usr/lib/git-core/git-http-backend"
 
 
@@ -134,9 +137,13 @@ $HTTP["url"] =~ "^/git/" {
         children.append(subprocess.Popen([LIGHTTPD, "-D", "-f", conf]))
         time.sleep(1)
         env = env_for(os.path.join(work, "git-home"))
-        http_dir = os.path.join(work, "http-clone")
-        http_time, _ = timed(["git", "clone", "-q", "http://127.0.0.1:%d/git/world.git" % port,
-                              http_dir], env, work)
+        http_times = []
+        for n in range(ROUNDS):
+            http_dir = os.path.join(work, "http-clone-%d" % n)
+            http_times.append(timed(["git", "clone", "-q",
+                                     "http://127.0.0.1:%d/git/world.git" % port, http_dir],
+                                    env, work)[0])
+        http_time = statistics.median(http_times)
         http_bytes = dir_bytes(os.path.join(http_dir, ".git", "objects", "pack", "*.pack"))
 
         # xus: a master restored from the same repository.
@@ -203,18 +210,19 @@ backups = ["%s", "%s"]
                 raise RuntimeError("the xus clone's history differs from the source")
             return target, elapsed, received
 
-        # One seed: the master.
-        first_dir, one_time, one_bytes = clone("one-seed", reader_env("reader-1"))
+        # One seed: the master. Each clone is a new reader.
+        readers = []
+        for n in range(ROUNDS):
+            env = reader_env("reader-%d" % n)
+            target, elapsed, received = clone("one-seed-%d" % n, env)
+            readers.append((target, env, elapsed, received))
+        one_time = statistics.median(r[2] for r in readers)
+        one_bytes = readers[0][3]
 
-        # Four seeds: the master and three readers' `xus seed`.
-        # Every reader clones first, so the seeds' uploads count only the
-        # last clone.
-        readers = [(first_dir, env_for(os.path.join(work, "reader-1")))]
-        for n in (2, 3):
-            env = reader_env("seed-%d" % n)
-            readers.append((clone("seed-%d" % n, env)[0], env))
+        # Four seeds: the master and those readers' `xus seed` (the first
+        # three).
         seeds = []
-        for n, (target, env) in enumerate(readers, start=1):
+        for n, (target, env, _, _) in enumerate(readers[:3]):
             seed = start([xus, "seed", "--repo", target, "--listen", "127.0.0.1:0"], env,
                          log=os.path.join(work, "seed-%d.log" % n))
             children.append(seed)
@@ -223,7 +231,10 @@ backups = ["%s", "%s"]
             seeds.append((seed, lines))
         time.sleep(2)  # the seeds' announces reach the DHT
         master_before = master_uploaded()
-        _, four_time, four_bytes = clone("four-seeds", reader_env("reader-4"))
+        four = [clone("four-seeds-%d" % n, reader_env("late-%d" % n)) for n in range(ROUNDS)]
+        four_time = statistics.median(c[1] for c in four)
+        four_bytes = four[0][2]
+        received_by_all = sum(c[2] for c in four)
         shares = [master_uploaded() - master_before]
         for seed, lines in seeds:
             seed.terminate()
@@ -241,9 +252,10 @@ backups = ["%s", "%s"]
             print("| %s | %.2f | %d | %.2f | %.2f |" % (label, elapsed, received,
                                                        elapsed / http_time,
                                                        received / http_bytes))
-        print("four seeds' uploads during the last clone, as shares of its %d bytes: %s"
-              % (four_bytes, ", ".join("%s %.2f" % (name, up / four_bytes) for name, up in
-                                       zip(("master", "seed 1", "seed 2", "seed 3"), shares))))
+        print("four seeds' uploads during the %d clones from them, as shares of the %d bytes "
+              "they received: %s" % (ROUNDS, received_by_all, ", ".join(
+                  "%s %.2f" % (name, up / received_by_all) for name, up in
+                  zip(("master", "seed 1", "seed 2", "seed 3"), shares))))
     finally:
         for child in children:
             child.terminate()

@@ -37,6 +37,44 @@ pub const HEAD_GRACE: Duration = Duration::from_millis(20);
 /// Longest grace (see [`HEAD_GRACE`]).
 pub const MAX_HEAD_GRACE: Duration = Duration::from_millis(250);
 
+/// Feeds a lookup's items to `accept` (true: a valid answer) until the
+/// stream ends or, with `early`, until the valid answers agree and still do
+/// a grace later (see [`Dht::resolve_head`]). Returns the answers counted
+/// and whether the lookup ended early.
+async fn read_items(
+    items: &mut GetStream<MutableItem>,
+    early: bool,
+    mut accept: impl FnMut(&MutableItem) -> bool,
+) -> (Answers, bool) {
+    let mut answers = Answers::default();
+    let mut settle_at: Option<tokio::time::Instant> = None;
+    let started = std::time::Instant::now();
+    loop {
+        let next = match settle_at {
+            Some(at) => match tokio::time::timeout_at(at, items.next()).await {
+                Ok(next) => next,
+                Err(_) if answers.agree() => return (answers, true),
+                Err(_) => {
+                    settle_at = None;
+                    continue;
+                }
+            },
+            None => items.next().await,
+        };
+        let Some(item) = next else {
+            return (answers, false);
+        };
+        if !accept(&item) {
+            continue;
+        }
+        answers.add(item.seq());
+        if early && settle_at.is_none() && answers.agree() {
+            let grace = (started.elapsed() / 2).clamp(HEAD_GRACE, MAX_HEAD_GRACE);
+            settle_at = Some(tokio::time::Instant::now() + grace);
+        }
+    }
+}
+
 /// The valid answers a head lookup got so far, by seq.
 #[derive(Default)]
 struct Answers {
@@ -260,57 +298,38 @@ impl Dht {
             .inner
             .get_mutable_detailed(&topic.0, Some(branch.as_bytes()), None);
         let mut lookup = HeadLookup::default();
-        let mut answers = Answers::default();
-        let mut settle_at: Option<tokio::time::Instant> = None;
-        let started = std::time::Instant::now();
-        let mut ended_early = false;
-        loop {
-            let next = match settle_at {
-                Some(at) => match tokio::time::timeout_at(at, detailed.items.next()).await {
-                    Ok(next) => next,
-                    Err(_) if answers.agree() => {
-                        ended_early = true;
-                        break;
-                    }
-                    Err(_) => {
-                        settle_at = None;
-                        continue;
-                    }
-                },
-                None => detailed.items.next().await,
-            };
-            let Some(item) = next else { break };
+        let (answers, ended_early) = read_items(&mut detailed.items, early, |item| {
             let known = lookup
                 .candidates
                 .iter()
                 .any(|c| c.seq == item.seq() && c.value.as_slice() == item.value());
-            if !known {
-                match SignedHead::verify(
-                    *topic,
-                    branch.clone(),
-                    item.seq(),
-                    item.value().to_vec(),
-                    *item.signature(),
-                ) {
-                    Ok(head) => lookup.candidates.push(head),
-                    Err(error) => {
-                        let refusal = Refusal::Malformed {
-                            seq: item.seq(),
-                            error,
-                        };
-                        if !lookup.refused.contains(&refusal) {
-                            lookup.refused.push(refusal);
-                        }
-                        continue;
+            if known {
+                return true;
+            }
+            match SignedHead::verify(
+                *topic,
+                branch.clone(),
+                item.seq(),
+                item.value().to_vec(),
+                *item.signature(),
+            ) {
+                Ok(head) => {
+                    lookup.candidates.push(head);
+                    true
+                }
+                Err(error) => {
+                    let refusal = Refusal::Malformed {
+                        seq: item.seq(),
+                        error,
+                    };
+                    if !lookup.refused.contains(&refusal) {
+                        lookup.refused.push(refusal);
                     }
+                    false
                 }
             }
-            answers.add(item.seq());
-            if early && settle_at.is_none() && answers.agree() {
-                let grace = (started.elapsed() / 2).clamp(HEAD_GRACE, MAX_HEAD_GRACE);
-                settle_at = Some(tokio::time::Instant::now() + grace);
-            }
-        }
+        })
+        .await;
         if ended_early {
             lookup.queried = answers.total;
             lookup.responded = answers.total;
@@ -419,23 +438,39 @@ impl Dht {
     /// fail their signature or do not decode are dropped with a debug line:
     /// the index only names branches, whose heads are verified on their own.
     pub async fn lookup_index(&self, topic: &TopicKey) -> Vec<SignedIndex> {
+        self.lookup_index_with(topic, false).await
+    }
+
+    /// [`Dht::lookup_index`] for a reader: ends once the answers agree on
+    /// the newest copy, as [`Dht::resolve_head`] does. An index only names
+    /// branches, and each head is then resolved and verified on its own.
+    pub async fn resolve_index(&self, topic: &TopicKey) -> Vec<SignedIndex> {
+        self.lookup_index_with(topic, true).await
+    }
+
+    async fn lookup_index_with(&self, topic: &TopicKey, early: bool) -> Vec<SignedIndex> {
         let mut detailed = self.inner.get_mutable_detailed(&topic.0, None, None);
         let mut found: Vec<SignedIndex> = Vec::new();
-        while let Some(item) = detailed.items.next().await {
+        read_items(&mut detailed.items, early, |item| {
             if found
                 .iter()
                 .any(|c| c.seq == item.seq() && c.value.as_slice() == item.value())
             {
-                continue;
+                return true;
             }
             match SignedIndex::verify(*topic, item.seq(), item.value().to_vec(), *item.signature())
             {
-                Ok(index) => found.push(index),
+                Ok(index) => {
+                    found.push(index);
+                    true
+                }
                 Err(error) => {
-                    debug!(topic = %topic, seq = item.seq(), %error, "branch index refused")
+                    debug!(topic = %topic, seq = item.seq(), %error, "branch index refused");
+                    false
                 }
             }
-        }
+        })
+        .await;
         found
     }
 

@@ -367,7 +367,7 @@ impl Session<'_> {
             .swarm()?
             .dht()
             .context("the swarm runs without a DHT")?;
-        let found = runtime.block_on(dht.lookup_index(&topic));
+        let found = runtime.block_on(dht.resolve_index(&topic));
         // Kept so that a `xus seed` on this machine stores it again.
         if let Some(newest) = found.iter().max_by_key(|index| index.seq)
             && let Err(error) = self.options.home.record_index(newest)
