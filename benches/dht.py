@@ -7,7 +7,9 @@
    p50 and p99 of the time from process start to head resolved, to the first
    peer found on the DHT, and to the metadata received from a connected peer
    (BEP 9 metadata needs a live connection, so this bounds "first peer
-   connected" from above).
+   connected" from above). With --silent S, S more nodes join the DHT and
+   are stopped (SIGSTOP) once the head is published: they stay in every
+   routing table and never answer, as nodes that left do on a real DHT.
 2. Idle seed: `xus seed` serving C commits with the DHT on; reports the
    start-up time, resident memory, and CPU use over an idle window after the
    initial announces.
@@ -19,6 +21,7 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -107,6 +110,8 @@ def main():
     ap.add_argument("--xus", default=os.path.join(ROOT, "target/release/xus"))
     ap.add_argument("--nodes", type=int, default=100)
     ap.add_argument("--runs", type=int, default=50)
+    ap.add_argument("--silent", type=int, default=0,
+                    help="more nodes that join, then stop answering once the head is published")
     ap.add_argument("--timeout-ms", type=int, default=2000,
                     help="DHT request timeout of the xus processes (xus default 2000)")
     ap.add_argument("--commits", type=int, default=1000)
@@ -132,8 +137,23 @@ def main():
             if time.time() > deadline:
                 raise RuntimeError("DHT nodes did not all start")
             time.sleep(0.1)
+        silent = None
+        if args.silent:
+            silent = start([args.xus, "dht", "serve", "--bind", "127.0.0.1", "--nodes",
+                            str(args.silent), "--bootstrap", first],
+                           env_for(os.path.join(work, "silent-home")))
+            children.append(silent)
+            silent_lines = Lines(silent)
+            while silent_lines.count(lambda l: l.startswith("dht ")) < args.silent:
+                if time.time() > deadline:
+                    raise RuntimeError("the silent nodes did not all start")
+                time.sleep(0.1)
+            time.sleep(5)  # they get known around the DHT
         flags = ["--bootstrap", first, "--dht-bind", "127.0.0.1", "--dht-timeout-ms", str(args.timeout_ms)]
-        print("DHT: %d nodes on 127.0.0.1, entry %s, xus request timeout %d ms" % (args.nodes, first, args.timeout_ms))
+        print("DHT: %d nodes on 127.0.0.1 (%d of them silent during the runs), entry %s, "
+              "xus request timeout %d ms" % (args.nodes + args.silent, args.silent, first,
+                                             args.timeout_ms))
+        args.silent_proc = silent
 
         if not args.skip_latency:
             latency(args, work, flags, children)
@@ -166,6 +186,8 @@ def latency(args, work, flags, children):
     subprocess.run([args.xus, "publish", "--repo", repo, "--branch", "main", *flags],
                    env=env_for(owner), check=True, capture_output=True)
 
+    if args.silent_proc is not None:
+        os.kill(args.silent_proc.pid, signal.SIGSTOP)
     head, found, meta, total = [], [], [], []
     for i in range(args.runs):
         home = os.path.join(work, "reader%d" % i)

@@ -327,12 +327,15 @@ impl Session<'_> {
         };
         let mut lines = Vec::new();
         let mut default_listed = false;
-        for branch in branches {
-            let address = HeadAddress {
+        let addresses: Vec<HeadAddress> = branches
+            .into_iter()
+            .map(|branch| HeadAddress {
                 topic: self.remote.topic(),
                 branch,
-            };
-            let Some(head) = self.resolve(&address)? else {
+            })
+            .collect();
+        for (address, head) in self.resolve_all(addresses)? {
+            let Some(head) = head else {
                 if matches!(self.remote, Remote::Topic(_)) {
                     eprintln!(
                         "xus: warning: the topic's index names {}, but no head of it was found on the DHT",
@@ -367,26 +370,60 @@ impl Session<'_> {
             .swarm()?
             .dht()
             .context("the swarm runs without a DHT")?;
-        let found = runtime.block_on(dht.resolve_index(&topic));
+        let mut found = runtime.block_on(dht.resolve_index(&topic));
         // Kept so that a `xus seed` on this machine stores it again.
         if let Some(newest) = found.iter().max_by_key(|index| index.seq)
             && let Err(error) = self.options.home.record_index(newest)
         {
             tracing::warn!(error = %format!("{error:#}"), "cannot record the topic's branch index");
         }
+        // The index recorded here before counts too (branches are never
+        // deleted): a DHT that lost the index, or holds an older one, still
+        // lists every branch this machine knew. Each head is verified on
+        // its own.
+        match self.options.home.seen_index(&topic) {
+            Ok(Some(recorded)) => found.push(recorded),
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), "ignoring the recorded branch index")
+            }
+        }
         Ok(tracker_free::merge_indexes(&found))
     }
 
-    /// The verified head of `address`, `None` when the DHT has none.
-    fn resolve(&mut self, address: &HeadAddress) -> anyhow::Result<Option<SignedHead>> {
+    /// The verified head of each address (`None` when the DHT has none),
+    /// looked up all at once: a topic's branches cost one lookup's time,
+    /// not one per branch.
+    fn resolve_all(
+        &mut self,
+        addresses: Vec<HeadAddress>,
+    ) -> anyhow::Result<Vec<(HeadAddress, Option<SignedHead>)>> {
         let report = self.report();
         let home = self.options.home.clone();
         let runtime = self.runtime;
-        let dht = self
-            .swarm()?
-            .dht()
-            .context("the swarm runs without a DHT")?;
-        runtime.block_on(fetch::resolve_head(dht, &home, address, report.as_ref()))
+        let dht = Arc::clone(
+            self.swarm()?
+                .dht()
+                .context("the swarm runs without a DHT")?,
+        );
+        let lookups: Vec<_> = addresses
+            .into_iter()
+            .map(|address| {
+                let (dht, home, report) = (Arc::clone(&dht), home.clone(), Arc::clone(&report));
+                runtime.spawn(async move {
+                    let head = fetch::resolve_head(&dht, &home, &address, report.as_ref()).await;
+                    (address, head)
+                })
+            })
+            .collect();
+        runtime.block_on(async {
+            let mut heads = Vec::with_capacity(lookups.len());
+            for lookup in lookups {
+                let (address, head) = lookup.await.context("a head lookup panicked")?;
+                heads.push((address, head?));
+            }
+            Ok(heads)
+        })
     }
 
     /// Brings every wanted commit that is not here yet, the default
