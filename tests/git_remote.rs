@@ -156,9 +156,21 @@ fn the_helper_answers_a_transcript_as_gitremote_helpers_says() {
             "\n".to_owned()
         ]
     );
-    assert_eq!(
-        answer(&format!("fetch {first} refs/heads/main\n\n"), 1),
-        ["\n"]
+    // The fetched pack is kept from `git gc` until Git has moved its
+    // refs: `lock <.keep file>`, which Git deletes; the helper deletes any
+    // other `.keep` it made when Git closes its input.
+    let fetched = answer(&format!("fetch {first} refs/heads/main\n\n"), 2);
+    let keep = fetched[0]
+        .strip_prefix("lock ")
+        .map(|path| Path::new(path.trim_end()).to_owned())
+        .unwrap_or_else(|| panic!("a lock line first: {fetched:?}"));
+    assert_eq!(fetched[1], "\n");
+    assert!(
+        keep.extension().is_some_and(|e| e == "keep")
+            && keep.exists()
+            && keep.with_extension("pack").exists(),
+        "{}",
+        keep.display()
     );
     assert_eq!(
         git(repo.path(), &["cat-file", "-t", &first]),
@@ -168,6 +180,12 @@ fn the_helper_answers_a_transcript_as_gitremote_helpers_says() {
     drop(stdin);
     let out = child.wait_with_output().expect("wait");
     assert!(out.status.success(), "{}", text(&out.stderr));
+    let keeps: Vec<_> = std::fs::read_dir(repo.path().join("objects/pack"))
+        .expect("pack dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "keep"))
+        .collect();
+    assert!(keeps.is_empty(), "no .keep left: {keeps:?}");
     assert_fsck_clean(repo.path());
     cluster.stop_master();
 }
@@ -191,6 +209,12 @@ fn git_clone_pull_and_push_work_on_a_topic() {
         "the clone holds the whole history"
     );
     assert!(!clone.join(".git/shallow").exists(), "not a shallow clone");
+    let keeps = std::fs::read_dir(clone.join(".git/objects/pack"))
+        .expect("pack dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "keep"))
+        .count();
+    assert_eq!(keeps, 0, "Git and the helper removed the pack locks");
     assert_eq!(
         std::fs::read(clone.join("data/blob.bin")).expect("checked out"),
         noise(300_000, 3)

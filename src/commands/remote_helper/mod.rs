@@ -6,6 +6,7 @@
 //! writer key. Git reads only protocol lines on stdout; everything a person
 //! reads goes to stderr.
 
+mod pack_locks;
 pub mod protocol;
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tracker_free::{SignedHead, TopicIndex, TopicKey};
 
+use self::pack_locks::PackLocks;
 use self::protocol::{FetchRef, PushSpec, Request, Requests};
 use super::report::StderrReport;
 use crate::git::object::ObjectId;
@@ -134,6 +136,7 @@ pub fn run(
         history: History::Whole,
         progress: false,
         dry_run: false,
+        pack_locks: PackLocks::default(),
     };
     let result = session.serve(Requests::new(input), out);
     if let Some(swarm) = session.swarm.take() {
@@ -198,6 +201,8 @@ struct Session<'a> {
     history: History,
     progress: bool,
     dry_run: bool,
+    /// `.keep` files of the packs fetched, removed when Git is done.
+    pack_locks: PackLocks,
 }
 
 impl Session<'_> {
@@ -228,7 +233,13 @@ impl Session<'_> {
                     writeln!(out)?;
                 }
                 Request::Fetch(refs) => {
-                    self.fetch(&refs)?;
+                    let git_dir = self.git_dir()?;
+                    let before = pack_locks::packs(&git_dir);
+                    let fetched = self.fetch(&refs);
+                    if let Some(keep) = self.pack_locks.lock_new(&git_dir, &before) {
+                        writeln!(out, "lock {}", keep.display())?;
+                    }
+                    fetched?;
                     writeln!(out)?;
                 }
                 Request::Push(specs) => {
