@@ -8,13 +8,15 @@
 //!   the next one, `git push` by a listed writer reaches the master and both
 //!   backups; a push that is not a fast-forward, or by an unlisted writer,
 //!   gets Git's per-ref error and changes nothing; an unknown topic fails
-//!   clearly.
+//!   clearly;
+//! - a head whose signature a DHT node forged is refused with its own error.
 
 mod util;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use util::cluster::*;
 use util::dht::Machine;
@@ -570,4 +572,58 @@ fn a_thousand_commit_history_clones_exactly() {
     assert_fsck_clean(&clone.join(".git"));
     assert!(!clone.join(".git/shallow").exists());
     cluster.stop_master();
+}
+
+/// A DHT node that forges heads (a valid value under a random signature):
+/// `git clone` refuses it with its own error, names the bad signature, and
+/// leaves nothing behind.
+#[test]
+fn a_forged_head_is_refused_through_git() {
+    let owner = Machine::new();
+    let topic = owner.new_topic("forged");
+    let mut value = b"d6:commit20:".to_vec();
+    value.extend_from_slice(&[7u8; 20]);
+    value.extend_from_slice(b"2:ih20:");
+    value.extend_from_slice(&[9u8; 20]);
+    value.push(b'e');
+    let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/drivers/forging_dht_node.py");
+    let mut child = Command::new(util::clients::SYSTEM_PYTHON)
+        .arg(&driver)
+        .args([topic.as_str(), "main", &xus::hex::encode(&value)])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {}: {e}", driver.display()));
+    let stdout = child.stdout.take().expect("stdout");
+    let _guard = ChildGuard {
+        child,
+        name: "forging DHT node".into(),
+    };
+    let mut lines = util::clients::Lines::new("forging_dht_node.py", stdout);
+    let node = lines.expect(
+        "its address",
+        Duration::from_secs(30),
+        String::new,
+        |line| line.strip_prefix("dht ").map(str::to_owned),
+    );
+    assert!(node.starts_with("127.0.0.1:"), "{node}");
+    let reader = Machine::new();
+    std::fs::write(
+        reader.path().join("config.toml"),
+        format!(
+            "[dht]\nbootstrap = [\"{node}\"]\nbind = \"127.0.0.1\"\nrequest_timeout_ms = 300\n"
+        ),
+    )
+    .expect("config.toml");
+    let work = tempfile::tempdir().expect("tempdir");
+    let url = format!("xus://{topic}/main");
+    let out = git_as(&reader, work.path(), &["clone", "-q", &url, "clone"]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("was refused") && stderr.contains("bad signature"),
+        "a distinct error naming the forged signature: {stderr}"
+    );
+    assert!(!work.path().join("clone").exists(), "nothing left behind");
 }

@@ -137,6 +137,7 @@ pub fn run(
         progress: false,
         dry_run: false,
         pack_locks: PackLocks::default(),
+        refused: Arc::default(),
     };
     let result = session.serve(Requests::new(input), out);
     if let Some(swarm) = session.swarm.take() {
@@ -203,6 +204,8 @@ struct Session<'a> {
     dry_run: bool,
     /// `.keep` files of the packs fetched, removed when Git is done.
     pack_locks: PackLocks,
+    /// Why heads were refused in this session (see [`HelperReport`]).
+    refused: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Session<'_> {
@@ -297,6 +300,7 @@ impl Session<'_> {
             inner: StderrReport::new(),
             verbosity: self.verbosity,
             progress: self.progress,
+            refused: Arc::clone(&self.refused),
         })
     }
 
@@ -363,6 +367,18 @@ impl Session<'_> {
         if default_listed {
             lines.push(format!("@refs/heads/{default} HEAD"));
             self.default_ref = Some(format!("refs/heads/{default}"));
+        }
+        let refused = self
+            .refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if lines.is_empty() && !for_push && !refused.is_empty() {
+            anyhow::bail!(
+                "every head of {} the DHT returned was refused ({}): nothing was fetched; a DHT node may be forging heads, or the topic id is wrong",
+                self.options.url,
+                refused.join("; ")
+            );
         }
         if lines.is_empty() && !for_push {
             anyhow::bail!(
@@ -613,10 +629,16 @@ struct HelperReport {
     inner: StderrReport,
     verbosity: u8,
     progress: bool,
+    /// Why heads were refused, for the error when no head is left.
+    refused: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl FetchReport for HelperReport {
     fn event(&self, event: FetchEvent) {
+        if let FetchEvent::HeadRefused { reason, .. } = &event {
+            let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+            refused.push(reason.clone());
+        }
         if self.verbosity >= 2 || event.is_warning() {
             self.inner.event(event);
         }
