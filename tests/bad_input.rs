@@ -483,6 +483,27 @@ fn trees_with_escaping_names_are_refused() {
             "duplicate name",
         ),
     ];
+    // Every other spelling of `.git` that Git refuses (NTFS short name,
+    // trailing dots and spaces, a data stream, HFS+'s ignored code points).
+    for name in [
+        "git~1",
+        "GIT~1",
+        ".git.",
+        ".git ",
+        ".git::$INDEX_ALLOCATION",
+        ".g\u{200c}it",
+    ] {
+        cases.push((
+            name,
+            vec![
+                fixtures::raw_tree(&[Entry::dir(name, &dotgit_id)]),
+                dotgit.clone(),
+                hook_dir.clone(),
+            ],
+            vec![file(&[name.as_bytes(), b"hooks", b"post-checkout"])],
+            "unsafe path component",
+        ));
+    }
     // The same, one level down, behind an ordinary directory.
     let nested = fixtures::raw_tree(&[Entry::file("..", &blob)]);
     let nested_id = fixtures::object_id("tree", &nested);
@@ -506,6 +527,40 @@ fn trees_with_escaping_names_are_refused() {
     // Nothing landed next to the target either.
     let parent = target.path().parent().expect("parent");
     assert!(!parent.join("outside").exists());
+}
+
+/// `docs/FORMAT.md` bounds symlink targets at 4096 bytes: a torrent that
+/// carries a longer one is refused when parsed, before anything is written
+/// (a checkout would fail with "File name too long" after the refs moved).
+#[test]
+fn a_symlink_target_over_the_limit_is_refused() {
+    let target = target();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = b"content\n";
+    let blob = fixtures::object_id("blob", data);
+    let long = vec![b'a'; 5000];
+    let link = fixtures::object_id("blob", &long);
+    let tree = fixtures::raw_tree(&[Entry::link("l", &link), Entry::file("x", &blob)]);
+    let root = fixtures::object_id("tree", &tree);
+    let commit_raw = fixtures::raw_commit_of(&root, "long link");
+    let name = fixtures::object_id("commit", &commit_raw);
+    let len = data.len() as i64;
+    let info = craft_info(
+        &name,
+        &commit_raw,
+        &[tree],
+        &[long],
+        &[CraftedFile::new(&[b"x"], len)],
+        xus::torrent::format::piece_length_for(len as u64) as i64,
+        1,
+    );
+    let path = write_file(dir.path(), "long-link.torrent", &torrent_file(&info));
+    refused(
+        target.path(),
+        &path,
+        &[],
+        &["not a valid xus commit torrent", "symlink target"],
+    );
 }
 
 #[test]

@@ -201,7 +201,12 @@ fn entry_kind(mode: &[u8]) -> Result<EntryKind, ObjectError> {
 }
 
 /// Refuses names that would not stay inside their directory on any common
-/// filesystem, and `.git` in any letter case.
+/// filesystem, and `.git` in every spelling Git itself refuses by default
+/// (`core.protectNTFS`, `core.protectHFS`; `git fsck`'s `hasDotgit`): any
+/// letter case, NTFS's `git~1` short name, trailing dots and spaces or an
+/// alternate data stream (`.git::$INDEX_ALLOCATION`), and HFS+'s ignored
+/// code points (`.g\u{200c}it`). A checkout would write into the
+/// repository's own `.git`, or Git would refuse it after the refs moved.
 pub fn check_name(name: &[u8]) -> Result<(), ObjectError> {
     let unsafe_name = name.is_empty()
         || name == b"."
@@ -209,13 +214,48 @@ pub fn check_name(name: &[u8]) -> Result<(), ObjectError> {
         || name.contains(&b'/')
         || name.contains(&b'\\')
         || name.contains(&0)
-        || name.eq_ignore_ascii_case(b".git");
+        || is_ntfs_dotgit(name)
+        || is_hfs_dotgit(name);
     if unsafe_name {
         return Err(ObjectError::UnsafeName(
             String::from_utf8_lossy(name).into(),
         ));
     }
     Ok(())
+}
+
+/// Whether NTFS would open `name` as `.git`: up to an alternate data
+/// stream's `:`, `.git` or its 8.3 short name `git~1` in any case, followed
+/// only by dots and spaces (which NTFS drops). Git's `is_ntfs_dotgit`.
+fn is_ntfs_dotgit(name: &[u8]) -> bool {
+    let stem = name.split(|&b| b == b':').next().unwrap_or(name);
+    let dotgit_then = |prefix: &[u8]| {
+        stem.len() >= prefix.len()
+            && stem[..prefix.len()].eq_ignore_ascii_case(prefix)
+            && stem[prefix.len()..].iter().all(|&b| b == b'.' || b == b' ')
+    };
+    dotgit_then(b".git") || dotgit_then(b"git~1")
+}
+
+/// Whether HFS+ would open `name` as `.git`: `.git` in any case once the
+/// code points HFS+ ignores are dropped. Git's `is_hfs_dotgit`; a name that
+/// is not UTF-8 cannot be `.git` there.
+fn is_hfs_dotgit(name: &[u8]) -> bool {
+    let Ok(name) = std::str::from_utf8(name) else {
+        return false;
+    };
+    let ignored = |c: &char| {
+        matches!(
+            *c as u32,
+            0x200c..=0x200f | 0x202a..=0x202e | 0x206a..=0x206f | 0xfeff
+        )
+    };
+    let mut chars = name.chars().filter(|c| !ignored(c));
+    chars.next() == Some('.')
+        && ['g', 'i', 't']
+            .iter()
+            .all(|&want| chars.next().is_some_and(|c| c.to_ascii_lowercase() == want))
+        && chars.next().is_none()
 }
 
 /// The tree id named by a raw commit object's first header line.
@@ -316,6 +356,48 @@ mod tests {
             parse_tree(&[entry("100644", b"x", 1), entry("100644", b"x", 2)].concat()).is_err()
         );
         assert!(parse_tree(b"100644 x\0short").is_err());
+    }
+
+    #[test]
+    fn refuses_every_spelling_of_dotgit_that_git_refuses() {
+        for name in [
+            ".git",
+            ".GIT",
+            "git~1",
+            "GIT~1",
+            ".git.",
+            ".git ",
+            ".git. . ",
+            "git~1..",
+            ".git::$INDEX_ALLOCATION",
+            ".git:stream",
+            ".g\u{200c}it",
+            "\u{feff}.GI\u{200d}T",
+            ".git\u{206f}",
+        ] {
+            assert!(
+                parse_tree(&entry("040000", name.as_bytes(), 1)).is_err(),
+                "{name:?}"
+            );
+        }
+        for name in [
+            ".github",
+            ".gitignore",
+            ".git x",
+            "git~2",
+            "git~10",
+            "git",
+            ".gi",
+            "x.git",
+            ".g\u{200b}it",
+            "\u{e9}.git",
+        ] {
+            assert!(
+                parse_tree(&entry("100644", name.as_bytes(), 1)).is_ok(),
+                "{name:?}"
+            );
+        }
+        assert!(parse_tree(&entry("100644", b".gi\xfft", 1)).is_ok());
     }
 
     #[test]

@@ -82,6 +82,13 @@ impl CommitTorrent {
         let mut links = Vec::with_capacity(layout.links.len());
         for (link, target) in layout.links.iter().zip(link_targets) {
             let target = target.as_bytes().ok_or(FormatError::Field("xus.links"))?;
+            if target.len() > MAX_LINK_TARGET {
+                return Err(FormatError::TooLarge {
+                    what: "symlink target",
+                    size: target.len() as u64,
+                    limit: MAX_LINK_TARGET as u64,
+                });
+            }
             if ObjectId::for_object("blob", target) != link.blob {
                 return Err(FormatError::Mismatch(format!(
                     "symlink target does not hash to blob {}",
