@@ -6,6 +6,17 @@ use anyhow::Context;
 use tracker_free::{Branch, TopicKey};
 
 use crate::topic::home::Home;
+use crate::torrent::magnet::MAX_MAGNET_LEN;
+
+/// At most the first 80 characters of `text`, and `…` when it is longer.
+fn quote(text: &str) -> String {
+    let mut chars = text.chars();
+    let mut quoted: String = chars.by_ref().take(80).collect();
+    if chars.next().is_some() {
+        quoted.push('…');
+    }
+    quoted
+}
 
 /// A branch head to resolve on the DHT.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,14 +31,25 @@ impl HeadAddress {
     /// `Ok(None)` when `text` is not a head address at all (so the caller
     /// tries other forms); an error when it is one but is malformed.
     pub fn parse(text: &str, home: &Home) -> anyhow::Result<Option<Self>> {
+        if !text.starts_with("xus://") && !text.starts_with("magnet:?") {
+            return Ok(None);
+        }
+        // Errors quote a short prefix: the text may be anything a user or
+        // another program passed, of any length.
+        let quoted = quote(text);
+        anyhow::ensure!(
+            text.len() <= MAX_MAGNET_LEN,
+            "{quoted:?}: a head address of {} bytes is over the {MAX_MAGNET_LEN}-byte limit",
+            text.len()
+        );
         if let Some(rest) = text.strip_prefix("xus://") {
             let (topic, branch) = rest
                 .split_once('/')
-                .with_context(|| format!("{text:?}: expected xus://TOPIC/BRANCH"))?;
+                .with_context(|| format!("{quoted:?}: expected xus://TOPIC/BRANCH"))?;
             let topic = home
                 .resolve_topic(topic)
-                .with_context(|| format!("{text:?}: unknown topic {topic:?}"))?;
-            let branch = Branch::new(branch).with_context(|| format!("{text:?}"))?;
+                .with_context(|| format!("{quoted:?}: unknown topic {topic:?}"))?;
+            let branch = Branch::new(branch).with_context(|| format!("{quoted:?}"))?;
             return Ok(Some(Self { topic, branch }));
         }
         let Some(query) = text.strip_prefix("magnet:?") else {
@@ -48,9 +70,9 @@ impl HeadAddress {
         }
         let Some(key) = key else { return Ok(None) };
         let topic =
-            TopicKey::from_hex(key).with_context(|| format!("{text:?}: bad urn:btpk key"))?;
+            TopicKey::from_hex(key).with_context(|| format!("{quoted:?}: bad urn:btpk key"))?;
         let salt = salt.with_context(|| {
-            format!("{text:?}: xus heads are salted with the branch name; add &s=<hex branch>")
+            format!("{quoted:?}: xus heads are salted with the branch name; add &s=<hex branch>")
         })?;
         // Either case: BEP 46 links come from other programs and from
         // people, and only the salt bytes matter afterwards (`magnet()`
@@ -58,9 +80,9 @@ impl HeadAddress {
         let salt = xus_codec::hex::decode_case(salt, xus_codec::hex::Case::Either)
             .ok()
             .filter(|s| s.len() <= 64)
-            .with_context(|| format!("{text:?}: s= is not hex of at most 64 bytes"))?;
+            .with_context(|| format!("{quoted:?}: s= is not hex of at most 64 bytes"))?;
         let branch = String::from_utf8(salt).context("the salt is not a UTF-8 branch name")?;
-        let branch = Branch::new(&branch).with_context(|| format!("{text:?}"))?;
+        let branch = Branch::new(&branch).with_context(|| format!("{quoted:?}"))?;
         Ok(Some(Self { topic, branch }))
     }
 
@@ -123,5 +145,23 @@ mod tests {
         ] {
             assert!(HeadAddress::parse(&bad, &home).is_err(), "{bad}");
         }
+        // A 120 KB BEP 46 magnet is refused at the door, and the error
+        // quotes a short prefix, not the whole input.
+        let huge = format!(
+            "magnet:?xs=urn:btpk:{key}&s=6d61696e&x={}",
+            "a".repeat(120_000)
+        );
+        let error = format!(
+            "{:#}",
+            HeadAddress::parse(&huge, &home).expect_err("over the limit")
+        );
+        assert!(error.contains("over the 16384-byte limit"), "{error}");
+        assert!(error.len() < 300, "{} bytes of error", error.len());
+        let long_bad = format!("magnet:?xs=urn:btpk:{}&s=6d", "g".repeat(1000));
+        let error = format!(
+            "{:#}",
+            HeadAddress::parse(&long_bad, &home).expect_err("bad key")
+        );
+        assert!(error.len() < 400, "{error}");
     }
 }
