@@ -6,7 +6,7 @@
 //!
 //! | key | value |
 //! | --- | --- |
-//! | `branch` | the branch name, 1 to 64 bytes |
+//! | `branch` | the branch name, 1 to 64 bytes, one Git accepts (`git check-ref-format --branch`) |
 //! | `commits` | list of 40-byte strings: commit id (20) then infohash (20), parents before children; the last is the new tip; 1 to [`MAX_PUSH_COMMITS`] |
 //! | `port` | the writer's BitTorrent port on the address the request comes from, 0 to 65535 (0: not seeding) |
 //! | `time` | Unix seconds at signing |
@@ -170,7 +170,9 @@ impl PushRequest {
         let branch = std::str::from_utf8(bytes("branch")?)
             .ok()
             .and_then(|b| Branch::new(b).ok())
-            .ok_or_else(|| malformed("branch is not 1 to 64 bytes of UTF-8"))?;
+            .ok_or_else(|| {
+                malformed("branch is not 1 to 64 bytes of UTF-8 naming a branch Git accepts")
+            })?;
         let topic: [u8; 32] = bytes("topic")?
             .try_into()
             .map_err(|_| malformed("topic is not 32 bytes"))?;
@@ -508,7 +510,7 @@ mod tests {
             commits in proptest::collection::hash_set(any::<[u8; 20]>(), 1..50),
             port in any::<u16>(),
             time in 0u64..(i64::MAX as u64),
-            branch in "[a-z0-9/._-]{1,64}",
+            branch in "[a-z0-9][a-z0-9_-]{0,30}(/[a-z0-9][a-z0-9_-]{0,10}(\\.[0-9]{1,8})?)?",
         ) {
             let secret = WriterSecret::from_hex(&"11".repeat(32)).expect("key");
             let mut r = request(&secret, 0);

@@ -61,19 +61,28 @@ pub enum BranchError {
     /// Control characters never belong in a branch name.
     #[error("branch name {0:?} contains control characters")]
     Control(String),
+    /// Git would not take it as a branch (`git check-ref-format --branch`).
+    #[error("branch name {0:?} is not one Git accepts: {1}")]
+    NotGitBranch(String, &'static str),
 }
 
 impl Branch {
-    /// Checks `name` fits in a salt.
+    /// Checks `name` fits in a salt and is a branch name Git accepts
+    /// (`git check-ref-format --branch`): a head whose branch Git would
+    /// refuse could be published but never checked out or pushed.
     pub fn new(name: &str) -> Result<Self, BranchError> {
         if name.is_empty() {
             return Err(BranchError::Empty);
         }
         if name.len() > MAX_SALT_LEN {
-            return Err(BranchError::TooLong(name.to_string()));
+            let shown: String = name.chars().take(80).collect();
+            return Err(BranchError::TooLong(shown));
         }
         if name.chars().any(char::is_control) {
             return Err(BranchError::Control(name.to_string()));
+        }
+        if let Some(why) = git_branch_problem(name) {
+            return Err(BranchError::NotGitBranch(name.to_string(), why));
         }
         Ok(Self(name.to_string()))
     }
@@ -87,6 +96,47 @@ impl Branch {
     pub fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()
     }
+}
+
+/// Why Git's `check-ref-format --branch` refuses `name` (already non-empty
+/// and free of control characters), `None` when it takes it.
+fn git_branch_problem(name: &str) -> Option<&'static str> {
+    if name == "HEAD" {
+        return Some("HEAD names the checked-out commit");
+    }
+    if name.starts_with('-') {
+        return Some("it starts with '-'");
+    }
+    if name == "@" {
+        return Some("'@' alone means HEAD");
+    }
+    if name.contains("..") {
+        return Some("it contains '..'");
+    }
+    if name.contains("@{") {
+        return Some("it contains '@{'");
+    }
+    if name
+        .chars()
+        .any(|c| matches!(c, ' ' | '~' | '^' | ':' | '?' | '*' | '[' | '\\'))
+    {
+        return Some("it contains one of ' ~^:?*[\\'");
+    }
+    if name.ends_with('.') {
+        return Some("it ends with '.'");
+    }
+    for component in name.split('/') {
+        if component.is_empty() {
+            return Some("it starts or ends with '/', or has '//'");
+        }
+        if component.starts_with('.') {
+            return Some("a component starts with '.'");
+        }
+        if component.ends_with(".lock") {
+            return Some("a component ends with '.lock'");
+        }
+    }
+    None
 }
 
 impl fmt::Display for Branch {
@@ -891,5 +941,47 @@ mod tests {
         assert_eq!(Branch::new(""), Err(BranchError::Empty));
         assert!(Branch::new(&"x".repeat(65)).is_err());
         assert!(Branch::new("a\nb").is_err());
+        for good in [
+            "main",
+            "feature/x",
+            "release-1.2",
+            "v1",
+            "a.b",
+            "ünïcode",
+            "x@y",
+            "m-",
+        ] {
+            assert!(Branch::new(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "HEAD",
+            "-x",
+            "@",
+            "../x",
+            "a..b",
+            "main.lock",
+            "ma in",
+            "ma@{in",
+            "main/",
+            "/main",
+            "a//b",
+            "refs/heads/../../x",
+            ".hidden",
+            "a/.b",
+            "x.",
+            "a~1",
+            "a^",
+            "a:b",
+            "a?",
+            "a*",
+            "a[b",
+            "a\\b",
+            "x/y.lock/z",
+        ] {
+            assert!(
+                matches!(Branch::new(bad), Err(BranchError::NotGitBranch(..))),
+                "{bad}"
+            );
+        }
     }
 }
