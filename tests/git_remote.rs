@@ -267,6 +267,16 @@ fn git_clone_pull_and_push_work_on_a_topic() {
     assert_eq!(git(&shallow_clone, &["rev-list", "--count", "HEAD"]), "2");
     assert!(shallow_clone.join(".git/shallow").exists());
     assert_fsck_clean(&shallow_clone.join(".git"));
+    // `git fetch --unshallow` brings the rest of the history (the history
+    // torrent and the chain, from the swarm) and drops the boundary.
+    ok_git(&reader, &shallow_clone, &["fetch", "-q", "--unshallow"]);
+    assert_eq!(
+        git(&shallow_clone, &["rev-list", "--count", "HEAD"]),
+        git(&clone, &["rev-list", "--count", &third]),
+        "the whole history after --unshallow"
+    );
+    assert!(!shallow_clone.join(".git/shallow").exists());
+    assert_fsck_clean(&shallow_clone.join(".git"));
     let whole = tempfile::tempdir().expect("tempdir");
     let out = run_xus_with(
         reader

@@ -75,6 +75,50 @@ pub fn has_object(odb: &git2::Odb<'_>, id: ObjectId) -> bool {
     odb.exists_ext(id.to_git(), git2::OdbLookupFlags::NO_REFRESH)
 }
 
+/// Drops from `<git_dir>/shallow` every commit whose parents are all in
+/// the repository now (a deepened history reached past it), and removes the
+/// file when none is left, as Git does after `fetch --unshallow`.
+///
+/// # Errors
+///
+/// The repository or the shallow file cannot be read or written.
+pub fn prune_shallow(git_dir: &Path) -> std::io::Result<()> {
+    let path = git_dir.join("shallow");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let repo = git2::Repository::open(git_dir).map_err(std::io::Error::other)?;
+    let odb = repo.odb().map_err(std::io::Error::other)?;
+    let still_shallow = |hex: &str| {
+        let Some(id) = ObjectId::from_hex(hex) else {
+            return true;
+        };
+        match odb.read(id.to_git()) {
+            Ok(object) => match super::object::commit_parents(object.data()) {
+                Ok(parents) => !parents.iter().all(|p| odb.exists(p.to_git())),
+                Err(_) => true,
+            },
+            Err(_) => true,
+        }
+    };
+    let kept: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && still_shallow(l))
+        .collect();
+    if kept.len() == text.lines().filter(|l| !l.trim().is_empty()).count() {
+        return Ok(());
+    }
+    if kept.is_empty() {
+        return std::fs::remove_file(&path);
+    }
+    let tmp = git_dir.join("shallow.xus-tmp");
+    std::fs::write(&tmp, kept.join("\n") + "\n")?;
+    std::fs::rename(&tmp, &path)
+}
+
 /// Adds `commits` to the repository's `shallow` file (those not listed
 /// yet), as `git clone --depth` records its boundary, so that `git fsck` and
 /// `git log` accept commits whose parents are absent. The file is replaced

@@ -180,6 +180,7 @@ async fn take_commits(
         use_updates: false,
         history: History::Tip,
         base: None,
+        deepen: false,
     };
     let report: std::sync::Arc<dyn FetchReport> = std::sync::Arc::new(LogReport);
     for pushed in &signed.request.commits {

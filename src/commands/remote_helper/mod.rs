@@ -138,6 +138,7 @@ pub fn run(
         dry_run: false,
         pack_locks: PackLocks::default(),
         refused: Arc::default(),
+        depth_asked: false,
     };
     let result = session.serve(Requests::new(input), out);
     if let Some(swarm) = session.swarm.take() {
@@ -206,6 +207,8 @@ struct Session<'a> {
     pack_locks: PackLocks,
     /// Why heads were refused in this session (see [`HelperReport`]).
     refused: Arc<std::sync::Mutex<Vec<String>>>,
+    /// Git sent `option depth`: a shallow repository is to be deepened.
+    depth_asked: bool,
 }
 
 impl Session<'_> {
@@ -285,8 +288,15 @@ impl Session<'_> {
             }
             ("cloning", Some(_)) => "ok".into(),
             ("depth", _) => match value.parse::<usize>() {
+                // Git's `--unshallow` asks for its "infinite" depth.
+                Ok(depth) if depth >= GIT_INFINITE_DEPTH => {
+                    self.history = History::Whole;
+                    self.depth_asked = true;
+                    "ok".into()
+                }
                 Ok(depth) if depth >= 1 => {
                     self.history = History::from_depth(depth);
+                    self.depth_asked = true;
                     "ok".into()
                 }
                 _ => format!("error depth {value:?} is not a number of commits"),
@@ -469,7 +479,10 @@ impl Session<'_> {
         order.sort_by_key(|wanted| Some(&wanted.name) != self.default_ref.as_ref());
         for wanted in order {
             let git_dir = self.git_dir()?;
-            if has_commit(&git_dir, wanted.id) {
+            // A commit already here is skipped, unless Git asked for more
+            // history (`--unshallow`, `--depth`) of a shallow repository.
+            let deepen = self.depth_asked && git_dir.join("shallow").exists();
+            if has_commit(&git_dir, wanted.id) && !deepen {
                 self.fetched = Some(wanted.id);
                 continue;
             }
@@ -510,6 +523,7 @@ impl Session<'_> {
                 use_updates: true,
                 history: self.history,
                 base: self.fetched,
+                deepen,
             };
             let report = self.report();
             let runtime = self.runtime;
@@ -614,6 +628,9 @@ fn has_commit(git_dir: &std::path::Path, id: ObjectId) -> bool {
         .and_then(|odb| odb.read_header(id.to_git()))
         .is_ok_and(|(_, kind)| kind == git2::ObjectType::Commit)
 }
+
+/// The depth Git asks for with `--unshallow` (its `INFINITE_DEPTH`).
+const GIT_INFINITE_DEPTH: usize = 0x7fff_ffff;
 
 /// `text` on one line, as a protocol answer must be.
 fn one_line(text: &str) -> String {

@@ -76,6 +76,9 @@ pub struct FetchRequest {
     /// the topic, fetched just before): the update then carries only what
     /// that commit's history lacks. Used with [`History::Whole`] only.
     pub base: Option<ObjectId>,
+    /// The commit may be here already, in a shallow repository: bring its
+    /// history (as `history` says) anyway, as `git fetch --unshallow` asks.
+    pub deepen: bool,
 }
 
 /// How much history a fetch brings into a repository that holds nothing of
@@ -210,7 +213,7 @@ async fn fetch_head_counted(
         open_or_init(request).await?;
     }
     if request.use_updates
-        && !already_have(&request.repo, commit).await
+        && (request.deepen || !already_have(&request.repo, commit).await)
         && let Some((git_dir, tip)) = existing_repo(request).await
     {
         let step = Step {
@@ -219,9 +222,14 @@ async fn fetch_head_counted(
             report,
             tally,
         };
-        let tip = tip.or(request.base.filter(|_| request.history == History::Whole));
+        // Deepening starts from nothing: the shallow tip is not a base its
+        // missing ancestors can be sent against.
+        let tip = match request.deepen {
+            true => None,
+            false => tip.or(request.base.filter(|_| request.history == History::Whole)),
+        };
         let mut by = None;
-        if !head.head.updates.is_empty() {
+        if !head.head.updates.is_empty() && !request.deepen {
             by = update::try_updates(step, head, commit, &git_dir, tip).await;
         }
         match tip {
@@ -248,6 +256,13 @@ async fn fetch_head_counted(
         if let Some(by) = by {
             let proof = by.descends_from.then_some(by.from);
             set_refs(&git_dir, commit, &request.refs, proof).await?;
+            // Boundaries whose parents just arrived are boundaries no more.
+            let shallow_dir = git_dir.clone();
+            match tokio::task::spawn_blocking(move || repo::prune_shallow(&shallow_dir)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::warn!(%error, "cannot update the shallow file"),
+                Err(error) => tracing::warn!(%error, "updating the shallow file panicked"),
+            }
             return Ok(Fetched {
                 commit,
                 info_hash,
