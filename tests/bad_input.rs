@@ -9,6 +9,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use util::cluster::text;
 use util::fixtures::{self, CraftedFile, Entry, at, craft_info, decode_owned, torrent_file};
 use util::*;
 use xus::torrent::bencode::Owned;
@@ -742,6 +743,60 @@ fn checkout_into_bare_repository_changes_nothing() {
         "refs were set although the fetch failed"
     );
     assert_eq!(files_under(&bare_dir.path().join("objects")), before);
+}
+
+/// A checkout that cannot succeed (a local change to a file the commit
+/// changes) must fail before any ref a user sees moves: the branch, `HEAD`
+/// and the work tree stay as they were; only the commit is kept.
+#[test]
+fn failed_checkout_moves_no_ref() {
+    let src = TestRepo::new();
+    src.write("f.txt", "first\n");
+    let first = src.commit("first");
+    src.write("f.txt", "second\n");
+    let second = src.commit("second");
+    let seeder = spawn_seed(src.path(), &[&first, &second]);
+    let dst = tempfile::tempdir().expect("tempdir");
+    let repo = dst.path().join("r");
+    let fetch = |magnet: &str| {
+        run_xus(
+            &[
+                "fetch",
+                magnet,
+                "--repo",
+                repo.to_str().expect("utf8"),
+                "--branch",
+                "main",
+                "--checkout",
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            T,
+        )
+    };
+    let out = fetch(&seeder.seeded[0].magnet);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    std::fs::write(repo.join("f.txt"), "edited here\n").expect("edit");
+
+    let out = fetch(&seeder.seeded[1].magnet);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("checking out the fetched commit"),
+        "{stderr}"
+    );
+    assert_eq!(git(&repo, &["rev-parse", "main"]), first);
+    assert_eq!(git(&repo, &["symbolic-ref", "HEAD"]), "refs/heads/main");
+    assert_eq!(
+        std::fs::read_to_string(repo.join("f.txt")).expect("read"),
+        "edited here\n"
+    );
+    assert_eq!(
+        git(&repo, &["rev-parse", &format!("refs/xus/commits/{second}")]),
+        second,
+        "the fetched commit is kept"
+    );
+    assert_fsck_clean(&repo);
 }
 
 /// Metadata that is invalid on its face must not leave a new repository

@@ -271,79 +271,42 @@ pub fn set_refs(
 /// descend from (an update's commits linked them), though the commits
 /// between may be absent here: a branch at `proof`, or at an ancestor of
 /// it, moves as a fast-forward. A new repository's `HEAD` (unborn) is
-/// pointed at the branch, so `git log` and `git checkout` find it.
+/// pointed at the branch, so `git log` and `git checkout` find it. With
+/// `checkout`, the work tree is checked out before the branch, the tracking
+/// ref or `HEAD` move, so a failed checkout leaves them where they were.
 pub fn set_refs_proven(
     repo: &Repository,
     commit: ObjectId,
     options: &RefOptions,
     proof: Option<ObjectId>,
 ) -> Result<(), ImportError> {
+    // The commit is kept first: its objects are in, and nothing should
+    // prune them whatever happens next.
     let kept = format!("{COMMIT_REF_PREFIX}{commit}");
     repo.reference(&kept, commit.to_git(), true, "xus fetch")
         .map_err(git(format!("setting {kept}")))?;
-    if let Some(tracking) = &options.tracking {
-        repo.reference(tracking, commit.to_git(), true, "xus fetch")
-            .map_err(git(format!("setting {tracking}")))?;
+    // The tracking ref records the signed head even when the branch cannot
+    // follow it (as `git fetch` moves remote-tracking refs), but never ahead
+    // of a checkout that may still fail.
+    let set_tracking = || match &options.tracking {
+        Some(tracking) => repo
+            .reference(tracking, commit.to_git(), true, "xus fetch")
+            .map(drop)
+            .map_err(git(format!("setting {tracking}"))),
+        None => Ok(()),
+    };
+    if !options.checkout {
+        set_tracking()?;
     }
     let branch_ref = match &options.branch {
-        Some(branch) => {
-            let name = format!("refs/heads/{branch}");
-            if !git2::Reference::is_valid_name(&name) {
-                return Err(ImportError::BadBranch(branch.clone()));
-            }
-            if let Ok(current) = repo.refname_to_id(&name)
-                && current != commit.to_git()
-                && !options.force
-            {
-                // Some(true) proven, Some(false) disproven, None unknown
-                // (the walk met a commit that is not here).
-                let descends = |ancestor: git2::Oid, of: git2::Oid| {
-                    if ancestor == of {
-                        return Some(true);
-                    }
-                    match repo.graph_descendant_of(of, ancestor) {
-                        Ok(true) => Some(true),
-                        Ok(false) if history_is_whole(repo, of) => Some(false),
-                        Ok(false) => None,
-                        Err(e) if e.code() == git2::ErrorCode::NotFound => None,
-                        Err(_) => Some(false),
-                    }
-                };
-                let direct = descends(current, commit.to_git());
-                let proven = direct == Some(true)
-                    || proof.is_some_and(|proof| descends(current, proof.to_git()) == Some(true));
-                if !proven {
-                    let current = ObjectId::from_git(current).unwrap_or(ObjectId([0; 20]));
-                    let branch = branch.clone();
-                    return Err(match direct {
-                        None => ImportError::AncestryUnknown {
-                            branch,
-                            current,
-                            commit,
-                            kept,
-                        },
-                        Some(_) => ImportError::NotFastForward {
-                            branch,
-                            current,
-                            commit,
-                            kept,
-                        },
-                    });
-                }
-            }
-            repo.reference(&name, commit.to_git(), true, "xus fetch")
-                .map_err(git(format!("setting {name}")))?;
-            if repo
-                .head()
-                .is_err_and(|e| e.code() == git2::ErrorCode::UnbornBranch)
-            {
-                repo.set_head(&name)
-                    .map_err(git(format!("pointing HEAD at {name}")))?;
-            }
-            Some(name)
-        }
+        Some(branch) => Some(branch_may_move(
+            repo, branch, commit, options, proof, &kept,
+        )?),
         None => None,
     };
+    // Checkout comes before any ref a user sees: a tree that cannot be
+    // checked out (local changes in the way, a name the file system
+    // refuses) leaves the branch and the tracking ref where they were.
     if options.checkout {
         if repo.is_bare() {
             return Err(ImportError::Bare);
@@ -355,13 +318,82 @@ pub fn set_refs_proven(
         checkout.safe().recreate_missing(true);
         repo.checkout_tree(&object, Some(&mut checkout))
             .map_err(git("checking out the fetched commit"))?;
-        match branch_ref {
-            Some(name) => repo.set_head(&name),
-            None => repo.set_head_detached(commit.to_git()),
-        }
-        .map_err(git("pointing HEAD at the fetched commit"))?;
+        set_tracking()?;
     }
+    if let Some(name) = &branch_ref {
+        repo.reference(name, commit.to_git(), true, "xus fetch")
+            .map_err(git(format!("setting {name}")))?;
+    }
+    let head_unborn = repo
+        .head()
+        .is_err_and(|e| e.code() == git2::ErrorCode::UnbornBranch);
+    match (&branch_ref, options.checkout) {
+        (Some(name), true) => repo.set_head(name),
+        (None, true) => repo.set_head_detached(commit.to_git()),
+        (Some(name), false) if head_unborn => repo.set_head(name),
+        _ => Ok(()),
+    }
+    .map_err(git("pointing HEAD at the fetched commit"))?;
     Ok(())
+}
+
+/// Decides whether `refs/heads/<branch>` may move to `commit` (a valid name,
+/// and a fast-forward unless forced, `proof` counting as an ancestor the
+/// commit is known to descend from), without moving it; returns the ref name.
+fn branch_may_move(
+    repo: &Repository,
+    branch: &str,
+    commit: ObjectId,
+    options: &RefOptions,
+    proof: Option<ObjectId>,
+    kept: &str,
+) -> Result<String, ImportError> {
+    let name = format!("refs/heads/{branch}");
+    if !git2::Reference::is_valid_name(&name) {
+        return Err(ImportError::BadBranch(branch.to_owned()));
+    }
+    let Ok(current) = repo.refname_to_id(&name) else {
+        return Ok(name);
+    };
+    if current == commit.to_git() || options.force {
+        return Ok(name);
+    }
+    // Some(true) proven, Some(false) disproven, None unknown (the walk met a
+    // commit that is not here).
+    let descends = |ancestor: git2::Oid, of: git2::Oid| {
+        if ancestor == of {
+            return Some(true);
+        }
+        match repo.graph_descendant_of(of, ancestor) {
+            Ok(true) => Some(true),
+            Ok(false) if history_is_whole(repo, of) => Some(false),
+            Ok(false) => None,
+            Err(e) if e.code() == git2::ErrorCode::NotFound => None,
+            Err(_) => Some(false),
+        }
+    };
+    let direct = descends(current, commit.to_git());
+    let proven = direct == Some(true)
+        || proof.is_some_and(|proof| descends(current, proof.to_git()) == Some(true));
+    if proven {
+        return Ok(name);
+    }
+    let current = ObjectId::from_git(current).unwrap_or(ObjectId([0; 20]));
+    let (branch, kept) = (branch.to_owned(), kept.to_owned());
+    Err(match direct {
+        None => ImportError::AncestryUnknown {
+            branch,
+            current,
+            commit,
+            kept,
+        },
+        Some(_) => ImportError::NotFastForward {
+            branch,
+            current,
+            commit,
+            kept,
+        },
+    })
 }
 
 /// Runs `job` over `items` on every core, each thread with its own state
