@@ -196,6 +196,22 @@ fn pushes_reach_fetchers_and_backups_and_races_lose_nothing() {
             .then_some(())
     });
 
+    // 4b. A replayed push of `base`, which main now contains: answered
+    // "contained", main stays, and no rejected ref is invented.
+    let rejected_before = refs_under(&cluster.data(), "refs/xus/rejected");
+    let (code, answer) = post_push(cluster.http_port, &signed_body(&cluster, &w1, &base));
+    assert_eq!(code, 200, "{answer}");
+    assert!(answer.contains("\"contained\""), "{answer}");
+    assert_eq!(
+        rev(&cluster.data(), "refs/heads/main").as_deref(),
+        Some(winner.as_str())
+    );
+    assert_eq!(
+        refs_under(&cluster.data(), "refs/xus/rejected"),
+        rejected_before,
+        "a replayed push invented a rejected ref"
+    );
+
     // 5. The HTTP backup goes down; a push still lands, and it catches up.
     cluster.git_http.stop();
     // The loser does what its answer says: fetch the branch, merge, push.
@@ -316,8 +332,9 @@ fn backup_status<'a>(status: &'a serde_json::Value, url: &str) -> &'a serde_json
         .unwrap_or_else(|| panic!("no backup {url} in {status}"))
 }
 
-/// A push request naming `claimed` as its writer but signed by `signer`.
-fn forged_body(cluster: &Cluster, signer: &Writer, claimed: &str, commit: &str) -> Vec<u8> {
+/// A push request for `commit` on main, signed by `signer`, made now: what
+/// an eavesdropper could replay.
+fn signed_body(cluster: &Cluster, signer: &Writer, commit: &str) -> Vec<u8> {
     use xus::topic::push_request::{PushRequest, PushedCommit, SignedPush};
     let secret_hex =
         std::fs::read_to_string(signer.machine.path().join("writer.secret")).expect("key");
@@ -337,7 +354,12 @@ fn forged_body(cluster: &Cluster, signer: &Writer, claimed: &str, commit: &str) 
             .as_secs(),
         writer: secret.public(),
     };
-    let body = SignedPush::sign(request, &secret).to_body();
+    SignedPush::sign(request, &secret).to_body()
+}
+
+/// A push request naming `claimed` as its writer but signed by `signer`.
+fn forged_body(cluster: &Cluster, signer: &Writer, claimed: &str, commit: &str) -> Vec<u8> {
+    let body = signed_body(cluster, signer, commit);
     let (real, fake) = (dht_hex(&signer.key), dht_hex(claimed));
     let at = body
         .windows(32)

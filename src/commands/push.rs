@@ -9,7 +9,9 @@ use crate::topic::push_answer::PushAnswer;
 
 /// Pushes; prints `pushed <topic>/<branch> <commit> seq <n>` once the
 /// master holds the commit. A push that is not a fast-forward prints
-/// `kept <ref>` (where the master keeps the commit) and fails.
+/// `kept <ref>` (where the master keeps the commit) and fails. A commit the
+/// branch already contains prints `contained <topic>/<branch> <commit> in
+/// <tip>` and succeeds: nothing was lost, nothing moved.
 pub async fn run(options: PushOptions, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
     let answer = push_client::push(&options, |offer| {
         eprintln!(
@@ -33,6 +35,19 @@ pub async fn run(options: PushOptions, out: &mut (dyn Write + Send)) -> anyhow::
             }
             eprintln!("backed up to: {}", backups.join(", "));
             writeln!(out, "pushed {topic}/{branch} {commit} seq {seq}")?;
+            out.flush()?;
+            Ok(())
+        }
+        PushAnswer::Contained {
+            topic,
+            branch,
+            commit,
+            current,
+        } => {
+            eprintln!(
+                "the master's {branch} at {current} already contains {commit}; nothing moved"
+            );
+            writeln!(out, "contained {topic}/{branch} {commit} in {current}")?;
             out.flush()?;
             Ok(())
         }

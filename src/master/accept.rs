@@ -98,6 +98,18 @@ pub(crate) async fn push(
     let (already, previous) = match moved {
         Ok(Move::Moved { previous }) => (false, previous),
         Ok(Move::Already) => (true, None),
+        Ok(Move::Contained { current }) => {
+            tracing::info!(topic = %topic.config.name, %branch, %commit, %current, "already contained; nothing moved");
+            return (
+                StatusCode::OK,
+                PushAnswer::Contained {
+                    topic: topic.config.name.clone(),
+                    branch,
+                    commit: commit.to_hex(),
+                    current: current.to_hex(),
+                },
+            );
+        }
         Ok(Move::NotFastForward { current, kept }) => {
             topic.backups.notify();
             tracing::info!(topic = %topic.config.name, %branch, %commit, %current, %kept, "not a fast-forward; commit kept");
@@ -219,14 +231,17 @@ enum Move {
     Moved { previous: Option<ObjectId> },
     /// The branch was already at the commit.
     Already,
+    /// The branch is at `current`, a descendant of the commit: a replayed
+    /// or late push, which must neither move it back nor keep anything.
+    Contained { current: ObjectId },
     /// The branch is elsewhere and the commit does not descend from it: it
     /// is kept under `kept`.
     NotFastForward { current: ObjectId, kept: String },
 }
 
 /// Moves `branch` to `commit` if that is a fast-forward, with a
-/// compare-and-swap on the old tip; otherwise keeps the commit under
-/// [`kept_ref`].
+/// compare-and-swap on the old tip; leaves it when it already contains the
+/// commit; otherwise keeps the commit under [`kept_ref`].
 fn move_branch(
     git_dir: &std::path::Path,
     branch: &str,
@@ -255,6 +270,10 @@ fn move_branch(
                 previous: ObjectId::from_git(current),
             })
         }
+        Some(current) if repo.graph_descendant_of(current, new)? => Ok(Move::Contained {
+            current: ObjectId::from_git(current)
+                .ok_or_else(|| anyhow::anyhow!("{refname} is not a SHA-1 commit"))?,
+        }),
         Some(current) => {
             let kept = kept_ref(branch, commit);
             repo.reference(&kept, new, true, &message)?;

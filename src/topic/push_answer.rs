@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The answer to `POST /push`. The HTTP status says the same in brief:
-/// 200 accepted, 409 not a fast-forward, 403 refused, 400/404 invalid,
+/// 200 accepted or already contained, 409 not a fast-forward, 403 refused, 400/404 invalid,
 /// 503 failed (retry). (A body over the size limit gets a plain 413.)
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "result", rename_all = "kebab-case")]
@@ -26,6 +26,19 @@ pub enum PushAnswer {
         backups: Vec<String>,
         /// The branch was already there (a retried push).
         already: bool,
+    },
+    /// The branch already contains the commit (it moved on past it): nothing
+    /// moved and nothing was kept. What a retried or replayed push gets once
+    /// later pushes built on it.
+    Contained {
+        /// Topic name on the master.
+        topic: String,
+        /// The branch that did not move.
+        branch: String,
+        /// The pushed commit, an ancestor of `current`.
+        commit: String,
+        /// Where the branch is.
+        current: String,
     },
     /// Another push moved the branch first; the commit is kept under
     /// `kept_ref` so that it can be merged and pushed again.

@@ -600,6 +600,15 @@ impl Session<'_> {
             .map_err(|e| format!("{e:#}"))?;
         match answer {
             PushAnswer::Accepted { .. } => Ok(()),
+            // Git's own remotes refuse a push behind the branch; here the
+            // commit is already in it (a retried push after others built
+            // on it), which is what the user wanted.
+            PushAnswer::Contained { current, .. } => {
+                if verbosity >= 1 {
+                    eprintln!("xus: the master's {branch} at {current} already contains it");
+                }
+                Ok(())
+            }
             PushAnswer::NotFastForward {
                 current, kept_ref, ..
             } => Err(format!(
