@@ -49,6 +49,16 @@ pub struct RateLimits {
 /// 2-minute keep-alive interval of BEP 3, plus slack.
 pub const PEER_SILENCE_TIMEOUT: Duration = Duration::from_secs(150);
 
+/// How long an incoming connection has to send its whole handshake (and find
+/// its torrent live): a real peer sends it at once, so this only bounds what
+/// a half-open connection can hold (librqbit patched for it, see
+/// `vendor/librqbit/XUS-PATCH.md`).
+pub const INCOMING_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Pending incoming handshakes one IP address may hold: enough for a few
+/// peers behind one NAT, too few for one host to take every slot.
+pub const PENDING_HANDSHAKES_PER_IP: usize = 16;
+
 /// How often a torrent asks the loopback peer feed for new peers.
 const FEED_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -110,6 +120,8 @@ impl Engine {
                 listen_addr: config.listen,
                 enable_upnp_port_forwarding: false,
                 ipv4_only: config.listen.is_ipv4(),
+                incoming_handshake_timeout: INCOMING_HANDSHAKE_TIMEOUT,
+                max_pending_incoming_handshake_checks_per_ip: PENDING_HANDSHAKES_PER_IP,
                 ..Default::default()
             }),
             ipv4_only: config.listen.is_ipv4(),

@@ -1,0 +1,129 @@
+//! Hundreds of bad BitTorrent connections (half a handshake then gone,
+//! nothing at all, or silence held open) must not stop a seed from serving
+//! the next real peer: each incoming handshake has a short deadline of its
+//! own, failed ones are dropped at once, and one address may only hold a
+//! few pending handshakes.
+//!
+//! The attacker connects from 127.0.0.2 (all of 127/8 is loopback on
+//! Linux), the real fetch from 127.0.0.1, as two machines would.
+
+mod util;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use util::*;
+
+/// Generous: a wedged listener never answers (for minutes); a healthy one
+/// answers in well under a second.
+const FETCH_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Connects to `to` from 127.0.0.2.
+async fn connect_from_elsewhere(to: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind("127.0.0.2:0".parse().expect("address"))?;
+    socket.connect(to).await
+}
+
+/// 300 connections that send the first 12 bytes of a handshake and close,
+/// 300 that close without a byte, and 64 that stay open and silent (handed
+/// back, to be held until the fetch is done).
+async fn flood(to: SocketAddr) -> Vec<TcpStream> {
+    for _ in 0..300 {
+        if let Ok(mut stream) = connect_from_elsewhere(to).await {
+            let _ = stream.write_all(b"\x13BitTorrent ").await;
+        }
+    }
+    for _ in 0..300 {
+        drop(connect_from_elsewhere(to).await);
+    }
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        if let Ok(stream) = connect_from_elsewhere(to).await {
+            held.push(stream);
+        }
+    }
+    held
+}
+
+#[test]
+fn a_flood_of_bad_handshakes_does_not_stop_a_seed() {
+    let src = TestRepo::new();
+    src.write("data.bin", noise(1 << 20, 5));
+    src.write("README", "flooded\n");
+    let commit = src.commit("data");
+    let seeder = spawn_seed(src.path(), &[]);
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let held = runtime.block_on(flood(seeder.addr));
+    let flooded = Instant::now();
+    assert_eq!(held.len(), 64, "the flood could not even connect");
+
+    let dst = tempfile::tempdir().expect("tempdir");
+    let repo = dst.path().join("r");
+    let started = Instant::now();
+    let out = run_xus(
+        &[
+            "fetch",
+            &seeder.seeded[0].magnet,
+            "--repo",
+            repo.to_str().expect("utf8"),
+            "--branch",
+            "main",
+            "--listen",
+            "127.0.0.1:0",
+            "--metadata-timeout",
+            &FETCH_DEADLINE.as_secs().to_string(),
+        ],
+        FETCH_DEADLINE + Duration::from_secs(30),
+    );
+    let took = started.elapsed();
+    assert!(
+        out.status.success(),
+        "the fetch after the flood failed after {took:?}:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("fetch after the flood took {took:?}");
+    assert_eq!(git(&repo, &["rev-parse", "main"]), commit);
+    assert_fsck_clean(&repo);
+
+    // The silent connections are closed by the seed: those over the
+    // per-address cap at once, the rest at the handshake deadline.
+    let mut closed_after: Vec<Duration> = runtime.block_on(async {
+        let mut reads = tokio::task::JoinSet::new();
+        for mut stream in held {
+            reads.spawn(async move {
+                let mut byte = [0u8; 1];
+                let deadline = (flooded + CLOSED_WITHIN).into();
+                match tokio::time::timeout_at(deadline, stream.read(&mut byte)).await {
+                    Ok(Ok(0) | Err(_)) => Some(flooded.elapsed()),
+                    _ => None,
+                }
+            });
+        }
+        reads.join_all().await.into_iter().flatten().collect()
+    });
+    closed_after.sort();
+    eprintln!("silent connections closed after {closed_after:?}");
+    assert_eq!(
+        closed_after.len(),
+        64,
+        "silent connections still open {CLOSED_WITHIN:?} after the flood"
+    );
+    let at_once = closed_after
+        .iter()
+        .filter(|t| **t < Duration::from_secs(2))
+        .count();
+    assert!(
+        at_once >= 64 - 16,
+        "only {at_once} connections over the per-address cap of 16 were closed at once"
+    );
+}
+
+/// The seed's handshake deadline (5 s) plus a margin.
+const CLOSED_WITHIN: Duration = Duration::from_secs(10);
