@@ -51,6 +51,17 @@ pub enum Command {
     /// What a repository follows (local vs published heads, peers on the
     /// DHT) and what a `xus seed` on it serves.
     Status(StatusArgs),
+    /// Remove what killed xus processes left in a repository (temporary
+    /// packs of an interrupted import); fetches do it too.
+    Gc(GcArgs),
+}
+
+/// `xus gc`.
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// The repository.
+    #[arg(long, default_value = ".")]
+    pub repo: PathBuf,
 }
 
 /// `xus status`.

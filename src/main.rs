@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 use xus::cli::{Cli, Command, DhtCommand, MasterAction, TopicCommand, WriterCommand};
 use xus::commands::{
-    dht, fetch, follow, master, publish, push, seed, status, topic, torrent, webseed, writer,
+    dht, fetch, follow, gc, master, publish, push, seed, status, topic, torrent, webseed, writer,
 };
 use xus::swarm::fetch::{FetchRequest, History};
 use xus::topic::home::Home;
@@ -117,6 +117,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             },
             &mut stdout,
         )),
+        Command::Gc(args) => gc::run(&args.repo, &mut stdout),
         Command::Status(args) => runtime()?.block_on(status::run(
             status::StatusOptions {
                 repo: args.repo,

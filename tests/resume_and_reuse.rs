@@ -161,3 +161,78 @@ fn interrupted_fetch_leaves_a_valid_repository_and_resumes() {
         "staging files are removed after import"
     );
 }
+
+/// The temporary pack files (`tmp_xus_*`) in a repository.
+fn temporary_packs(repo: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(repo.join(".git/objects/pack"))
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("tmp_xus_"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// An import killed while it writes its pack leaves a temporary pack; the
+/// next fetch removes it (no process holds its lock any more), and so does
+/// `xus gc`.
+#[test]
+fn a_killed_import_leaves_no_temporary_pack_for_long() {
+    let src = TestRepo::new();
+    src.write("big.bin", noise(96 << 20, 11));
+    let commit = src.commit("big");
+    let seeder = spawn_seed(src.path(), &[]);
+    let magnet = seeder.seeded[0].magnet.clone();
+    let dst = tempfile::tempdir().expect("tempdir");
+    let repo = dst.path().join("r");
+
+    let child = xus_command()
+        .args(["fetch", &magnet, "--repo"])
+        .arg(&repo)
+        .args(["--branch", "main", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn fetch");
+    let mut guard = ChildGuard {
+        child,
+        name: "xus fetch".into(),
+    };
+    let started = Instant::now();
+    while temporary_packs(&repo).is_empty() {
+        assert!(
+            guard.child.try_wait().expect("poll").is_none(),
+            "the fetch ended before its pack was seen"
+        );
+        assert!(started.elapsed() < T, "no temporary pack within {T:?}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    guard.child.kill().expect("kill fetch");
+    let _ = guard.child.wait();
+    let left = temporary_packs(&repo);
+    assert!(!left.is_empty(), "SIGKILL left nothing to clean");
+
+    fetch(&magnet, &repo, &["--branch", "main"]);
+    assert_eq!(git(&repo, &["rev-parse", "main"]), commit);
+    assert_eq!(temporary_packs(&repo), Vec::<std::path::PathBuf>::new());
+    assert_fsck_clean(&repo);
+
+    // What a killed process left where no fetch will come: `xus gc`.
+    std::fs::write(repo.join(".git/objects/pack/tmp_xus_1_0.pack"), b"PACK").expect("write");
+    let out = run_xus(&["gc", "--repo", repo.to_str().expect("utf8")], T);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("removed 1 file(s), 4 bytes"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(temporary_packs(&repo), Vec::<std::path::PathBuf>::new());
+}

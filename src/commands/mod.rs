@@ -6,6 +6,7 @@
 pub mod dht;
 pub mod fetch;
 pub mod follow;
+pub mod gc;
 pub mod master;
 pub mod publish;
 pub mod push;

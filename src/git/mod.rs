@@ -5,5 +5,6 @@
 pub mod blobs;
 pub mod object;
 pub mod pack;
+pub mod pack_leftovers;
 pub mod repo;
 pub mod state_dir;

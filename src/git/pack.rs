@@ -10,7 +10,10 @@
 //!
 //! The pack and its index are written under temporary names and renamed into
 //! place, pack first: Git only sees a pack once its index exists, so an
-//! interrupted import leaves nothing behind but a temporary file.
+//! interrupted import leaves nothing behind but a temporary file. The writer
+//! locks that file while it works, so a killed writer's leftovers can be told
+//! from a live one's and removed ([`crate::git::pack_leftovers`], which runs
+//! before every new pack).
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
@@ -28,6 +31,10 @@ use crate::git::object::ObjectId;
 const SAMPLE_THRESHOLD: u64 = 1 << 20;
 /// How much of a large blob is test-compressed.
 const SAMPLE_BYTES: usize = 64 * 1024;
+
+/// How temporary pack names start (`tmp_xus_<pid>_<n>.pack`); Git ignores
+/// them, and [`crate::git::pack_leftovers`] looks for them.
+pub const TEMP_PACK_PREFIX: &str = "tmp_xus_";
 
 /// Returned by [`PackWriter`] calls.
 #[derive(Debug, thiserror::Error)]
@@ -93,7 +100,7 @@ impl<W: Write> Write for Counting<W> {
 
 impl PackWriter {
     /// Starts a pack of exactly `count` objects in the repository whose
-    /// `.git` directory is `git_dir`.
+    /// `.git` directory is `git_dir`, first removing what killed imports left.
     pub fn new(git_dir: &Path, count: u32) -> Result<Self, PackError> {
         let dir = git_dir.join("objects").join("pack");
         let io = |source| PackError::Io {
@@ -101,12 +108,33 @@ impl PackWriter {
             source,
         };
         std::fs::create_dir_all(&dir).map_err(io)?;
+        match crate::git::pack_leftovers::remove_abandoned(git_dir) {
+            Ok((removed, bytes)) if !removed.is_empty() => {
+                tracing::info!(
+                    count = removed.len(),
+                    bytes,
+                    "removed temporary packs of killed imports"
+                );
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "could not look for abandoned temporary packs"),
+        }
         let tmp_pack = dir.join(format!(
-            "tmp_xus_{}_{}.pack",
+            "{TEMP_PACK_PREFIX}{}_{}.pack",
             std::process::id(),
             unique_suffix()
         ));
         let file = File::create(&tmp_pack).map_err(io)?;
+        // Held until the pack is renamed into place (or this writer dies):
+        // it is what tells a live temporary pack from an abandoned one. A
+        // file system without locks leaves the pack unlocked, and the sweep
+        // then also fails to lock it and keeps it.
+        if let Err(std::fs::TryLockError::WouldBlock) = file.try_lock() {
+            return Err(io(std::io::Error::other(format!(
+                "{} is locked by another writer",
+                tmp_pack.display()
+            ))));
+        }
         let mut out = Counting {
             inner: BufWriter::with_capacity(1 << 20, file),
             written: 0,
@@ -292,7 +320,7 @@ impl PackWriter {
         out.inner.write_all(&trailer).map_err(&io)?;
         let file = out.inner.into_inner().map_err(|e| io(e.into_error()))?;
         file.sync_all().map_err(&io)?;
-        drop(file);
+        // `file` (and its lock) lives until both renames are done.
 
         let name = ObjectId(trailer).to_hex();
         let tmp_idx = self.tmp_pack.with_extension("idx");
@@ -303,6 +331,7 @@ impl PackWriter {
         drop(idx);
         std::fs::rename(&self.tmp_pack, self.dir.join(format!("pack-{name}.pack"))).map_err(&io)?;
         std::fs::rename(&tmp_idx, self.dir.join(format!("pack-{name}.idx"))).map_err(&io)?;
+        drop(file);
         Ok(())
     }
 }
