@@ -1,5 +1,7 @@
 //! The HTTP service: requests in, headers and streamed bodies out.
 
+mod connections;
+
 use std::error::Error;
 use std::io;
 use std::net::SocketAddr;
@@ -35,7 +37,19 @@ pub struct ServerOptions {
     /// blocking-pool thread and up to one 256 KiB buffer, so this bounds both.
     pub max_concurrent_reads: usize,
     /// How many connections may be open at once (default 256); more wait in the backlog.
+    /// Keep it well above [`max_connections_per_address`](Self::max_connections_per_address),
+    /// so that one address cannot take every slot.
     pub max_connections: usize,
+    /// How many connections one client address may hold open at once (default 32; IPv6 clients
+    /// count per /64). Connections past it are closed as soon as they are accepted, so a flood
+    /// from one address (slow-loris, a broken client) leaves the other slots to everyone else.
+    pub max_connections_per_address: usize,
+    /// How long a client may take to send a whole request header (default 5 s), counted from
+    /// when the connection opens or the previous response on it ends; then the connection is
+    /// closed. Without it a slow-loris client, sending a byte now and then to reset
+    /// [`idle_timeout`](Self::idle_timeout), would hold its slot forever. It is also how long an
+    /// idle keep-alive connection stays open.
+    pub header_timeout: Duration,
     /// How long a connection may go without reading or writing a byte while waiting to, before
     /// it is closed (default 60 s). Frees the slots of stalled or silent clients.
     pub idle_timeout: Duration,
@@ -51,16 +65,19 @@ impl Default for ServerOptions {
             public_url: None,
             max_concurrent_reads: 64,
             max_connections: 256,
+            max_connections_per_address: 32,
+            header_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
         }
     }
 }
 
-/// Returned by [`serve`] when the server cannot start or stops abnormally.
+/// Returned by [`serve`] when the server cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    /// A limit in [`ServerOptions`] is zero, which would block every request forever.
+    /// A limit in [`ServerOptions`] is zero, which would block (or, for
+    /// [`header_timeout`](ServerOptions::header_timeout), refuse) every request.
     #[error("{option} must be at least 1")]
     ZeroLimit {
         /// The option's field name.
@@ -75,15 +92,13 @@ pub enum ServeError {
     /// The listener's address could not be read.
     #[error("could not read the listening socket's address")]
     LocalAddr(#[source] io::Error),
-    /// The accept loop failed.
-    #[error("the HTTP server stopped")]
-    Serve(#[source] io::Error),
 }
 
 /// Serves `source` on `listener` until `shutdown` completes, then stops accepting and waits for
 /// open responses to finish: idle connections close at once, responses under way get
 /// [`ServerOptions::shutdown_grace`] before they are cut, and stalled clients are dropped within
-/// [`ServerOptions::idle_timeout`].
+/// [`ServerOptions::idle_timeout`] (or [`ServerOptions::header_timeout`] while a request header
+/// is due).
 ///
 /// Answers `GET` and `HEAD` on `/<commit>/<path...>` (a file, with single-range support) and
 /// `/<commit>.torrent`. Taking a bound listener lets callers pick the address, and tests bind
@@ -118,15 +133,17 @@ pub async fn serve_with_routes<S: ByteSource>(
     routes: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    if options.max_concurrent_reads == 0 {
-        return Err(ServeError::ZeroLimit {
-            option: "max_concurrent_reads",
-        });
-    }
-    if options.max_connections == 0 {
-        return Err(ServeError::ZeroLimit {
-            option: "max_connections",
-        });
+    let zero = [
+        ("max_concurrent_reads", options.max_concurrent_reads == 0),
+        ("max_connections", options.max_connections == 0),
+        (
+            "max_connections_per_address",
+            options.max_connections_per_address == 0,
+        ),
+        ("header_timeout", options.header_timeout.is_zero()),
+    ];
+    if let Some((option, _)) = zero.into_iter().find(|(_, zero)| *zero) {
+        return Err(ServeError::ZeroLimit { option });
     }
     let public_url = match &options.public_url {
         Some(url) => Some(
@@ -154,15 +171,14 @@ pub async fn serve_with_routes<S: ByteSource>(
         });
     };
     let router = routes.merge(Router::new().fallback(handle::<S>).with_state(state));
-    let listener = LimitedListener::new(listener, options.max_connections, options.idle_timeout);
-    tracing::info!(%local_addr, "webseed listening");
-    axum::serve(
+    let listener = LimitedListener::new(
         listener,
-        router.into_make_service_with_connect_info::<ClientAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .map_err(ServeError::Serve)?;
+        options.max_connections,
+        options.max_connections_per_address,
+        options.idle_timeout,
+    );
+    tracing::info!(%local_addr, "webseed listening");
+    connections::serve(listener, router, options.header_timeout, shutdown).await;
     tracing::info!(%local_addr, "webseed stopped");
     Ok(())
 }
@@ -171,14 +187,6 @@ pub async fn serve_with_routes<S: ByteSource>(
 /// endpoint dials the writer back on it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClientAddr(pub SocketAddr);
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, LimitedListener>>
-    for ClientAddr
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, LimitedListener>) -> Self {
-        Self(*stream.remote_addr())
-    }
-}
 
 /// What every request handler shares.
 struct AppState<S: ByteSource> {
@@ -441,6 +449,8 @@ mod tests {
         let options = ServerOptions::default();
         assert_eq!(options.max_concurrent_reads, 64);
         assert_eq!(options.max_connections, 256);
+        assert_eq!(options.max_connections_per_address, 32);
+        assert_eq!(options.header_timeout, Duration::from_secs(5));
         assert_eq!(options.idle_timeout, Duration::from_secs(60));
         assert_eq!(options.public_url, None);
         assert_eq!(options.shutdown_grace, Duration::from_secs(10));
