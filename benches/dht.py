@@ -35,7 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def env_for(home):
     env = dict(os.environ)
     env["XUS_HOME"] = home
-    env["XUS_DHT_LOOPBACK_ONLY"] = "1"
+    env["XUS_LOOPBACK_ONLY"] = "1"
     for k in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
         env[k] = "bench"
     for k in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):

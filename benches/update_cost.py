@@ -78,7 +78,7 @@ BYTES_RE = re.compile(r"^bytes: update (\d+), commit (\d+), webseed (\d+), metad
 def env_for(home):
     env = dict(os.environ)
     env["XUS_HOME"] = home
-    env["XUS_DHT_LOOPBACK_ONLY"] = "1"
+    env["XUS_LOOPBACK_ONLY"] = "1"
     for k in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
         env[k] = "bench"
     for k in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):

@@ -66,7 +66,7 @@ def main():
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="xus-webseed-bench-")
     os.chmod(work, 0o755)
-    env = dict(os.environ, XUS_HOME=os.path.join(work, "home"), XUS_DHT_LOOPBACK_ONLY="1")
+    env = dict(os.environ, XUS_HOME=os.path.join(work, "home"), XUS_LOOPBACK_ONLY="1")
     children = []
     try:
         src, commit = make_repo(work, args.size_mib, args.files)

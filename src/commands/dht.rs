@@ -35,7 +35,7 @@ pub async fn serve(options: ServeOptions, out: &mut (dyn Write + Send)) -> anyho
         server_mode: true,
         ..DhtConfig::default()
     };
-    if std::env::var_os(LOOPBACK_ONLY_ENV).is_some_and(|v| v == "1") {
+    if crate::swarm::dial_policy::loopback_only() {
         first
             .require_loopback()
             .with_context(|| format!("{LOOPBACK_ONLY_ENV}=1 is set"))?;

@@ -81,6 +81,8 @@ pub async fn push(
         )?,
     };
     let master = base_url(&master).with_context(|| format!("master URL {master:?}"))?;
+    crate::swarm::dial_policy::check_url(&master)
+        .map_err(|why| anyhow::anyhow!("not pushing to {master}: {why}"))?;
     let key_path = options
         .key
         .clone()

@@ -179,11 +179,12 @@ impl Engine {
         peer_limit: Option<usize>,
     ) -> anyhow::Result<(TorrentHandle, Progress)> {
         use librqbit::storage::StorageFactoryExt;
+        let peers = dialable(peers);
         let options = AddTorrentOptions {
             overwrite: true,
             trackers: feed.map(|url| vec![url.to_string()]),
             force_tracker_interval: feed.map(|_| FEED_POLL_INTERVAL),
-            initial_peers: (!peers.is_empty()).then(|| peers.to_vec()),
+            initial_peers: (!peers.is_empty()).then_some(peers),
             storage_factory: Some(storage.boxed()),
             paused: true,
             peer_limit,
@@ -228,10 +229,11 @@ impl Engine {
             magnet.push_str("&tr=");
             magnet.push_str(&xus_codec::percent::encode(url.as_bytes()));
         }
+        let peers = dialable(peers);
         let options = AddTorrentOptions {
             list_only: true,
             force_tracker_interval: feed.map(|_| FEED_POLL_INTERVAL),
-            initial_peers: (!peers.is_empty()).then(|| peers.to_vec()),
+            initial_peers: (!peers.is_empty()).then_some(peers),
             ..Default::default()
         };
         let response = tokio::time::timeout(
@@ -371,4 +373,12 @@ impl Engine {
         self.session.cancellation_token().cancel();
         tokio::task::yield_now().await;
     }
+}
+
+/// The peers the engine may dial: the last check of the dial policy before
+/// librqbit connects (callers report refusals to the user; this only logs).
+fn dialable(peers: &[SocketAddr]) -> Vec<SocketAddr> {
+    crate::swarm::dial_policy::admit_peers(peers.iter().copied(), |peer, why| {
+        tracing::warn!(%peer, %why, "not dialling");
+    })
 }

@@ -5,6 +5,7 @@
 //! prints: results go to a given writer, steps to a report or `tracing`.
 
 pub mod announcer;
+pub mod dial_policy;
 pub mod discovery;
 pub mod engine;
 pub mod fetch;

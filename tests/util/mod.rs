@@ -30,7 +30,7 @@ pub fn xus_bin() -> &'static str {
 pub fn xus_command() -> Command {
     let mut command = Command::new(xus_bin());
     command
-        .env("XUS_DHT_LOOPBACK_ONLY", "1")
+        .env("XUS_LOOPBACK_ONLY", "1")
         .env("XUS_HOME", scratch_home());
     command
 }

@@ -86,6 +86,11 @@ impl PeerFeed {
             if list.len() >= MAX_PEERS_PER_TORRENT {
                 break;
             }
+            // DHT answers come from strangers: the dial policy decides.
+            if let Err(why) = crate::swarm::dial_policy::check_peer(peer) {
+                tracing::debug!(%peer, %why, "not handing a DHT peer to the engine");
+                continue;
+            }
             if !list.contains(&peer) {
                 list.push(peer);
                 new += 1;

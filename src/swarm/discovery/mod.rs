@@ -15,9 +15,7 @@ use crate::topic::home::{DhtSection, Home};
 
 pub use feed::PeerFeed;
 
-/// Set to `1` by test harnesses: any DHT setting that would leave
-/// 127.0.0.0/8 (the public routers included) becomes an error.
-pub const LOOPBACK_ONLY_ENV: &str = "XUS_DHT_LOOPBACK_ONLY";
+pub use crate::swarm::dial_policy::LOOPBACK_ONLY_ENV;
 
 /// DHT settings given on the command line; each overrides `config.toml`.
 #[derive(Debug, Clone, Default)]
@@ -56,7 +54,7 @@ pub fn config_from(options: &DhtOptions, file: DhtSection) -> anyhow::Result<Dht
         config.request_timeout = timeout;
     }
     config.server_mode = file.server_mode.unwrap_or(false);
-    if std::env::var_os(LOOPBACK_ONLY_ENV).is_some_and(|v| v == "1") {
+    if crate::swarm::dial_policy::loopback_only() {
         config
             .require_loopback()
             .with_context(|| format!("{LOOPBACK_ONLY_ENV}=1 is set"))?;

@@ -36,6 +36,7 @@ pub use source::{Hints, Source, parse_source};
 
 use crate::git::object::ObjectId;
 use crate::git::repo;
+use crate::swarm::dial_policy;
 use crate::swarm::session::Swarm;
 use crate::topic::head_address::HeadAddress;
 use crate::topic::home::Home;
@@ -378,6 +379,14 @@ async fn fetch(
     }
     let metadata_deadline = Instant::now() + request.metadata_timeout;
     peers.extend(hints.peers.iter().copied());
+    // Every address named by the request (a magnet, `--peer`, a writer's
+    // push, a torrent's url-list) passes the one dial policy first.
+    let not_dialled = |what: String, why: String| {
+        let what = what.chars().take(80).collect();
+        report.event(FetchEvent::NotDialled { what, why });
+    };
+    let mut peers = dial_policy::admit_peers(peers, |peer, why| not_dialled(peer.to_string(), why));
+    let webseeds = dial_policy::admit_urls(webseeds, |url, why| not_dialled(url.to_owned(), why));
     let from_webseed = match (&known_torrent, hints.name.as_deref()) {
         // A xus webseed serves `<commit>.torrent`: one request instead of
         // finding a peer for the metadata (checked against the infohash).

@@ -86,6 +86,14 @@ pub enum FetchEvent {
         /// How many.
         count: usize,
     },
+    /// A peer or URL the request named that is not dialled (see
+    /// [`crate::swarm::dial_policy`]).
+    NotDialled {
+        /// The address or URL, cut to 80 characters.
+        what: String,
+        /// Why.
+        why: String,
+    },
     /// What will be downloaded and what is already here.
     Plan {
         /// The commit.
@@ -236,6 +244,7 @@ impl fmt::Display for FetchEvent {
                 "timing: metadata received from a connected peer after {} ms",
                 after.as_millis()
             ),
+            Self::NotDialled { what, why } => write!(f, "not dialling {what}: {why}"),
             Self::WebseedsOnly { count } => {
                 write!(f, "no peer known: downloading from {count} webseed(s)")
             }

@@ -330,6 +330,8 @@ async fn apply_chain(
 /// bytes. The master builds it before sending a byte, so the wait for the
 /// answer is long; the body must then keep coming.
 async fn payload_from_master(step: Step<'_>, url: &str) -> anyhow::Result<Vec<u8>> {
+    crate::swarm::dial_policy::check_url(url)
+        .map_err(|why| anyhow::anyhow!("not asking the master at {url}: {why}"))?;
     let client = reqwest::Client::builder()
         .connect_timeout(MASTER_CONNECT_TIMEOUT)
         .read_timeout(BUILD_WAIT + MASTER_BUILD_TIME)
