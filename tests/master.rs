@@ -230,7 +230,24 @@ fn pushes_reach_fetchers_and_backups_and_races_lose_nothing() {
     assert_eq!(git(&loser_writer.repo, &["rev-parse", &tracking]), winner);
     git(&loser_writer.repo, &["merge", "-q", "--no-edit", &tracking]);
     let merged = git(&loser_writer.repo, &["rev-parse", "HEAD"]);
+    let pushing = std::time::Instant::now();
     assert_eq!(pushed(&loser_writer.push(&cluster.url())), merged);
+    // The master times a pushed commit's metadata from the push, not from
+    // its own start (it once logged "after 1179796 ms").
+    let push_took = pushing.elapsed();
+    let log = cluster.master_log();
+    let metadata_after: u64 = log
+        .lines()
+        .rev()
+        .find_map(|l| {
+            let (_, rest) = l.split_once("metadata received from a connected peer after ")?;
+            rest.split_whitespace().next()?.parse().ok()
+        })
+        .expect("the master logs when the metadata arrived");
+    assert!(
+        u128::from(metadata_after) <= push_took.as_millis(),
+        "metadata 'after {metadata_after} ms' in a push that took {push_took:?}"
+    );
     let behind = cluster.status_json();
     let http_status = backup_status(&behind, &cluster.http_backup);
     assert!(

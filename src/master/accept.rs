@@ -193,6 +193,7 @@ async fn take_commits(
         history: History::Tip,
         base: None,
         deepen: false,
+        timed_from: Some(std::time::Instant::now()),
     };
     let report: std::sync::Arc<dyn FetchReport> = std::sync::Arc::new(LogReport);
     for pushed in &signed.request.commits {

@@ -523,6 +523,9 @@ impl Session<'_> {
                 use_updates: true,
                 history: self.history,
                 base: self.fetched,
+                // Git asks for several refs in one session: each fetch's
+                // timings count from its own start.
+                timed_from: Some(std::time::Instant::now()),
                 deepen,
             };
             let report = self.report();

@@ -41,8 +41,18 @@ impl MetadataRounds {
     }
 }
 
+/// When a metadata wait ends, and what its reported timings count from
+/// ([`super::FetchRequest::timing_origin`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock {
+    /// Give up then.
+    pub deadline: Instant,
+    /// Timings count from here.
+    pub origin: Instant,
+}
+
 /// Asks peers (given, from the magnet, found on the DHT) for the info
-/// dictionary of `ih`, in rounds until `deadline`, and parses it as a
+/// dictionary of `ih`, in rounds until `clock.deadline`, and parses it as a
 /// commit torrent. `peers` gains every peer that answered, for the download
 /// to dial.
 pub(crate) async fn from_peers(
@@ -50,11 +60,11 @@ pub(crate) async fn from_peers(
     ih: InfoHash,
     peers: &mut Vec<SocketAddr>,
     first_dht_peer: &OnceLock<Instant>,
-    deadline: Instant,
+    clock: Clock,
     report: &dyn FetchReport,
     tally: &Tally,
 ) -> anyhow::Result<CommitTorrent> {
-    let info = info_from_peers(swarm, ih, peers, first_dht_peer, deadline, report, tally).await?;
+    let info = info_from_peers(swarm, ih, peers, first_dht_peer, clock, report, tally).await?;
     let torrent = CommitTorrent::parse(&info)
         .context("the metadata peers sent is not a valid xus commit torrent")?;
     anyhow::ensure!(
@@ -66,16 +76,17 @@ pub(crate) async fn from_peers(
 }
 
 /// The info dictionary bytes of `ih` from peers (their SHA-1 is `ih`),
-/// asked in rounds until `deadline`; see [`from_peers`].
+/// asked in rounds until `clock.deadline`; see [`from_peers`].
 pub(crate) async fn info_from_peers(
     swarm: &Swarm,
     ih: InfoHash,
     peers: &mut Vec<SocketAddr>,
     first_dht_peer: &OnceLock<Instant>,
-    deadline: Instant,
+    clock: Clock,
     report: &dyn FetchReport,
     tally: &Tally,
 ) -> anyhow::Result<Vec<u8>> {
+    let deadline = clock.deadline;
     let feed_url = swarm.feed_url();
     anyhow::ensure!(
         !peers.is_empty() || feed_url.is_some(),
@@ -130,11 +141,11 @@ pub(crate) async fn info_from_peers(
     };
     if let Some(found) = first_dht_peer.get() {
         report.event(FetchEvent::FirstDhtPeer {
-            after: found.duration_since(swarm.started),
+            after: found.saturating_duration_since(clock.origin),
         });
     }
     report.event(FetchEvent::MetadataReceived {
-        after: swarm.started.elapsed(),
+        after: clock.origin.elapsed(),
     });
     peers.extend(seen);
     tally.add(&tally.metadata, info.len() as u64);

@@ -80,6 +80,18 @@ pub struct FetchRequest {
     /// The commit may be here already, in a shallow repository: bring its
     /// history (as `history` says) anyway, as `git fetch --unshallow` asks.
     pub deepen: bool,
+    /// What the timings a report gives count from: `None` for the swarm's
+    /// start (a command started for this fetch, so they include DHT
+    /// start-up), `Some` for a long-lived process (a master counts a
+    /// pushed commit's fetch from the push).
+    pub timed_from: Option<Instant>,
+}
+
+impl FetchRequest {
+    /// Where reported timings count from (see [`Self::timed_from`]).
+    pub fn timing_origin(&self, swarm: &Swarm) -> Instant {
+        self.timed_from.unwrap_or(swarm.started)
+    }
 }
 
 /// How much history a fetch brings into a repository that holds nothing of
@@ -178,7 +190,7 @@ pub async fn fetch_head(
         commit: crate::hex::encode(&head.head.commit),
         info_hash: head.head.infohash.to_string(),
         seq: head.seq,
-        after: swarm.started.elapsed(),
+        after: request.timing_origin(swarm).elapsed(),
     });
     let mut request = request.clone();
     request.refs.tracking = Some(format!(
@@ -413,7 +425,10 @@ async fn fetch(
                 info_hash,
                 &mut peers,
                 &first_dht_peer,
-                metadata_deadline,
+                metadata::Clock {
+                    deadline: metadata_deadline,
+                    origin: request.timing_origin(swarm),
+                },
                 report.as_ref(),
                 tally,
             )

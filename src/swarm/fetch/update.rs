@@ -367,7 +367,10 @@ async fn fetch_payload(step: Step<'_>, link: ChainStep, git_dir: &Path) -> anyho
         info_hash,
         &mut peers,
         &first_dht_peer,
-        deadline,
+        metadata::Clock {
+            deadline,
+            origin: request.timing_origin(swarm),
+        },
         report.as_ref(),
         tally,
     )
