@@ -166,17 +166,8 @@ impl PackWriter {
         len: u64,
         mut data: impl Read,
     ) -> Result<(), PackError> {
-        let dir = self.dir.clone();
-        let io = move |source| PackError::Io {
-            dir: dir.clone(),
-            source,
-        };
-        let out = self
-            .out
-            .as_mut()
-            .ok_or_else(|| io(std::io::Error::other("pack already finished")))?;
-        let offset = out.written;
-        out.crc = crc32fast::Hasher::new();
+        let io = self.io_error();
+        let out = open_output(&mut self.out).map_err(&io)?;
         // Decide on compression from the first bytes of large objects.
         let mut head = vec![0u8; SAMPLE_BYTES.min(len as usize)];
         data.read_exact(&mut head).map_err(|_| PackError::Short {
@@ -190,7 +181,7 @@ impl PackWriter {
             &mut self.fast
         };
         compress.reset();
-        out.write_all(&entry_header(kind, len)).map_err(&io)?;
+        let offset = begin_entry(out, kind, len).map_err(&io)?;
         deflate(compress, &head, false, &mut self.output, out).map_err(&io)?;
         let mut rest = len - head.len() as u64;
         loop {
@@ -210,8 +201,7 @@ impl PackWriter {
                 break;
             }
         }
-        let crc = std::mem::take(&mut out.crc).finalize();
-        self.entries.push((id, crc, offset));
+        self.entries.push((id, end_entry(out), offset));
         Ok(())
     }
 
@@ -277,22 +267,21 @@ impl PackWriter {
         len: u64,
         deflated: &[u8],
     ) -> Result<(), PackError> {
+        let io = self.io_error();
+        let out = open_output(&mut self.out).map_err(&io)?;
+        let offset = begin_entry(out, kind, len).map_err(&io)?;
+        out.write_all(deflated).map_err(&io)?;
+        self.entries.push((id, end_entry(out), offset));
+        Ok(())
+    }
+
+    /// Wraps an I/O error with the pack directory.
+    fn io_error(&self) -> impl Fn(std::io::Error) -> PackError + use<> {
         let dir = self.dir.clone();
-        let io = move |source| PackError::Io {
+        move |source| PackError::Io {
             dir: dir.clone(),
             source,
-        };
-        let out = self
-            .out
-            .as_mut()
-            .ok_or_else(|| io(std::io::Error::other("pack already finished")))?;
-        let offset = out.written;
-        out.crc = crc32fast::Hasher::new();
-        out.write_all(&entry_header(kind, len)).map_err(&io)?;
-        out.write_all(deflated).map_err(&io)?;
-        let crc = std::mem::take(&mut out.crc).finalize();
-        self.entries.push((id, crc, offset));
-        Ok(())
+        }
     }
 
     /// Adds an object held in memory.
@@ -307,11 +296,7 @@ impl PackWriter {
 
     /// Writes the trailer and the index, and moves both into place.
     pub fn finish(mut self) -> Result<(), PackError> {
-        let dir = self.dir.clone();
-        let io = move |source| PackError::Io {
-            dir: dir.clone(),
-            source,
-        };
+        let io = self.io_error();
         let mut out = self
             .out
             .take()
@@ -342,6 +327,30 @@ impl Drop for PackWriter {
         let _ = std::fs::remove_file(&self.tmp_pack);
         let _ = std::fs::remove_file(self.tmp_pack.with_extension("idx"));
     }
+}
+
+/// The pack being written, unless `finish` took it.
+fn open_output<W>(out: &mut Option<Counting<W>>) -> std::io::Result<&mut Counting<W>> {
+    out.as_mut()
+        .ok_or_else(|| std::io::Error::other("pack already finished"))
+}
+
+/// Starts an entry: restarts its CRC and writes its header; returns where
+/// it starts, for the index.
+fn begin_entry<W: Write>(
+    out: &mut Counting<W>,
+    kind: ObjectType,
+    len: u64,
+) -> std::io::Result<u64> {
+    let offset = out.written;
+    out.crc = crc32fast::Hasher::new();
+    out.write_all(&entry_header(kind, len))?;
+    Ok(offset)
+}
+
+/// Ends an entry; returns its CRC, for the index.
+fn end_entry<W>(out: &mut Counting<W>) -> u32 {
+    std::mem::take(&mut out.crc).finalize()
 }
 
 fn unique_suffix() -> u64 {
