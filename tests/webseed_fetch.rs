@@ -1,6 +1,6 @@
 //! `xus fetch` with webseeds: from the xus webseed alone (a `.torrent` with
 //! a url-list, and a bare magnet with `ws=`), from nginx serving a checkout
-//! in the `<commit>/<path>` layout.
+//! in the `<commit>/<path>` layout (names that are not UTF-8 included).
 //! Every piece still verifies; the commit must come out identical.
 
 mod util;
@@ -266,6 +266,94 @@ fn fetch_from_nginx_serving_a_checkout() {
     assert!(stdout.starts_with(&format!("fetched {commit}")), "{stdout}");
     assert!(webseed_bytes(&stderr) >= 3_000_000, "{stderr}");
     check_clone(&dest, repo.path(), &commit);
+    drop(server);
+}
+
+/// The status nginx (or any server) answers `GET <path>` with, over a raw
+/// socket so that the path goes out exactly as written.
+fn status_of(base: &str, path: &str) -> u16 {
+    use std::io::{Read, Write};
+    let addr = base
+        .strip_prefix("http://")
+        .and_then(|rest| rest.strip_suffix('/'))
+        .expect("http://<addr>/");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("read");
+    let head = String::from_utf8_lossy(&response);
+    head.split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"))
+}
+
+/// Issue 15 item 10: a checkout on disk (and a Git host) holds a name that
+/// is not UTF-8 under its raw bytes (`caf\xe9.txt`, asked as `caf%E9.txt`),
+/// while the torrent spells it `caf%E9.txt` (asked as `caf%25E9.txt`). xus
+/// used to ask for the latter only, got 404s and stalled.
+#[test]
+fn non_utf8_names_fetched_from_nginx_over_a_checkout() {
+    use std::os::unix::ffi::OsStrExt;
+    let fixture = util::fixtures::non_utf8_names();
+    let (repo, commit) = (&fixture.repo, &fixture.commit);
+    let server = Nginx::serve_checkout(repo.path(), commit);
+    // What nginx has: the raw name, not the torrent's text.
+    assert_eq!(
+        status_of(&server.url, &format!("/{commit}/caf%E9.txt")),
+        200
+    );
+    assert_eq!(
+        status_of(&server.url, &format!("/{commit}/caf%25E9.txt")),
+        404
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    let torrent = dir.path().join("c.torrent").display().to_string();
+    xus_ok(
+        &[
+            "torrent",
+            "--repo",
+            &repo.path().display().to_string(),
+            "--webseed",
+            &server.url,
+            "-o",
+            &torrent,
+        ],
+        STEP,
+    );
+    let dest = dir.path().join("n");
+    let dest_s = dest.display().to_string();
+    let started = std::time::Instant::now();
+    // No peer, no DHT: nginx is the only source. A stall gives up after
+    // 20 s, well before the test's own bound.
+    let (stdout, stderr) = fetch(&[
+        "fetch",
+        &torrent,
+        "--no-dht",
+        "--repo",
+        &dest_s,
+        "--branch",
+        "main",
+        "--checkout",
+        "--stall-timeout",
+        "20",
+    ]);
+    let took = started.elapsed();
+    assert!(stdout.starts_with(&format!("fetched {commit}")), "{stdout}");
+    assert!(took < Duration::from_secs(20), "took {took:?}\n{stderr}");
+    assert!(webseed_bytes(&stderr) > 0, "{stderr}");
+    check_clone(&dest, repo.path(), commit);
+    let latin1 = std::ffi::OsStr::from_bytes(b"caf\xe9.txt");
+    assert_eq!(
+        std::fs::read(dest.join(latin1)).expect("caf\\xe9.txt checked out"),
+        b"latin-1 name\n"
+    );
+    let inner = std::ffi::OsStr::from_bytes(b"d\x80r/\xc3\x28");
+    assert_eq!(
+        std::fs::read(dest.join(inner)).expect("d\\x80r/\\xc3\\x28 checked out"),
+        b"in a non-UTF-8 directory\n"
+    );
     drop(server);
 }
 

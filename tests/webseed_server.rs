@@ -6,7 +6,8 @@
 //! What must hold: a published commit's files come back byte for byte, with
 //! ranges as RFC 9110 says; nothing else does, not even objects that sit in
 //! the repository; no request path leaves the commit's tree; names that are
-//! not UTF-8 are found under their `%XX` torrent path; and the served
+//! not UTF-8 are found under their raw bytes and their `%XX` torrent path,
+//! with the same bytes; and the served
 //! `.torrent` has the same infohash as `xus torrent` and points back here.
 
 mod util;
@@ -455,7 +456,7 @@ fn traversal_attempts_never_escape_the_commit() {
 }
 
 #[test]
-fn non_utf8_names_are_served_under_their_torrent_paths() {
+fn non_utf8_names_are_served_under_raw_names_and_torrent_paths() {
     let f = fixture();
     let ws = spawn_webseed(f.repo.path(), &[]);
     let c = &f.commit;
@@ -471,23 +472,38 @@ fn non_utf8_names_are_served_under_their_torrent_paths() {
             "{expected} not in {paths:?}"
         );
     }
-    // BEP 19 clients percent-encode each component, `%` included.
-    for (target, data) in [
-        ("caf%25E9.txt", LATIN1),
-        ("d%2580r/inner.txt", INNER),
-        ("100%25.txt", PERCENT),
+    // Each file under both forms, with the same bytes: the raw name byte
+    // (what nginx over a checkout and Git hosts serve, and what xus asks for
+    // first) and the torrent's `%XX` text encoded again, as BEP 19 clients
+    // send it. Hex digits of either case decode to the same byte.
+    for (forms, data) in [
+        (&["caf%E9.txt", "caf%e9.txt", "caf%25E9.txt"][..], LATIN1),
+        (&["d%80r/inner.txt", "d%2580r/inner.txt"], INNER),
+        (&["100%25.txt"], PERCENT),
     ] {
-        let r = get(ws.addr, &format!("/{c}/{target}"));
-        assert_eq!(r.status, 200, "{target}: {:?}", r.headers);
-        assert_eq!(r.body, data, "{target}");
+        let mut etags = Vec::new();
+        for target in forms {
+            let r = get(ws.addr, &format!("/{c}/{target}"));
+            assert_eq!(r.status, 200, "{target}: {:?}", r.headers);
+            assert_eq!(r.body, data, "{target}");
+            etags.push(r.header("etag").map(str::to_owned));
+        }
+        assert!(
+            etags.iter().all(|e| e.is_some() && *e == etags[0]),
+            "{etags:?}"
+        );
     }
-    // Other spellings name nothing: the raw byte (not UTF-8: refused), the
-    // escape in lowercase, the escape not encoded again (a `%E9` decoded).
+    // Other spellings name nothing: the escape in lowercase (not the
+    // torrent's text), the UTF-8 of é (another name), the raw byte of
+    // another name, a raw byte where the name has text, and a mixed path
+    // whose raw directory holds no such file.
     for (target, status) in [
-        ("caf%E9.txt", 400),
         ("caf%25e9.txt", 404),
         ("caf%C3%A9.txt", 404),
-        ("d%80r/inner.txt", 400),
+        ("caf%E8.txt", 404),
+        ("100%FF.txt", 404),
+        ("d%80r/hello.txt", 404),
+        ("d%80r/%2e%2e/hello.txt", 400),
     ] {
         let r = get(ws.addr, &format!("/{c}/{target}"));
         assert_eq!(r.status, status, "{target}: {:?}", r.headers);

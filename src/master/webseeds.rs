@@ -19,6 +19,24 @@ impl TopicWebseeds {
     pub fn new(topics: Vec<Arc<GitWebseed>>) -> Self {
         Self { topics }
     }
+
+    /// The first topic's answer to `lookup` that finds a file, tagged with
+    /// the topic's index for `read_at`.
+    fn first_found(
+        &self,
+        lookup: impl Fn(&GitWebseed) -> Result<Option<FileInfo<FileHandle>>, WebseedSourceError>,
+    ) -> Result<Option<FileInfo<(usize, FileHandle)>>, WebseedSourceError> {
+        for (index, topic) in self.topics.iter().enumerate() {
+            if let Some(found) = lookup(topic)? {
+                return Ok(Some(FileInfo {
+                    len: found.len,
+                    etag: found.etag,
+                    handle: (index, found.handle),
+                }));
+            }
+        }
+        Ok(None)
+    }
 }
 
 impl ByteSource for TopicWebseeds {
@@ -30,16 +48,15 @@ impl ByteSource for TopicWebseeds {
         commit: &CommitId,
         path: &[String],
     ) -> Result<Option<FileInfo<Self::Handle>>, Self::Error> {
-        for (index, topic) in self.topics.iter().enumerate() {
-            if let Some(found) = topic.lookup(commit, path)? {
-                return Ok(Some(FileInfo {
-                    len: found.len,
-                    etag: found.etag,
-                    handle: (index, found.handle),
-                }));
-            }
-        }
-        Ok(None)
+        self.first_found(|topic| topic.lookup(commit, path))
+    }
+
+    fn lookup_raw(
+        &self,
+        commit: &CommitId,
+        path: &[Vec<u8>],
+    ) -> Result<Option<FileInfo<Self::Handle>>, Self::Error> {
+        self.first_found(|topic| topic.lookup_raw(commit, path))
     }
 
     fn read_at(

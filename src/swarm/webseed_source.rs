@@ -11,7 +11,18 @@
 //! (`CommitTorrent::files[i].path`), where a name byte that is not UTF-8 is
 //! written `%XX` (see `docs/FORMAT.md`). The server percent-decodes the URL
 //! once, so a client that encodes that `%` as `%25`, as BEP 19 clients do,
-//! asks for exactly the torrent's string; matching is exact, never fuzzy.
+//! asks for exactly the torrent's string. A file whose name is not UTF-8 is
+//! also found by its raw name (`%E9` decoded to the byte `0xE9`), as a static
+//! server over a checkout serves it and as xus asks for it first.
+//!
+//! Matching is exact, never fuzzy: a request decoding to UTF-8 text `s`
+//! finds the file whose torrent path is `s`, and one decoding to bytes that
+//! are not UTF-8 finds the file whose raw name has exactly those bytes. The
+//! only text that can name two files is the torrent spelling: `a%E9` is both
+//! a file literally named `a%E9` and the torrent path of `a\xe9`. Format v1
+//! refuses a commit holding both (`xus torrent` says so), so within one
+//! published commit it names at most one; a raw `a\xe9` never reaches a file
+//! literally named `a%E9`.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -21,7 +32,7 @@ use webseed::{ByteSource, CommitId, FileInfo};
 
 use crate::git::blobs::{BlobError, BlobSource};
 use crate::git::object::ObjectId;
-use crate::torrent::format::CommitTorrent;
+use crate::torrent::format::{CommitTorrent, TorrentFile, torrent_component};
 
 /// Serves the files and torrents of published commits from a repository.
 ///
@@ -195,19 +206,32 @@ impl ByteSource for GitWebseed {
         let Some(file) = entry.index.find(files, path).and_then(|i| files.get(i)) else {
             return Ok(None);
         };
-        let (etag, handle) = match file.blob {
-            Some(blob) => (blob.to_hex(), FileHandle::Blob(blob)),
-            // The commit file's bytes are the commit object: its id names them.
-            None => (
-                entry.torrent.commit.to_hex(),
-                FileHandle::Commit(Arc::clone(&entry.torrent)),
-            ),
+        Ok(Some(file_info(&entry, file)))
+    }
+
+    fn lookup_raw(
+        &self,
+        commit: &CommitId,
+        path: &[Vec<u8>],
+    ) -> Result<Option<FileInfo<FileHandle>>, WebseedSourceError> {
+        let Some(entry) = self.published_id(commit) else {
+            return Ok(None);
         };
-        Ok(Some(FileInfo {
-            len: file.length,
-            etag,
-            handle,
-        }))
+        // The torrent path these raw names have: at most one file of a
+        // commit has it (format v1 refuses a commit where two would).
+        let shown: Vec<String> = path.iter().map(|c| torrent_component(c)).collect();
+        let files = &entry.torrent.files;
+        let Some(file) = entry.index.find(files, &shown).and_then(|i| files.get(i)) else {
+            return Ok(None);
+        };
+        // The same torrent path is not the same name: a byte `0xE9` asked
+        // must be that byte in the file's raw name, not the text `%E9`.
+        // UTF-8 components already equal the torrent path's.
+        let exact = path
+            .iter()
+            .zip(&file.raw_path)
+            .all(|(asked, raw)| std::str::from_utf8(asked).is_ok() || asked == raw);
+        Ok(exact.then(|| file_info(&entry, file)))
     }
 
     fn read_at(
@@ -246,6 +270,24 @@ impl ByteSource for GitWebseed {
         Ok(self
             .published_id(commit)
             .map(|entry| entry.torrent.torrent_file(url_list)))
+    }
+}
+
+/// What the server needs of a file found in `entry`: its length, `ETag` and
+/// where its bytes are.
+fn file_info(entry: &PublishedCommit, file: &TorrentFile) -> FileInfo<FileHandle> {
+    let (etag, handle) = match file.blob {
+        Some(blob) => (blob.to_hex(), FileHandle::Blob(blob)),
+        // The commit file's bytes are the commit object: its id names them.
+        None => (
+            entry.torrent.commit.to_hex(),
+            FileHandle::Commit(Arc::clone(&entry.torrent)),
+        ),
+    };
+    FileInfo {
+        len: file.length,
+        etag,
+        handle,
     }
 }
 
@@ -381,6 +423,109 @@ mod tests {
         assert!(webseed.torrent(&sha256, &[]).expect("torrent").is_none());
         assert_eq!(webseed.published_count(), 1);
         assert!(webseed.published(second).is_none());
+    }
+
+    fn raw(components: &[&[u8]]) -> Vec<Vec<u8>> {
+        components.iter().map(|c| c.to_vec()).collect()
+    }
+
+    /// The bytes found by a lookup, `None` when nothing is.
+    fn found(
+        webseed: &GitWebseed,
+        found: Result<Option<FileInfo<FileHandle>>, WebseedSourceError>,
+    ) -> Option<Vec<u8>> {
+        found.expect("lookup").map(|f| read_all(webseed, &f))
+    }
+
+    #[test]
+    fn non_utf8_names_are_found_by_raw_name_and_torrent_path() {
+        let (dir, first, _) = repo();
+        let (webseed, _) = source(dir.path(), first);
+        let c = commit_id(first);
+        let latin = Some(b"latin-1 name\n".to_vec());
+        // The raw name, as a checkout on disk has it (`%E9` in the URL).
+        let by_raw = webseed.lookup_raw(&c, &raw(&[b"caf\xe9.txt"]));
+        assert_eq!(found(&webseed, by_raw), latin);
+        // The torrent path (`%25E9` in the URL).
+        let by_path = webseed.lookup(&c, &path(&["caf%E9.txt"]));
+        assert_eq!(found(&webseed, by_path), latin);
+        // Another byte, or the byte in a name that does not exist, is nothing.
+        for missing in [
+            &[&b"caf\xe8.txt"[..]][..],
+            &[b"caf\xe9.txt", b"x"],
+            &[b"sub\xff", b"deep.txt"],
+        ] {
+            assert!(
+                found(&webseed, webseed.lookup_raw(&c, &raw(missing))).is_none(),
+                "{missing:?} was found"
+            );
+        }
+    }
+
+    /// A name that literally holds the text `%E9` and names that are not
+    /// UTF-8 share torrent spellings; each request still reaches only the
+    /// file it names.
+    #[test]
+    fn raw_names_never_reach_a_file_spelled_like_their_escape() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = git2::Repository::init(dir.path()).expect("init");
+        let blob = |data: &[u8]| repo.blob(data).expect("blob");
+        let (text, x, y) = (blob(b"literal\n"), blob(b"x\n"), blob(b"y\n"));
+        let dir_with = |name: &str, id| {
+            let mut sub = repo.treebuilder(None).expect("treebuilder");
+            sub.insert(name, id, 0o100644).expect("insert");
+            sub.write().expect("write tree")
+        };
+        let (raw_dir, text_dir) = (dir_with("x", x), dir_with("y", y));
+        let mut root = repo.treebuilder(None).expect("treebuilder");
+        root.insert("caf%E9.txt", text, 0o100644).expect("insert");
+        // `d\x80r/x` and `d%80r/y`: different torrent paths, so v1 allows both.
+        root.insert(b"d\x80r".as_slice(), raw_dir, 0o040000)
+            .expect("insert");
+        root.insert("d%80r", text_dir, 0o040000).expect("insert");
+        let tree = repo
+            .find_tree(root.write().expect("tree"))
+            .expect("find tree");
+        let sig = git2::Signature::new("t", "t@example.invalid", &git2::Time::new(0, 0))
+            .expect("signature");
+        let commit = repo
+            .commit(None, &sig, &sig, "percent", &tree, &[])
+            .expect("commit");
+        let commit = ObjectId::from_git(commit).expect("sha1");
+        let (webseed, _) = source(dir.path(), commit);
+        let c = commit_id(commit);
+        let bytes = |b: &[u8]| Some(b.to_vec());
+        // The text name is found as text (`%25E9` in the URL), never by the byte.
+        let text_name = webseed.lookup(&c, &path(&["caf%E9.txt"]));
+        assert_eq!(found(&webseed, text_name), bytes(b"literal\n"));
+        let by_byte = webseed.lookup_raw(&c, &raw(&[b"caf\xe9.txt"]));
+        assert_eq!(found(&webseed, by_byte), None);
+        // The raw directory by its byte; the text directory is not it.
+        let raw_x = webseed.lookup_raw(&c, &raw(&[b"d\x80r", b"x"]));
+        assert_eq!(found(&webseed, raw_x), bytes(b"x\n"));
+        let raw_y = webseed.lookup_raw(&c, &raw(&[b"d\x80r", b"y"]));
+        assert_eq!(found(&webseed, raw_y), None);
+        // Text `d%80r` names the text directory's file, and the raw
+        // directory's by its torrent path: one file per torrent path.
+        let text_y = webseed.lookup(&c, &path(&["d%80r", "y"]));
+        assert_eq!(found(&webseed, text_y), bytes(b"y\n"));
+        let text_x = webseed.lookup(&c, &path(&["d%80r", "x"]));
+        assert_eq!(found(&webseed, text_x), bytes(b"x\n"));
+
+        // A commit where one torrent path would name two files is never
+        // published: format v1 refuses to build its torrent.
+        let mut both = repo.treebuilder(None).expect("treebuilder");
+        both.insert("caf%E9.txt", text, 0o100644).expect("insert");
+        both.insert(b"caf\xe9.txt".as_slice(), x, 0o100644)
+            .expect("insert");
+        let tree = repo
+            .find_tree(both.write().expect("tree"))
+            .expect("find tree");
+        let clash = repo
+            .commit(None, &sig, &sig, "clash", &tree, &[])
+            .expect("commit");
+        let clash = ObjectId::from_git(clash).expect("sha1");
+        assert!(crate::torrent::format::build(&repo, clash).is_err());
     }
 
     #[test]

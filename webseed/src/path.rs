@@ -7,6 +7,11 @@
 //! Everything that could step outside a commit's tree is refused here, after decoding: empty
 //! components (`//etc/passwd`, `/c//x`), `.` and `..` (also as `%2e%2e`), and components holding
 //! `/` (`%2F`) or NUL. Sources are therefore never asked about such paths.
+//!
+//! A component may decode to bytes that are not UTF-8 (`latin1-%E9.txt`): that is how a static
+//! server over a checkout, and a Git host, name a file whose name is not UTF-8, and clients that
+//! know the raw name ask for it so. Such a path is a [`Target::RawFile`], checked by the same
+//! rules on its bytes; the source decides what raw names it has.
 
 use crate::commit::{CommitId, CommitIdError};
 
@@ -19,6 +24,15 @@ pub(crate) enum Target {
         commit: CommitId,
         /// The decoded path components; never empty, each a plain file or directory name.
         path: Vec<String>,
+    },
+    /// `/<commit>/<path...>` where some component is not UTF-8 once decoded: one file of a
+    /// commit's tree named by its raw name bytes.
+    RawFile {
+        /// The commit, normalised to lowercase.
+        commit: CommitId,
+        /// The decoded path components, at least one of them not UTF-8; never empty, each a
+        /// plain file or directory name (the same checks as [`Target::File`]'s).
+        path: Vec<Vec<u8>>,
     },
     /// `/<commit>.torrent`: the torrent of a commit.
     Torrent {
@@ -39,7 +53,7 @@ pub(crate) enum PathError {
         /// Zero-based component index (the commit is 0).
         index: usize,
     },
-    /// The decoded bytes of a component are not UTF-8.
+    /// The decoded bytes of the first component (the commit) are not UTF-8.
     #[error("path component {index} is not UTF-8 once decoded")]
     NotUtf8 {
         /// Zero-based component index (the commit is 0).
@@ -97,7 +111,8 @@ pub(crate) fn parse(raw: &str) -> Result<Target, PathError> {
     let mut components = components.into_iter();
     // `split` always yields at least one item.
     let first = components.next().unwrap_or_default();
-    let path: Vec<String> = components.collect();
+    let first = String::from_utf8(first).map_err(|_| PathError::NotUtf8 { index: 0 })?;
+    let path: Vec<Vec<u8>> = components.collect();
     if path.is_empty() {
         return match first.strip_suffix(TORRENT_SUFFIX) {
             Some(stem) => Ok(Target::Torrent {
@@ -106,26 +121,29 @@ pub(crate) fn parse(raw: &str) -> Result<Target, PathError> {
             None => Err(PathError::NoFile),
         };
     }
-    Ok(Target::File {
-        commit: CommitId::parse(&first)?,
-        path,
+    let commit = CommitId::parse(&first)?;
+    // UTF-8 names stay strings, the common case every source handles; the
+    // bytes go back unchanged when any component is not UTF-8.
+    let utf8: Result<Vec<String>, _> = path.iter().map(|c| String::from_utf8(c.clone())).collect();
+    Ok(match utf8 {
+        Ok(path) => Target::File { commit, path },
+        Err(_) => Target::RawFile { commit, path },
     })
 }
 
 /// Percent-decodes one component strictly and checks it is a plain name.
-fn decode_component(segment: &str, index: usize) -> Result<String, PathError> {
+fn decode_component(segment: &str, index: usize) -> Result<Vec<u8>, PathError> {
     // Strict on purpose: a lenient decoder passes `%zz` through unchanged,
     // which makes two different URLs name the same file and hides client
     // bugs. A `+` in a path is a `+`.
-    let bytes = xus_codec::percent::decode(segment).map_err(|_| PathError::BadEscape { index })?;
-    let name = String::from_utf8(bytes).map_err(|_| PathError::NotUtf8 { index })?;
+    let name = xus_codec::percent::decode(segment).map_err(|_| PathError::BadEscape { index })?;
     if name.is_empty() {
         return Err(PathError::Empty { index });
     }
-    if name == "." || name == ".." {
+    if name == b"." || name == b".." {
         return Err(PathError::Dot { index });
     }
-    if name.contains(['/', '\0']) {
+    if name.contains(&b'/') || name.contains(&0) {
         return Err(PathError::ForbiddenByte { index });
     }
     Ok(name)
@@ -201,11 +219,54 @@ mod tests {
     }
 
     #[test]
-    fn refuses_bad_encodings() {
+    fn names_that_are_not_utf8_are_raw_files() {
+        let commit = CommitId::parse(C).expect("valid test commit");
+        let raw = |path: &[&[u8]]| Target::RawFile {
+            commit: commit.clone(),
+            path: path.iter().map(|c| c.to_vec()).collect(),
+        };
+        // The byte itself (either case of hex), as a checkout on disk names the file.
         assert_eq!(
-            parse(&format!("/{C}/%ff")),
-            Err(PathError::NotUtf8 { index: 1 })
+            parse(&format!("/{C}/latin1-%E9.txt")),
+            Ok(raw(&[b"latin1-\xe9.txt"]))
         );
+        assert_eq!(
+            parse(&format!("/{C}/latin1-%e9.txt")),
+            Ok(raw(&[b"latin1-\xe9.txt"]))
+        );
+        assert_eq!(
+            parse(&format!("/{C}/d%80r/ok.txt")),
+            Ok(raw(&[b"d\x80r", b"ok.txt"]))
+        );
+        // The torrent's `%XX` text, sent as `%25XX`, is a UTF-8 name.
+        assert_eq!(
+            parse(&format!("/{C}/latin1-%25E9.txt")),
+            Ok(file(&["latin1-%E9.txt"]))
+        );
+        // Raw names get the same checks.
+        assert_eq!(
+            parse(&format!("/{C}/%ff/..")),
+            Err(PathError::Dot { index: 2 })
+        );
+        assert_eq!(
+            parse(&format!("/{C}/%ff%2F")),
+            Err(PathError::ForbiddenByte { index: 1 })
+        );
+        assert_eq!(
+            parse(&format!("/{C}/%ff%00")),
+            Err(PathError::ForbiddenByte { index: 1 })
+        );
+        assert_eq!(
+            parse(&format!("/{C}/%ff//x")),
+            Err(PathError::Empty { index: 2 })
+        );
+        // The commit must be UTF-8 (and hex).
+        assert_eq!(parse("/%ff/x"), Err(PathError::NotUtf8 { index: 0 }));
+        assert_eq!(parse("/%ff.torrent"), Err(PathError::NotUtf8 { index: 0 }));
+    }
+
+    #[test]
+    fn refuses_bad_encodings() {
         for bad in ["%", "%4", "%zz", "a%g0"] {
             assert_eq!(
                 parse(&format!("/{C}/{bad}")),
@@ -240,13 +301,18 @@ mod tests {
 
         /// Whatever is accepted is a plain relative name: no traversal can come out of it.
         #[test]
-        fn accepted_components_are_plain(raw in "/[0-9a-f]{40}(/([a-z.%2eEfF0/]|%2[eEfF]|%00){0,6}){1,4}") {
-            if let Ok(Target::File { path, .. }) = parse(&raw) {
-                prop_assert!(!path.is_empty());
-                for name in path {
-                    prop_assert!(!name.is_empty() && name != "." && name != "..");
-                    prop_assert!(!name.contains(['/', '\0']));
+        fn accepted_components_are_plain(raw in "/[0-9a-f]{40}(/([a-z.%2eEfF0/]|%2[eEfF]|%00|%[8-9a-fA-F][0-9a-fA-F]){0,6}){1,4}") {
+            let path = match parse(&raw) {
+                Ok(Target::File { path, .. }) => path.into_iter().map(String::into_bytes).collect(),
+                Ok(Target::RawFile { path, .. }) => {
+                    prop_assert!(path.iter().any(|c| std::str::from_utf8(c).is_err()));
+                    path
                 }
+                _ => Vec::new(),
+            };
+            for name in path {
+                prop_assert!(!name.is_empty() && name != b"." && name != b"..");
+                prop_assert!(!name.contains(&b'/') && !name.contains(&0));
             }
         }
 

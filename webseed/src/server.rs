@@ -239,7 +239,14 @@ async fn handle<S: ByteSource>(
     match target {
         Target::File { commit, path } => {
             let span = tracing::debug_span!("file", %commit, path = %path.join("/"), head);
-            serve_file(&state, commit, path, headers, head)
+            serve_file(&state, commit, FilePath::Utf8(path), headers, head)
+                .instrument(span)
+                .await
+        }
+        Target::RawFile { commit, path } => {
+            let shown = String::from_utf8_lossy(&path.join(&b'/')).into_owned();
+            let span = tracing::debug_span!("file", %commit, path = %shown, head);
+            serve_file(&state, commit, FilePath::Raw(path), headers, head)
                 .instrument(span)
                 .await
         }
@@ -252,18 +259,29 @@ async fn handle<S: ByteSource>(
     }
 }
 
+/// A file path as the request named it: UTF-8 names, or raw bytes when some are not.
+enum FilePath {
+    /// For [`ByteSource::lookup`].
+    Utf8(Vec<String>),
+    /// For [`ByteSource::lookup_raw`].
+    Raw(Vec<Vec<u8>>),
+}
+
 /// `GET`/`HEAD /<commit>/<path...>`.
 async fn serve_file<S: ByteSource>(
     state: &AppState<S>,
     commit: CommitId,
-    path: Vec<String>,
+    path: FilePath,
     headers: &HeaderMap,
     head: bool,
 ) -> Response {
     let source = Arc::clone(&state.source);
     let found = state
         .blocking
-        .run(move || source.lookup(&commit, &path))
+        .run(move || match path {
+            FilePath::Utf8(path) => source.lookup(&commit, &path),
+            FilePath::Raw(path) => source.lookup_raw(&commit, &path),
+        })
         .await;
     let file = match found {
         Ok(Ok(Some(file))) => Arc::new(file),

@@ -28,6 +28,25 @@ pub trait ByteSource: Send + Sync + 'static {
         path: &[String],
     ) -> Result<Option<FileInfo<Self::Handle>>, Self::Error>;
 
+    /// Looks up one file of a published commit named by raw name bytes: `path` holds the
+    /// decoded components of a request path of which at least one is not UTF-8 (`%E9` for the
+    /// byte `0xE9`), with the same guarantees as [`lookup`](Self::lookup)'s otherwise.
+    ///
+    /// Static servers over a checkout and Git hosts' raw URLs name a file whose name is not
+    /// UTF-8 that way, so clients that know a file's raw name ask for it so. A source whose
+    /// names are all UTF-8 keeps the default, which finds nothing (`404`). A source that
+    /// answers must make sure one request reaches only the file it names: compare the bytes
+    /// of the components that are not UTF-8 with raw names, never a lossy or escaped form of
+    /// them with something else.
+    fn lookup_raw(
+        &self,
+        commit: &CommitId,
+        path: &[Vec<u8>],
+    ) -> Result<Option<FileInfo<Self::Handle>>, Self::Error> {
+        let _ = (commit, path);
+        Ok(None)
+    }
+
     /// Reads up to `buf.len()` bytes of `file` from `offset` into `buf` and returns how many
     /// were read.
     ///

@@ -57,6 +57,7 @@ fn layout() -> Arc<TorrentLayout> {
             .map(|(path, length)| LayoutFile {
                 path: path.split('/').map(str::to_owned).collect(),
                 length: *length,
+                raw_path: None,
             })
             .collect(),
     })
@@ -346,6 +347,56 @@ async fn when_every_url_fails_the_connection_is_closed() {
     let stats = bridge.stats();
     assert_eq!(stats.requests_served, 0);
     assert!(stats.http_errors >= 1);
+}
+
+/// [`layout`] with the last file named `c \xe9` on disk, which the torrent spells `c %E9`.
+fn layout_with_a_raw_name() -> Arc<TorrentLayout> {
+    let mut layout = (*layout()).clone();
+    let last = layout.files.last_mut().expect("files");
+    last.path = vec!["c %E9".to_owned()];
+    last.raw_path = Some(vec![b"c \xe9".to_vec()]);
+    Arc::new(layout)
+}
+
+/// A webseed with [`FILES`] where the last file is only under its raw name (`raw`, as nginx
+/// over a checkout) or only under its torrent path (as a `xus webseed` before raw names).
+async fn webseed_naming_the_last_file(raw: bool) -> Server {
+    let mut source = MemorySource::default();
+    let last = FILES.len() - 1;
+    for (i, (path, len)) in FILES.iter().enumerate() {
+        let content = Content::Bytes(file_bytes(i, *len));
+        match (i == last, raw) {
+            (false, _) => source.add(COMMIT, true, path, content),
+            (true, true) => source.add_raw(COMMIT, true, b"c \xe9", content),
+            (true, false) => source.add(COMMIT, true, "c %E9", content),
+        }
+    }
+    Server::start(source, ServerOptions::default()).await
+}
+
+#[tokio::test]
+async fn raw_names_are_asked_first_then_torrent_paths() {
+    for raw in [true, false] {
+        let server = webseed_naming_the_last_file(raw).await;
+        let bridge = WebseedPeer::start(
+            layout_with_a_raw_name(),
+            vec![server.url("/")],
+            BridgeOptions::default(),
+        )
+        .await
+        .expect("bridge starts");
+        let mut client = Client::ready(bridge.addr()).await;
+        fetch_all(&mut client).await;
+        let stats = bridge.stats();
+        // A name the server does not have is not a failed webseed.
+        assert_eq!((stats.bytes_fetched, stats.http_errors), (70_005, 0));
+        let raw_lookups = server.source.stats.raw_lookups.lock().expect("raw").clone();
+        assert_eq!(raw_lookups, vec![vec![b"c \xe9".to_vec()]], "raw: {raw}");
+        let lookups = server.source.stats.lookups.lock().expect("lookups").clone();
+        // The torrent path (`%25E9` on the wire) only when the raw name is missing.
+        let asked_torrent_path = lookups.contains(&vec!["c %E9".to_owned()]);
+        assert_eq!(asked_torrent_path, !raw, "raw: {raw}");
+    }
 }
 
 /// How a [`broken_webseed`] misbehaves.

@@ -6,7 +6,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use fixture::{
-    COMMIT, MemorySource, RawResponse, Server, UNKNOWN, UNPUBLISHED, generated_byte, raw, raw_get,
+    COMMIT, Content, MemorySource, RawResponse, Server, UNKNOWN, UNPUBLISHED, generated_byte, raw,
+    raw_get,
 };
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -318,23 +319,59 @@ async fn traversal_attempts_are_refused_before_the_source_sees_them() {
 async fn bad_percent_encodings_are_refused() {
     let server = Server::standard().await;
     for target in [
-        format!("/{COMMIT}/%ff"),
-        format!("/{COMMIT}/caf%e9"),
         format!("/{COMMIT}/%zz"),
         format!("/{COMMIT}/a%"),
+        format!("/{COMMIT}/%ff%zz"),
+        format!("/{COMMIT}/%ff/%2e%2e"),
+        format!("/{COMMIT}/%ff%2f"),
+        format!("/{COMMIT}/%ff%00"),
+        format!("/{COMMIT}/%ff//x"),
+        "/%ff/x".to_owned(),
     ] {
         let response = raw_get(server.addr, &target).await;
         assert_eq!(response.status, 400, "{target}");
     }
-    assert!(
-        server
-            .source
-            .stats
-            .lookups
-            .lock()
-            .expect("lookups")
-            .is_empty()
+    let stats = &server.source.stats;
+    assert!(stats.lookups.lock().expect("lookups").is_empty());
+    assert!(stats.raw_lookups.lock().expect("raw lookups").is_empty());
+}
+
+#[tokio::test]
+async fn names_that_are_not_utf8_go_to_the_raw_lookup() {
+    let mut source = MemorySource::standard();
+    source.add_raw(
+        COMMIT,
+        true,
+        b"d\x80r/caf\xe9",
+        Content::Bytes(b"raw\n".to_vec()),
     );
+    let server = Server::start(source, ServerOptions::default()).await;
+    // Either case of hex names the same byte, as everywhere in a path.
+    for target in [
+        format!("/{COMMIT}/d%80r/caf%E9"),
+        format!("/{COMMIT}/d%80r/caf%e9"),
+    ] {
+        let response = raw_get(server.addr, &target).await;
+        assert_eq!(response.status, 200, "{target}");
+        assert_eq!(response.body, b"raw\n");
+    }
+    // A name the source has not: 404, as any missing file.
+    let response = raw_get(server.addr, &format!("/{COMMIT}/%ff")).await;
+    assert_eq!(response.status, 404);
+    let stats = &server.source.stats;
+    assert!(stats.lookups.lock().expect("lookups").is_empty());
+    assert_eq!(
+        *stats.raw_lookups.lock().expect("raw lookups"),
+        vec![
+            vec![b"d\x80r".to_vec(), b"caf\xe9".to_vec()],
+            vec![b"d\x80r".to_vec(), b"caf\xe9".to_vec()],
+            vec![b"\xff".to_vec()],
+        ]
+    );
+    // A source without raw names keeps the default: nothing is found.
+    let plain = Server::standard().await;
+    let response = raw_get(plain.addr, &format!("/{COMMIT}/caf%e9")).await;
+    assert_eq!(response.status, 404);
 }
 
 #[tokio::test]

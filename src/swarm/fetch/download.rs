@@ -233,6 +233,14 @@ fn webseed_layout(torrent: &CommitTorrent) -> TorrentLayout {
             .map(|f| LayoutFile {
                 path: f.path.clone(),
                 length: f.length,
+                // Static servers over a checkout name a file by its raw Git
+                // name; only names that are not UTF-8 differ from the path.
+                raw_path: (f.raw_path.len() != f.path.len()
+                    || f.raw_path
+                        .iter()
+                        .zip(&f.path)
+                        .any(|(r, p)| r != p.as_bytes()))
+                .then(|| f.raw_path.clone()),
             })
             .collect(),
     }

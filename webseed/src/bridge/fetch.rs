@@ -1,13 +1,18 @@
 //! Whole pieces over HTTP: one `Range` request per file segment, spread across the webseeds with
 //! failover, one fetch in flight per piece, and a small LRU of recent pieces.
 //!
+//! A file with a [`raw_path`](super::LayoutFile::raw_path) (a name that is not UTF-8) is asked
+//! for under its raw name first, as static servers over a checkout have it, then under its
+//! torrent path, as older `xus webseed`s serve it; a client error on one name is not a failure
+//! of the webseed until the other name fails too.
+//!
 //! Memory stays bounded: the cache holds at most `cache_pieces` pieces and `cache_bytes` bytes
 //! (the newest piece is kept even if it alone is larger), at most `max_concurrent_fetches`
 //! pieces are assembled at once, and a response body is read chunk by chunk into a buffer of
 //! exactly the segment's size, never more.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -21,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::BridgeOptions;
-use super::layout::{FileStarts, Segment, TorrentLayout, url_for};
+use super::layout::{FileStarts, LayoutFile, Segment, TorrentLayout, raw_url_for, url_for};
 
 /// How long a webseed that just failed is tried after the others.
 const URL_BACKOFF: Duration = Duration::from_secs(30);
@@ -78,6 +83,10 @@ struct Webseed {
     bytes: AtomicU64,
     /// Until when this webseed goes after the others, after a failure.
     backoff_until: Mutex<Option<Instant>>,
+    /// Whether a file with a raw name was last served here under its torrent path rather than
+    /// its raw name (a `xus webseed` from before raw names): then the torrent path is asked
+    /// first, so such a server costs one extra request, not one per segment.
+    torrent_names_first: AtomicBool,
 }
 
 type Pending = watch::Receiver<Option<Result<Bytes, PieceError>>>;
@@ -130,6 +139,7 @@ impl Fetcher {
                     base,
                     bytes: AtomicU64::new(0),
                     backoff_until: Mutex::new(None),
+                    torrent_names_first: AtomicBool::new(false),
                 })
                 .collect(),
             client,
@@ -294,16 +304,7 @@ impl Fetcher {
         let mut last = None;
         for index in self.order(piece) {
             let webseed = &self.webseeds[index];
-            let url = url_for(&webseed.base, &self.layout.name, &file.path);
-            let result = {
-                let _permit = self
-                    .http_permits
-                    .acquire()
-                    .await
-                    .map_err(|_| PieceError::Stopped)?;
-                self.get_range(&url, segment, file.length).await
-            };
-            match result {
+            match self.fetch_from(webseed, piece, segment, file).await? {
                 Ok(bytes) => {
                     webseed
                         .bytes
@@ -311,7 +312,7 @@ impl Fetcher {
                     *lock(&webseed.backoff_until) = None;
                     return Ok(bytes);
                 }
-                Err(error) => {
+                Err((url, error)) => {
                     self.http_errors.fetch_add(1, Ordering::Relaxed);
                     *lock(&webseed.backoff_until) = Some(Instant::now() + URL_BACKOFF);
                     tracing::warn!(
@@ -334,6 +335,65 @@ impl Fetcher {
             path: file.path.join("/"),
             last: Arc::new(last),
         })
+    }
+
+    /// One segment from one webseed: under the file's raw name and, when the server answers
+    /// that with a client error (`404`, or `400` from a server that refuses bytes that are not
+    /// UTF-8), under its torrent path; the form that worked last on this webseed goes first.
+    /// The inner error is the last request's, with its URL; the outer one is only
+    /// [`PieceError::Stopped`].
+    async fn fetch_from(
+        &self,
+        webseed: &Webseed,
+        piece: u32,
+        segment: Segment,
+        file: &LayoutFile,
+    ) -> Result<Result<Bytes, (String, HttpError)>, PieceError> {
+        let torrent_url = url_for(&webseed.base, &self.layout.name, &file.path);
+        let raw_url = file
+            .raw_path
+            .as_deref()
+            .map(|raw| raw_url_for(&webseed.base, &self.layout.name, raw))
+            .filter(|raw| *raw != torrent_url);
+        let Some(raw_url) = raw_url else {
+            let result = self.get_range_permit(&torrent_url, segment, file).await?;
+            return Ok(result.map_err(|error| (torrent_url, error)));
+        };
+        let torrent_first = webseed.torrent_names_first.load(Ordering::Relaxed);
+        let (first, second) = if torrent_first {
+            (torrent_url, raw_url)
+        } else {
+            (raw_url, torrent_url)
+        };
+        match self.get_range_permit(&first, segment, file).await? {
+            Ok(bytes) => return Ok(Ok(bytes)),
+            Err(HttpError::Status { status }) if status.is_client_error() => {
+                tracing::debug!(piece, url = %first, %status, "trying the file's other name");
+            }
+            Err(error) => return Ok(Err((first, error))),
+        }
+        let result = self.get_range_permit(&second, segment, file).await?;
+        if result.is_ok() {
+            webseed
+                .torrent_names_first
+                .store(!torrent_first, Ordering::Relaxed);
+        }
+        Ok(result.map_err(|error| (second, error)))
+    }
+
+    /// [`Self::get_range`] under an HTTP permit; `Err` only when the bridge is stopping.
+    async fn get_range_permit(
+        &self,
+        url: &str,
+        segment: Segment,
+        file: &LayoutFile,
+    ) -> Result<Result<Bytes, HttpError>, PieceError> {
+        let _permit = self
+            .http_permits
+            .acquire()
+            .await
+            .map_err(|_| PieceError::Stopped)?;
+        Ok(self.get_range(url, segment, file.length).await)
     }
 
     /// `GET url` for bytes `segment.offset..+segment.length` of a file of `file_len` bytes,

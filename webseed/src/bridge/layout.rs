@@ -28,6 +28,15 @@ pub struct LayoutFile {
     pub path: Vec<String>,
     /// The file's length in bytes; zero-length files take no bytes and are never fetched.
     pub length: u64,
+    /// The name bytes a checkout on disk holds, when they differ from `path`; `None` otherwise
+    /// (every name is the UTF-8 of its `path` component).
+    ///
+    /// A xus torrent writes a Git name that is not UTF-8 with each invalid byte as `%XX` in
+    /// `path` (`latin1-\xe9.txt` becomes `latin1-%E9.txt`). A static server over a checkout
+    /// (nginx, a Git host's raw URLs) only has the file under its raw name, so the bridge asks
+    /// for [`raw_url_for`] first and falls back to [`url_for`] (what `xus webseed` before
+    /// raw names, and every stock client, use). Same number of components as `path`.
+    pub raw_path: Option<Vec<Vec<u8>>>,
 }
 
 /// A run of bytes inside one file: part of a torrent byte range.
@@ -58,6 +67,15 @@ pub enum LayoutError {
         /// The file's index.
         file: usize,
     },
+    /// A [`LayoutFile::raw_path`] with another component count than `path`, or an empty
+    /// component.
+    #[error("file {file} of torrent '{name}' has a raw path that does not match its path")]
+    RawPath {
+        /// The torrent's name.
+        name: String,
+        /// The file's index.
+        file: usize,
+    },
     /// More pieces than a `u32` piece index can name, or a total length past `u64`.
     #[error("torrent '{name}' is too large for 32-bit piece indices")]
     TooLarge {
@@ -80,7 +98,8 @@ pub struct OutOfRange {
 
 impl TorrentLayout {
     /// Checks the layout can be served: a non-zero piece length, a name, non-empty paths (one
-    /// empty path allowed for a single-file torrent), and a piece count that fits a `u32`.
+    /// empty path allowed for a single-file torrent), raw paths that match them, and a piece
+    /// count that fits a `u32`.
     ///
     /// # Errors
     ///
@@ -104,6 +123,17 @@ impl TorrentLayout {
                     file,
                 });
             }
+        }
+        let bad_raw = self.files.iter().position(|f| {
+            f.raw_path
+                .as_ref()
+                .is_some_and(|raw| raw.len() != f.path.len() || raw.iter().any(Vec::is_empty))
+        });
+        if let Some(file) = bad_raw {
+            return Err(LayoutError::RawPath {
+                name: self.name.clone(),
+                file,
+            });
         }
         let too_large = || LayoutError::TooLarge {
             name: self.name.clone(),
@@ -261,6 +291,18 @@ impl FileStarts {
 /// appended and any other `base` is the file's own URL, so it is returned unchanged.
 #[must_use]
 pub fn url_for(base: &str, name: &str, path: &[String]) -> String {
+    url_of(base, name, path)
+}
+
+/// As [`url_for`], with path components given as raw bytes (a [`LayoutFile::raw_path`]), each
+/// byte outside RFC 3986's unreserved set written `%XX`: the byte `0xE9` becomes `%E9`, which
+/// is what nginx or lighttpd over a checkout, and a Git host's raw URLs, serve.
+#[must_use]
+pub fn raw_url_for(base: &str, name: &str, path: &[Vec<u8>]) -> String {
+    url_of(base, name, path)
+}
+
+fn url_of<C: AsRef<[u8]>>(base: &str, name: &str, path: &[C]) -> String {
     if path.is_empty() && !base.ends_with('/') {
         return base.to_owned();
     }
@@ -274,7 +316,7 @@ pub fn url_for(base: &str, name: &str, path: &[String]) -> String {
     xus_codec::percent::encode_into(name.as_bytes(), b"", &mut url);
     for component in path {
         url.push('/');
-        xus_codec::percent::encode_into(component.as_bytes(), b"", &mut url);
+        xus_codec::percent::encode_into(component.as_ref(), b"", &mut url);
     }
     url
 }
@@ -288,6 +330,7 @@ mod tests {
         LayoutFile {
             path: path.split('/').map(str::to_owned).collect(),
             length,
+            raw_path: None,
         }
     }
 
@@ -413,10 +456,26 @@ mod tests {
             files: vec![LayoutFile {
                 path: vec![],
                 length: 3,
+                raw_path: None,
             }],
             ..layout()
         };
         assert_eq!(single.check(), Ok(()));
+        let mut short_raw = layout();
+        short_raw.files[2].raw_path = Some(vec![b"dir".to_vec()]);
+        assert!(matches!(
+            short_raw.check(),
+            Err(LayoutError::RawPath { file: 2, .. })
+        ));
+        let mut empty_raw = layout();
+        empty_raw.files[2].raw_path = Some(vec![b"dir".to_vec(), Vec::new()]);
+        assert!(matches!(
+            empty_raw.check(),
+            Err(LayoutError::RawPath { file: 2, .. })
+        ));
+        let mut good_raw = layout();
+        good_raw.files[2].raw_path = Some(vec![b"d\x80r".to_vec(), b"b".to_vec()]);
+        assert_eq!(good_raw.check(), Ok(()));
     }
 
     #[test]
@@ -439,6 +498,31 @@ mod tests {
         assert_eq!(url_for("http://h/f.bin", "f.bin", &[]), "http://h/f.bin");
     }
 
+    #[test]
+    fn raw_urls_escape_each_name_byte() {
+        let raw = |p: &[&[u8]]| p.iter().map(|c| c.to_vec()).collect::<Vec<_>>();
+        // The byte itself, as a checkout on disk and a Git host name the file.
+        assert_eq!(
+            raw_url_for("http://h/", "abc", &raw(&[b"d\x80r", b"latin1-\xe9.txt"])),
+            "http://h/abc/d%80r/latin1-%E9.txt"
+        );
+        // What the torrent's UTF-8 path gives for the same file.
+        let torrent = vec!["d%80r".to_owned(), "latin1-%E9.txt".to_owned()];
+        assert_eq!(
+            url_for("http://h/", "abc", &torrent),
+            "http://h/abc/d%2580r/latin1-%25E9.txt"
+        );
+        // UTF-8 names give the same URL either way.
+        assert_eq!(
+            raw_url_for("http://h/", "abc", &raw(&["café x/%?".as_bytes()])),
+            url_for("http://h/", "abc", &["café x/%?".to_owned()])
+        );
+        assert_eq!(
+            raw_url_for("http://h/f.bin", "f.bin", &[]),
+            "http://h/f.bin"
+        );
+    }
+
     proptest! {
         #[test]
         fn segments_tile_every_piece(
@@ -452,7 +536,11 @@ mod tests {
                 files: lengths
                     .iter()
                     .enumerate()
-                    .map(|(i, &length)| LayoutFile { path: vec![format!("f{i}")], length })
+                    .map(|(i, &length)| LayoutFile {
+                        path: vec![format!("f{i}")],
+                        length,
+                        raw_path: None,
+                    })
                     .collect(),
             };
             let starts = FileStarts::new(&layout);

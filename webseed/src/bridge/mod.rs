@@ -30,7 +30,7 @@
 //!     info_hash: [0x42; 20],
 //!     name: "0123456789abcdef0123456789abcdef01234567".into(),
 //!     piece_length: 256 << 10,
-//!     files: vec![LayoutFile { path: vec!["README.md".into()], length: 1234 }],
+//!     files: vec![LayoutFile { path: vec!["README.md".into()], length: 1234, raw_path: None }],
 //! };
 //! let urls = vec!["https://seed.example/".to_owned()];
 //! let bridge = WebseedPeer::start(Arc::new(layout), urls, BridgeOptions::default()).await?;
@@ -49,7 +49,7 @@ pub mod layout;
 mod peer;
 pub mod wire;
 
-pub use layout::{LayoutError, LayoutFile, TorrentLayout, url_for};
+pub use layout::{LayoutError, LayoutFile, TorrentLayout, raw_url_for, url_for};
 pub use peer::WebseedPeer;
 
 /// How a [`WebseedPeer`] behaves; [`Default`] suits one torrent fed to a local engine.
