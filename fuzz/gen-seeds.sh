@@ -19,6 +19,7 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 rm -rf "$seeds"
 mkdir -p "$seeds"/{bencode_decode,commit_torrent_parse,magnet_parse,tree_parse,push_request,update_payload,dht_values}
+mkdir -p "$seeds"/{bridge_messages,webseed_request}
 printf 'XUSUPD1\n' >"$seeds/update_payload/magic"
 # DHT values: a head with updates and a master URL, a bare head, indexes.
 ih=aaaaaaaaaaaaaaaaaaaa commit=cccccccccccccccccccc from=ffffffffffffffffffff
@@ -28,6 +29,34 @@ printf 'd6:commit20:%s2:ih20:%s2:upll20:%s20:%see3:url17:http://127.0.0.1/e' \
 printf 'd1:bl4:maine1:d4:maine' >"$seeds/dht_values/index"
 printf 'd1:bl3:dev4:main9:feature/xe1:d4:main3:url22:http://127.0.0.1:8080/e' \
     >"$seeds/dht_values/index-full"
+
+# Peer wire streams an engine sends the webseed bridge. The info hash picks the
+# fuzz layout (see fuzz_targets/bridge_messages.rs): 16 KiB pieces over files of
+# 40000, 0, 16384 and 1 bytes.
+hs='\x13BitTorrent protocol\x00\x00\x00\x00\x00\x10\x00\x05'
+hs+='\x00\x00\x3f\xff\x00\x00\x9c\x40\x00\x00\x00\x00\x00\x00\x40\x00\x00\x00\x00\x01'
+hs+='-qB4630-abcdefghijkl'
+interested='\x00\x00\x00\x01\x02'
+request0='\x00\x00\x00\x0d\x06\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x40\x00'
+request2='\x00\x00\x00\x0d\x06\x00\x00\x00\x02\x00\x00\x00\x00\x00\x00\x40\x00'
+printf "$hs"'\x00\x00\x00\x02\x05\xf0'"$interested$request0$request2"'\x00\x00\x00\x0d\x08\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x40\x00\x00\x00\x00\x05\x04\x00\x00\x00\x03\x00\x00\x00\x00\x00\x00\x00\x03\x14\x00\x65\x00\x00\x00\x0c\x07\x00\x00\x00\x01\x00\x00\x00\x10xyz\x00\x00\x00\x01\x03\x00\x00\x00\x0d\x06\x00\x00' \
+    >"$seeds/bridge_messages/session"
+printf "$hs" >"$seeds/bridge_messages/handshake"
+printf "$interested"'\x00\x00\x00\x0d\x06\x00\x00\x00\x03\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x0d\x06\x00\x00\x00\x03\x00\x00\x1b\x58\x00\x00\x40\x00' \
+    >"$seeds/bridge_messages/no-handshake"
+printf "$hs"'\x00\x00\x00\x01\x01\x00\x10\x00\x0e' >"$seeds/bridge_messages/too-long"
+printf '\x00\x00\x00\x02\x01\x00' >"$seeds/bridge_messages/bad-length"
+# Webseed requests: a request target, then header lines (x-len and x-etag give
+# the file's length and entity tag; see fuzz_targets/webseed_request.rs).
+c=0123456789abcdef0123456789abcdef01234567
+req() { printf '%s' "$2" >"$seeds/webseed_request/$1"; }
+req range "/$c/src/main.rs"$'\nrange: bytes=0-99\nx-len: 1000\nx-etag: 5e1f'
+req suffix-if-range "/$c/docs/caf%C3%A9%20x.md"$'\nrange: bytes=-100\nif-range: "5e1f"\nx-etag: 5e1f'
+req if-none-match "/$c/a/b/c"$'\nif-none-match: "x", W/"5e1f"\nx-etag: 5e1f\nrange: bytes=10-'
+req torrent "/$c.torrent"
+req traversal "/$c/%2e%2E/etc/passwd"$'\nrange: bytes=0-1,3-4'
+req sha256 "/${c}0123456789abcdef0123456789ab/x%2Fy"$'\nrange: BYTES= 5-2 ,\nx-len: 0'
+req huge "/$c/f?x=1#frag"$'\nrange: bytes=99999999999999999999999-\nx-len: 18446744073709551615'
 
 export GIT_AUTHOR_NAME=fuzz GIT_AUTHOR_EMAIL=fuzz@example.com
 export GIT_COMMITTER_NAME=fuzz GIT_COMMITTER_EMAIL=fuzz@example.com

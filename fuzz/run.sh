@@ -24,7 +24,8 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 ]]; then
-    targets=(bencode_decode commit_torrent_parse magnet_parse tree_parse push_request update_payload dht_values)
+    targets=(bencode_decode commit_torrent_parse magnet_parse tree_parse push_request update_payload dht_values
+        bridge_messages webseed_request)
 fi
 if ! [[ "$seconds" =~ ^[0-9]+$ ]] || [[ "$seconds" -eq 0 ]]; then
     echo "usage: fuzz/run.sh [SECONDS] [TARGET...]" >&2
@@ -47,6 +48,8 @@ for target in "${targets[@]}"; do
     case "$target" in
         magnet_parse) extra=(-dict=dict/magnet.dict -max_len=20000) ;;
         tree_parse) extra=(-dict=dict/torrent.dict -max_len=8192) ;;
+        bridge_messages) extra=(-dict=dict/bridge.dict -max_len=16384) ;;
+        webseed_request) extra=(-dict=dict/webseed.dict -max_len=4096) ;;
         *) extra=(-dict=dict/torrent.dict -max_len=16384) ;;
     esac
     mkdir -p "corpus/$target" "artifacts/$target"

@@ -30,8 +30,9 @@ pub(crate) fn none_match<'a>(values: impl IntoIterator<Item = &'a str>, quoted: 
 /// Only a strong, equal entity tag does (RFC 9110 §13.1.5); a date never does, since the server
 /// sends no `Last-Modified`. When this is false the whole file is sent.
 pub(crate) fn range_applies(if_range: &str, quoted: &str) -> bool {
-    let mut tags = EntityTags(if_range);
-    matches!((tags.next(), tags.next()), (Some((false, opaque)), None) if opaque == quoted)
+    // `If-Range` holds one entity tag, not a list: `"b1", x` or `"b1",`
+    // is not the tag `"b1"` (found by the `webseed_request` fuzz target).
+    if_range.trim_matches([' ', '\t']) == quoted
 }
 
 /// Iterates over a comma-separated list of entity tags, yielding `(weak, "opaque")` pairs with
@@ -103,6 +104,9 @@ mod tests {
         assert!(!range_applies("W/\"abc123\"", TAG));
         assert!(!range_applies("\"other\"", TAG));
         assert!(!range_applies("\"abc123\", \"abc123\"", TAG));
+        assert!(!range_applies("\"abc123\", x", TAG));
+        assert!(!range_applies("\"abc123\",", TAG));
+        assert!(!range_applies(", \"abc123\"", TAG));
         assert!(!range_applies("Wed, 21 Oct 2015 07:28:00 GMT", TAG));
     }
 
