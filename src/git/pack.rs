@@ -119,21 +119,30 @@ impl PackWriter {
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "could not look for abandoned temporary packs"),
         }
-        let tmp_pack = dir.join(format!(
-            "{TEMP_PACK_PREFIX}{}_{}.pack",
+        // Created under a name the sweep ignores, locked, and only then
+        // renamed to its `.pack` name: a sweep (of another writer in this
+        // process, or another process) never sees an unlocked live pack.
+        let staging = dir.join(format!(
+            "{TEMP_PACK_PREFIX}{}_{}.new",
             std::process::id(),
             unique_suffix()
         ));
-        let file = File::create(&tmp_pack).map_err(io)?;
+        let tmp_pack = staging.with_extension("pack");
+        let file = File::create(&staging).map_err(io)?;
         // Held until the pack is renamed into place (or this writer dies):
         // it is what tells a live temporary pack from an abandoned one. A
         // file system without locks leaves the pack unlocked, and the sweep
         // then also fails to lock it and keeps it.
-        if let Err(std::fs::TryLockError::WouldBlock) = file.try_lock() {
-            return Err(io(std::io::Error::other(format!(
+        let renamed = match file.try_lock() {
+            Err(std::fs::TryLockError::WouldBlock) => Err(std::io::Error::other(format!(
                 "{} is locked by another writer",
-                tmp_pack.display()
-            ))));
+                staging.display()
+            ))),
+            _ => std::fs::rename(&staging, &tmp_pack),
+        };
+        if let Err(error) = renamed {
+            let _ = std::fs::remove_file(&staging);
+            return Err(io(error));
         }
         let mut out = Counting {
             inner: BufWriter::with_capacity(1 << 20, file),

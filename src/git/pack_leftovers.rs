@@ -12,9 +12,10 @@ use std::time::{Duration, SystemTime};
 
 use crate::git::pack::TEMP_PACK_PREFIX;
 
-/// An index whose pack is gone is only abandoned once this old: a running
-/// writer renames its pack a moment before its index.
-const ORPHAN_INDEX_AGE: Duration = Duration::from_secs(600);
+/// An index whose pack is gone, or a `.new` file (a pack not yet locked and
+/// renamed), is only abandoned once this old: a running writer renames its
+/// pack a moment before its index, and its `.new` a moment after creating it.
+const ORPHAN_AGE: Duration = Duration::from_secs(600);
 
 /// Removes every abandoned temporary pack and index under `git_dir`'s
 /// `objects/pack/`; returns what was removed and how many bytes it held. A
@@ -52,9 +53,9 @@ pub fn remove_abandoned(git_dir: &Path) -> std::io::Result<(Vec<PathBuf>, u64)> 
                     remove(index);
                 }
             }
-        } else if name.ends_with(".idx")
-            && !path.with_extension("pack").exists()
-            && older_than(&path, ORPHAN_INDEX_AGE)
+        } else if (name.ends_with(".idx") && !path.with_extension("pack").exists()
+            || name.ends_with(".new"))
+            && older_than(&path, ORPHAN_AGE)
         {
             remove(path);
         }
