@@ -483,15 +483,7 @@ mod tests {
         root.insert(b"d\x80r".as_slice(), raw_dir, 0o040000)
             .expect("insert");
         root.insert("d%80r", text_dir, 0o040000).expect("insert");
-        let tree = repo
-            .find_tree(root.write().expect("tree"))
-            .expect("find tree");
-        let sig = git2::Signature::new("t", "t@example.invalid", &git2::Time::new(0, 0))
-            .expect("signature");
-        let commit = repo
-            .commit(None, &sig, &sig, "percent", &tree, &[])
-            .expect("commit");
-        let commit = ObjectId::from_git(commit).expect("sha1");
+        let commit = commit_root(&repo, &root, "percent");
         let (webseed, _) = source(dir.path(), commit);
         let c = commit_id(commit);
         let bytes = |b: &[u8]| Some(b.to_vec());
@@ -518,14 +510,25 @@ mod tests {
         both.insert("caf%E9.txt", text, 0o100644).expect("insert");
         both.insert(b"caf\xe9.txt".as_slice(), x, 0o100644)
             .expect("insert");
-        let tree = repo
-            .find_tree(both.write().expect("tree"))
-            .expect("find tree");
-        let clash = repo
-            .commit(None, &sig, &sig, "clash", &tree, &[])
-            .expect("commit");
-        let clash = ObjectId::from_git(clash).expect("sha1");
+        let clash = commit_root(&repo, &both, "clash");
         assert!(crate::torrent::format::build(&repo, clash).is_err());
+    }
+
+    /// Commits the tree `root` builds, with no parent, as a fixed author.
+    fn commit_root(
+        repo: &git2::Repository,
+        root: &git2::TreeBuilder<'_>,
+        message: &str,
+    ) -> ObjectId {
+        let tree = repo
+            .find_tree(root.write().expect("tree"))
+            .expect("find tree");
+        let sig = git2::Signature::new("t", "t@example.invalid", &git2::Time::new(0, 0))
+            .expect("signature");
+        let commit = repo
+            .commit(None, &sig, &sig, message, &tree, &[])
+            .expect("commit");
+        ObjectId::from_git(commit).expect("sha1")
     }
 
     #[test]
@@ -535,15 +538,7 @@ mod tests {
         let empty = repo.blob(b"").expect("blob");
         let mut root = repo.treebuilder(None).expect("treebuilder");
         root.insert("empty", empty, 0o100644).expect("insert");
-        let tree = repo
-            .find_tree(root.write().expect("tree"))
-            .expect("find tree");
-        let sig = git2::Signature::new("t", "t@example.invalid", &git2::Time::new(0, 0))
-            .expect("signature");
-        let commit = repo
-            .commit(None, &sig, &sig, "empty", &tree, &[])
-            .expect("commit");
-        let commit = ObjectId::from_git(commit).expect("sha1");
+        let commit = commit_root(&repo, &root, "empty");
         let (webseed, torrent) = source(dir.path(), commit);
         let name = crate::torrent::format::commit_file_name(commit);
         let file = webseed
