@@ -214,3 +214,117 @@ fn fetch_refuses_to_move_a_branch_backwards_without_force() {
     assert_eq!(git(&repo, &["rev-parse", "main"]), old);
     assert_fsck_clean(&repo);
 }
+
+/// A seed serving from Git starts without hashing its torrents (issue 13,
+/// item 2): each piece is checked when first uploaded instead. Serves
+/// `src`'s HEAD after `spoil` changed the repository, fetches it with a
+/// short stall limit, and returns the seed's log once the fetch has failed.
+fn fetch_from_a_spoiled_seed(src: &TestRepo, spoil: impl FnOnce(&str)) -> String {
+    let commit = git(src.path(), &["rev-parse", "HEAD"]);
+    let dst = tempfile::tempdir().expect("tempdir");
+    // The torrent is built (and cached) while the objects are sound.
+    xus_ok(
+        &[
+            "torrent",
+            "HEAD",
+            "--repo",
+            src.path().to_str().expect("utf8"),
+            "-o",
+            dst.path().join("t.torrent").to_str().expect("utf8"),
+        ],
+        T,
+    );
+    spoil(&commit);
+    let log = dst.path().join("seed.log");
+    let seeder = spawn_seed_logging(
+        xus_command(),
+        src.path(),
+        &[],
+        std::fs::File::create(&log).expect("seed log"),
+    );
+    assert_eq!(
+        seeder.seeded[0].commit, commit,
+        "the seed starts although an object is bad: it no longer hashes everything at start"
+    );
+    let repo = dst.path().join("clone");
+    let out = run_xus(
+        &[
+            "fetch",
+            &seeder.seeded[0].magnet,
+            "--repo",
+            repo.to_str().expect("utf8"),
+            "--stall-timeout",
+            "4",
+        ],
+        T,
+    );
+    assert!(
+        !out.status.success(),
+        "the fetch got every piece although one is bad: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(seeder);
+    std::fs::read_to_string(&log).expect("seed log")
+}
+
+fn two_file_repo() -> TestRepo {
+    let src = TestRepo::new();
+    src.write("good.bin", noise(300_000, 1));
+    src.write("bad.bin", noise(300_000, 2));
+    src.commit("two files");
+    src
+}
+
+#[test]
+fn a_seed_refuses_and_reports_a_corrupted_object() {
+    let src = two_file_repo();
+    let log = fetch_from_a_spoiled_seed(&src, |_| {
+        // bad.bin's loose object gets the bytes of another blob of the same
+        // size: still a well-formed object, but not the one its id names.
+        let bad = git(src.path(), &["rev-parse", "HEAD:bad.bin"]);
+        let other_file = src.path().join("other.bin");
+        std::fs::write(&other_file, noise(300_000, 3)).expect("other blob");
+        let other = git(src.path(), &["hash-object", "-w", "other.bin"]);
+        let loose = |id: &str| {
+            src.path()
+                .join(".git/objects")
+                .join(&id[..2])
+                .join(&id[2..])
+        };
+        let _ = std::fs::remove_file(loose(&bad));
+        std::fs::copy(loose(&other), loose(&bad)).expect("corrupting the loose object");
+    });
+    assert!(
+        log.contains("cannot be read, so it is not served") && log.contains("hash mismatch"),
+        "the seed does not report the corrupted object:\n{log}"
+    );
+}
+
+#[test]
+fn a_seed_refuses_and_reports_pieces_its_cached_torrent_gets_wrong() {
+    let src = two_file_repo();
+    let log = fetch_from_a_spoiled_seed(&src, |commit| {
+        // A stale cache entry: one byte of the first piece hash changed.
+        let cached = src
+            .path()
+            .join(".git/xus/torrents")
+            .join(format!("{commit}.info"));
+        let mut info = std::fs::read(&cached).expect("cached torrent");
+        let at = info
+            .windows(8)
+            .position(|w| w == b"6:pieces")
+            .expect("pieces key");
+        let colon = at
+            + 8
+            + info[at + 8..]
+                .iter()
+                .position(|&b| b == b':')
+                .expect("length");
+        info[colon + 1] ^= 0xff;
+        std::fs::write(&cached, info).expect("spoiling the cache");
+    });
+    assert!(
+        log.contains("does not match its hash"),
+        "the seed does not report the piece its torrent gets wrong:\n{log}"
+    );
+}

@@ -226,16 +226,18 @@ impl<'a> Seeder<'a> {
             .add(torrent.torrent_file(&[]), storage, &self.peers, None, None)
             .await
             .with_context(|| format!("seeding commit {}", torrent.commit))?;
+        // Read wholly from Git, the torrent starts complete without hashing
+        // (each piece is checked on its first upload, `piece_check`).
         anyhow::ensure!(
             progress.finished,
-            "only {} of {} bytes of commit {} verify against its torrent; is the torrent cache stale?",
+            "only {} of {} bytes of commit {} are in the repository",
             progress.have,
             progress.total,
             torrent.commit
         );
         self.seeded.insert(commit, torrent.info_hash);
-        // Published only now that every piece verified from Git: the webseed
-        // never serves a commit whose torrent disagrees with its blobs.
+        // The webseed reads the same blobs, each checked against its Git id
+        // as libgit2 reads it; a fetcher checks every piece it gets.
         if let Some(webseed) = &self.webseed {
             webseed.publish(Arc::clone(&torrent));
         }

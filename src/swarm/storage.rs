@@ -3,6 +3,10 @@
 //! (while fetching) from the torrent's staging file, which holds downloaded
 //! bytes at their offsets in the torrent and is hashed and moved into Git
 //! only once the whole commit is verified.
+//!
+//! A torrent read wholly from Git (every file a local blob or metadata) starts
+//! complete, with no hashing at start: each piece is checked the first time
+//! it is read instead ([`FirstReadCheck`]).
 
 use std::sync::Arc;
 
@@ -12,6 +16,7 @@ use librqbit::{ManagedTorrentShared, TorrentMetadata};
 
 use crate::git::blobs::BlobSource;
 use crate::git::object::ObjectId;
+use crate::swarm::piece_check::FirstReadCheck;
 use crate::torrent::info_hash::InfoHash;
 use crate::torrent::staged::StagedFile;
 
@@ -72,9 +77,26 @@ impl StorageFactory for GitStorageFactory {
             metadata.file_infos.len(),
             self.files.len()
         );
+        let all_local = self
+            .files
+            .iter()
+            .all(|b| matches!(b, Backing::Blob(_) | Backing::Inline(_)));
+        let first_read_check = if all_local {
+            Some(Arc::new(first_read_check(&self.info_hash, metadata)?))
+        } else {
+            None
+        };
         Ok(GitStorage {
             source: self.source.clone(),
             files: self.files.clone(),
+            file_offsets: Arc::new(
+                metadata
+                    .file_infos
+                    .iter()
+                    .map(|f| f.offset_in_torrent)
+                    .collect(),
+            ),
+            first_read_check,
         })
     }
 
@@ -84,11 +106,40 @@ impl StorageFactory for GitStorageFactory {
     }
 }
 
+/// The piece layout and hashes of `metadata`, for checking pieces on first read.
+fn first_read_check(
+    info_hash: &InfoHash,
+    metadata: &TorrentMetadata,
+) -> anyhow::Result<FirstReadCheck> {
+    let lengths = metadata.info.lengths();
+    let hashes = (0..lengths.total_pieces())
+        .map(|piece| {
+            metadata
+                .info
+                .info()
+                .get_hash(piece)
+                .and_then(|hash| <[u8; 20]>::try_from(hash).ok())
+                .with_context(|| format!("torrent {info_hash} has no hash for piece {piece}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    FirstReadCheck::new(
+        info_hash.to_string(),
+        u64::from(lengths.default_piece_length()),
+        lengths.total_length(),
+        hashes,
+    )
+    .with_context(|| format!("torrent {info_hash}: piece hashes disagree with its length"))
+}
+
 /// The storage of one torrent.
 #[derive(Clone)]
 pub struct GitStorage {
     source: Arc<BlobSource>,
     files: Arc<Vec<Backing>>,
+    /// Where each file starts in the torrent's byte stream.
+    file_offsets: Arc<Vec<u64>>,
+    /// Set when every file is read from Git: pieces are checked on first read.
+    first_read_check: Option<Arc<FirstReadCheck>>,
 }
 
 impl GitStorage {
@@ -96,6 +147,51 @@ impl GitStorage {
         self.files
             .get(file_id)
             .with_context(|| format!("no file {file_id} in this torrent"))
+    }
+
+    /// Reads `buf.len()` bytes of file `file_id` at `offset`, unchecked.
+    fn read_file(&self, file_id: usize, offset: u64, buf: &mut [u8]) -> anyhow::Result<()> {
+        match self.backing(file_id)? {
+            Backing::Blob(id) => Ok(self.source.read_at(*id, offset, buf)?),
+            Backing::Inline(data) => copy_range(data, offset, buf),
+            Backing::Staged { file, base } => file.read_at(base + offset, buf),
+        }
+    }
+
+    /// Reads `buf.len()` bytes at `offset` in the torrent's byte stream,
+    /// across file boundaries, unchecked.
+    fn read_torrent(&self, mut offset: u64, mut buf: &mut [u8]) -> anyhow::Result<()> {
+        // The last file starting at or before `offset`; empty files share
+        // their start with the next, so skip forward past them as we go.
+        let mut file_id = self
+            .file_offsets
+            .partition_point(|&start| start <= offset)
+            .saturating_sub(1);
+        while !buf.is_empty() {
+            let start = *self
+                .file_offsets
+                .get(file_id)
+                .with_context(|| format!("offset {offset} is past the last file"))?;
+            let end = self
+                .file_offsets
+                .get(file_id + 1)
+                .copied()
+                .unwrap_or(u64::MAX);
+            let available = end.saturating_sub(offset);
+            if available == 0 {
+                file_id += 1;
+                continue;
+            }
+            let take = buf
+                .len()
+                .min(usize::try_from(available).unwrap_or(usize::MAX));
+            let (now, rest) = buf.split_at_mut(take);
+            self.read_file(file_id, offset - start, now)?;
+            offset += take as u64;
+            buf = rest;
+            file_id += 1;
+        }
+        Ok(())
     }
 }
 
@@ -121,11 +217,16 @@ impl TorrentStorage for GitStorage {
     }
 
     fn pread_exact(&self, file_id: usize, offset: u64, buf: &mut [u8]) -> anyhow::Result<()> {
-        match self.backing(file_id)? {
-            Backing::Blob(id) => Ok(self.source.read_at(*id, offset, buf)?),
-            Backing::Inline(data) => copy_range(data, offset, buf),
-            Backing::Staged { file, base } => file.read_at(base + offset, buf),
+        if let Some(check) = &self.first_read_check {
+            let start = self
+                .file_offsets
+                .get(file_id)
+                .with_context(|| format!("no file {file_id} in this torrent"))?;
+            check.ensure_checked(start.saturating_add(offset), buf.len(), |at, piece| {
+                self.read_torrent(at, piece)
+            })?;
         }
+        self.read_file(file_id, offset, buf)
     }
 
     fn pwrite_all(&self, file_id: usize, offset: u64, buf: &[u8]) -> anyhow::Result<()> {
@@ -153,5 +254,11 @@ impl TorrentStorage for GitStorage {
 
     fn take(&self) -> anyhow::Result<Box<dyn TorrentStorage>> {
         Ok(Box::new(self.clone()))
+    }
+
+    /// Every file comes from Git and every piece is checked on first read,
+    /// so librqbit skips hashing the whole torrent at start.
+    fn holds_all_pieces_verified_on_read(&self) -> bool {
+        self.first_read_check.is_some()
     }
 }

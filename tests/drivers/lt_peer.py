@@ -4,7 +4,7 @@
 Run with /usr/bin/python3 (the Debian bindings import only there).
 
   lt_peer.py download --save DIR (--torrent FILE | --magnet URI) [--peer IP:PORT]... [--timeout S]
-  lt_peer.py seed --save DIR --torrent FILE [--timeout S]
+  lt_peer.py seed --save DIR --torrent FILE [--seed-mode] [--timeout S]
 
 Protocol on stdout, one line each, flushed:
   listening <port>        the session accepts peers on 127.0.0.1:<port>
@@ -12,7 +12,9 @@ Protocol on stdout, one line each, flushed:
   finished <infohash>     (download) every piece downloaded and verified, storage flushed
   error <text>            then a non-zero exit
 Alerts and progress go to stderr. The process exits by itself after --timeout seconds
-(status 3), so it never outlives a test that lost track of it.
+(status 3), so it never outlives a test that lost track of it. --seed-mode trusts
+the files and hashes each piece on first upload instead of all at start
+(libtorrent's seed_mode flag; benches/seed_start.py compares it with xus).
 """
 
 import argparse
@@ -85,6 +87,7 @@ def main():
     p.add_argument("--magnet")
     p.add_argument("--peer", action="append", default=[])
     p.add_argument("--timeout", type=float, default=300)
+    p.add_argument("--seed-mode", action="store_true")
     args = p.parse_args()
     if (args.torrent is None) == (args.magnet is None):
         fail("give exactly one of --torrent and --magnet")
@@ -100,6 +103,8 @@ def main():
         atp = lt.add_torrent_params()
         atp.ti = lt.torrent_info(args.torrent)
     atp.save_path = args.save
+    if args.seed_mode:
+        atp.flags |= lt.torrent_flags.seed_mode
     peers = [parse_peer(x) for x in args.peer]
     if peers:
         atp.peers = list(atp.peers) + peers

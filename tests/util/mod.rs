@@ -221,7 +221,17 @@ pub fn spawn_seed(repo: &Path, extra: &[&str]) -> Seeder {
 }
 
 /// [`spawn_seed`] from a prepared command (to set `XUS_HOME`, say).
-pub fn spawn_seed_with(mut command: Command, repo: &Path, extra: &[&str]) -> Seeder {
+pub fn spawn_seed_with(command: Command, repo: &Path, extra: &[&str]) -> Seeder {
+    spawn_seed_logging(command, repo, extra, Stdio::inherit())
+}
+
+/// [`spawn_seed_with`], its stderr sent to `stderr` (a log file to read).
+pub fn spawn_seed_logging(
+    mut command: Command,
+    repo: &Path,
+    extra: &[&str],
+    stderr: impl Into<Stdio>,
+) -> Seeder {
     let mut args = vec![
         "seed".to_owned(),
         "--repo".into(),
@@ -236,7 +246,7 @@ pub fn spawn_seed_with(mut command: Command, repo: &Path, extra: &[&str]) -> See
     let mut child = command
         .args(&args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .expect("spawning xus seed");
     let stdout = child.stdout.take().expect("stdout");

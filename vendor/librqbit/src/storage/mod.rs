@@ -180,9 +180,22 @@ pub trait TorrentStorage: Send + Sync {
     fn on_piece_completed(&self, _piece_index: ValidPieceIndex) -> anyhow::Result<()> {
         Ok(())
     }
+
+    /// True for a storage that holds every piece of the torrent and checks each
+    /// piece against its hash itself before handing out any byte of it (say, a
+    /// content-addressed store that verifies on first read). The torrent then
+    /// starts as complete without the initial hash check, which reads every
+    /// byte. Default: false.
+    fn holds_all_pieces_verified_on_read(&self) -> bool {
+        false
+    }
 }
 
 impl<U: TorrentStorage + ?Sized> TorrentStorage for Box<U> {
+    fn holds_all_pieces_verified_on_read(&self) -> bool {
+        (**self).holds_all_pieces_verified_on_read()
+    }
+
     fn pread_exact(&self, file_id: usize, offset: u64, buf: &mut [u8]) -> anyhow::Result<()> {
         (**self).pread_exact(file_id, offset, buf)
     }

@@ -186,15 +186,13 @@ impl TorrentStateInitializing {
         Some(hp)
     }
 
-    pub async fn check(&self) -> anyhow::Result<TorrentStatePaused> {
-        let id: TorrentIdOrHash = self.shared.info_hash.into();
-        let bitv_factory = self
-            .shared
-            .session
-            .upgrade()
-            .context("session is dead")?
-            .bitv_factory
-            .clone();
+    /// The pieces the storage holds: from fastresume data when it validates,
+    /// else by hashing every piece.
+    async fn load_or_check_pieces(
+        &self,
+        bitv_factory: &dyn BitVFactory,
+        id: TorrentIdOrHash,
+    ) -> anyhow::Result<Box<dyn BitV>> {
         let have_pieces = if self.previously_errored {
             if let Err(e) = bitv_factory.clear(id).await {
                 warn!(id=?self.shared.id, info_hash = ?self.shared.info_hash, error=?e, "error clearing bitfield");
@@ -226,6 +224,34 @@ impl TorrentStateInitializing {
                     .await
                     .context("error storing initial check bitfield")?
             }
+        };
+        Ok(have_pieces)
+    }
+
+    pub async fn check(&self) -> anyhow::Result<TorrentStatePaused> {
+        let id: TorrentIdOrHash = self.shared.info_hash.into();
+        let bitv_factory = self
+            .shared
+            .session
+            .upgrade()
+            .context("session is dead")?
+            .bitv_factory
+            .clone();
+        let have_pieces = if self.files.holds_all_pieces_verified_on_read() {
+            // xus: the storage verifies each piece on first read, so there is
+            // nothing to check up front (vendor/librqbit/XUS-PATCH.md).
+            let lengths = self.metadata.lengths();
+            let mut all =
+                BF::from_boxed_slice(vec![0u8; lengths.piece_bitfield_bytes()].into_boxed_slice());
+            all[..lengths.total_pieces() as usize].fill(true);
+            self.checked_bytes
+                .store(lengths.total_length(), Ordering::Relaxed);
+            bitv_factory
+                .store_initial_check(id, all)
+                .await
+                .context("error storing initial check bitfield")?
+        } else {
+            self.load_or_check_pieces(&*bitv_factory, id).await?
         };
 
         let selected_pieces = compute_selected_pieces(
