@@ -72,14 +72,18 @@ def many_commits(work, count):
     repo = os.path.join(work, "many")
     os.makedirs(repo)
     git(repo, "init", "-q", "-b", "main")
-    lines = []
+    stream = []
     for i in range(count):
-        with open(os.path.join(repo, "n.txt"), "w") as f:
-            f.write(f"{i}\n" * 50)
-        git(repo, "add", "-A")
-        git(repo, "commit", "-q", "-m", f"c{i}")
-        lines.append(f"create refs/heads/b{i:04} HEAD\n")
-    subprocess.run(["git", "update-ref", "--stdin"], cwd=repo, input="".join(lines), text=True, check=True)
+        data = f"commit {i}\n".encode()
+        stream.append(b"commit refs/heads/main\n")
+        stream.append(b"committer bench <bench@xus.invalid> %d +0000\n" % (1700000000 + i))
+        stream.append(b"data 2\nc\n")
+        stream.append(b"M 100644 inline file%d\n" % (i % 50))
+        stream.append(b"data %d\n%s\n" % (len(data), data))
+    subprocess.run(["git", "fast-import", "--quiet"], cwd=repo, input=b"".join(stream), check=True)
+    revs = git(repo, "rev-list", "--reverse", "main").split()
+    lines = "".join(f"create refs/heads/b{i:05} {rev}\n" for i, rev in enumerate(revs))
+    subprocess.run(["git", "update-ref", "--stdin"], cwd=repo, input=lines, text=True, check=True)
     return repo
 
 

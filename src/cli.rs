@@ -54,6 +54,31 @@ pub enum Command {
     /// Remove what killed xus processes left in a repository (temporary
     /// packs of an interrupted import); fetches do it too.
     Gc(GcArgs),
+    /// Print the shell completion script of `xus`, generated from these
+    /// definitions so it always matches the options this binary accepts.
+    Completions(CompletionsArgs),
+    /// Print the man page of `xus`, or write one page per subcommand into
+    /// a directory: for packagers and for `man xus` on machines without
+    /// this README.
+    Man(ManArgs),
+}
+
+/// `xus completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `xus man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write `xus.1` and a page per subcommand (`xus-fetch.1`,
+    /// `xus-topic-new.1`, ...) into this directory (created when missing)
+    /// instead of printing the top-level page.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// `xus gc`.
@@ -427,6 +452,10 @@ pub struct FetchArgs {
     /// verified is kept; running again resumes).
     #[arg(long, default_value_t = 300)]
     pub stall_timeout: u64,
+    /// Keep serving the fetched commit for this many seconds afterwards (or
+    /// until Ctrl-C), so later readers take it from here, not the master.
+    #[arg(long, value_name = "SECS")]
+    pub seed_for: Option<u64>,
     /// Network options.
     #[command(flatten)]
     pub net: NetArgs,

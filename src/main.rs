@@ -3,10 +3,11 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use xus::cli::{Cli, Command, DhtCommand, MasterAction, TopicCommand, WriterCommand};
 use xus::commands::{
-    dht, fetch, follow, gc, master, publish, push, seed, status, topic, torrent, webseed, writer,
+    dht, docs, fetch, follow, gc, master, publish, push, seed, status, topic, torrent, webseed,
+    writer,
 };
 use xus::swarm::fetch::{FetchRequest, History};
 use xus::topic::home::Home;
@@ -99,6 +100,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 dht: args.dht.options(),
                 no_dht: args.no_dht,
                 home: Home::locate()?,
+                seed_for: args.seed_for.map(Duration::from_secs),
             },
             &mut stdout,
         )),
@@ -119,6 +121,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             &mut stdout,
         )),
         Command::Gc(args) => gc::run(&args.repo, &mut stdout),
+        Command::Completions(args) => {
+            docs::completions(Cli::command(), "xus", args.shell, &mut stdout)
+        }
+        Command::Man(args) => match args.out {
+            Some(dir) => docs::man_pages(Cli::command(), &dir, &mut stdout),
+            None => docs::man_page(Cli::command(), &mut stdout),
+        },
         Command::Status(args) => runtime()?.block_on(status::run(
             status::StatusOptions {
                 repo: args.repo,

@@ -328,3 +328,104 @@ fn a_seed_refuses_and_reports_pieces_its_cached_torrent_gets_wrong() {
         "the seed does not report the piece its torrent gets wrong:\n{log}"
     );
 }
+
+/// `xus fetch --seed-for` keeps serving what it fetched (issue 13, item 5):
+/// with the first seed gone, a second reader gets the commit from the first.
+#[test]
+fn a_fetcher_seeding_for_a_while_serves_the_next_reader() {
+    let src = TestRepo::new();
+    src.write("a.bin", noise(700_000, 11));
+    src.write("docs/b.txt", "b\n");
+    let commit = src.commit("first");
+    let seeder = spawn_seed(src.path(), &[]);
+    let dst = tempfile::tempdir().expect("tempdir");
+    let first = dst.path().join("first");
+    let mut child = xus_command()
+        .args([
+            "fetch",
+            &seeder.seeded[0].magnet,
+            "--repo",
+            first.to_str().expect("utf8"),
+            "--listen",
+            "127.0.0.1:0",
+            "--no-dht",
+            "--seed-for",
+            "120",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawning xus fetch --seed-for");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut fetcher = ChildGuard {
+        child,
+        name: "xus fetch --seed-for".into(),
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let seeding = loop {
+        let line = rx
+            .recv_timeout(T)
+            .expect("xus fetch --seed-for never said it seeds");
+        if line.starts_with("seeding ") {
+            break line;
+        }
+    };
+    // "seeding <commit> <infohash> on <addr> for <n> s"
+    let words: Vec<&str> = seeding.split_whitespace().collect();
+    assert_eq!(words[1], commit, "{seeding}");
+    let info_hash = words[2].to_owned();
+    let addr = words[4].to_owned();
+    drop(seeder);
+
+    let second = dst.path().join("second");
+    xus_ok(
+        &[
+            "fetch",
+            &info_hash,
+            "--repo",
+            second.to_str().expect("utf8"),
+            "--peer",
+            &addr,
+            "--branch",
+            "main",
+            "--checkout",
+        ],
+        T,
+    );
+    assert_eq!(git(&second, &["rev-parse", "main"]), commit);
+    assert_fsck_clean(&second);
+    assert_same_files(git_archive(src.path(), &commit).path(), &second, true);
+
+    let status = fetcher
+        .terminate(Duration::from_secs(10))
+        .expect("xus fetch --seed-for stops within 10 s of SIGTERM");
+    assert!(
+        status.success(),
+        "xus fetch --seed-for exited with {status}"
+    );
+    let uploaded: u64 = rx
+        .recv_timeout(Duration::from_secs(5))
+        .ok()
+        .and_then(|line| {
+            line.strip_prefix("uploaded ")?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .expect("an 'uploaded N bytes' line");
+    assert!(
+        uploaded >= 700_000,
+        "the first reader uploaded only {uploaded} bytes"
+    );
+}

@@ -4,11 +4,13 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::report::StderrReport;
 use crate::swarm::discovery::{self, DhtOptions};
 use crate::swarm::engine::RateLimits;
-use crate::swarm::fetch::{self, FetchReport, FetchRequest, Source};
+use crate::swarm::fetch::{self, FetchReport, FetchRequest, Fetched, Source};
+use crate::swarm::reseed;
 use crate::swarm::{Swarm, SwarmOptions};
 use crate::topic::home::Home;
 use crate::torrent::import;
@@ -31,6 +33,9 @@ pub struct FetchOptions {
     pub no_dht: bool,
     /// xus's directory (topics, seen heads, config).
     pub home: Home,
+    /// Keep serving the fetched commit this long after the fetch, so the
+    /// next readers take it from here rather than from the first seeds.
+    pub seed_for: Option<Duration>,
 }
 
 /// Downloads, verifies and imports; prints `fetched <commit> <infohash>`.
@@ -44,8 +49,11 @@ pub async fn run(options: FetchOptions, out: &mut (dyn Write + Send)) -> anyhow:
         "{} is a topic head, which is read from the DHT: drop --no-dht",
         options.source
     );
-    let needs_dht =
-        !options.no_dht && (is_head || (options.request.peers.is_empty() && !source.names_peers()));
+    // A fetcher that stays to seed announces itself, so later readers find it.
+    let needs_dht = !options.no_dht
+        && (is_head
+            || options.seed_for.is_some()
+            || (options.request.peers.is_empty() && !source.names_peers()));
     let dht = if needs_dht {
         Some(discovery::config(&options.dht, &options.home)?)
     } else {
@@ -59,11 +67,50 @@ pub async fn run(options: FetchOptions, out: &mut (dyn Write + Send)) -> anyhow:
     })
     .await?;
     let report: Arc<dyn FetchReport> = Arc::new(StderrReport::new());
-    let result =
-        fetch::fetch_source(&swarm, source, &options.request, &options.home, &report).await;
+    let outcome = async {
+        let fetched =
+            fetch::fetch_source(&swarm, source, &options.request, &options.home, &report).await?;
+        writeln!(out, "fetched {} {}", fetched.commit, fetched.info_hash)?;
+        out.flush()?;
+        match options.seed_for {
+            Some(duration) => seed_for(&swarm, &options.request, &fetched, duration, out).await,
+            None => Ok(()),
+        }
+    }
+    .await;
     swarm.stop().await;
-    let fetched = result?;
-    writeln!(out, "fetched {} {}", fetched.commit, fetched.info_hash)?;
+    outcome
+}
+
+/// Serves `fetched` for `duration` (or until Ctrl-C or SIGTERM), then says
+/// how much this process uploaded.
+async fn seed_for(
+    swarm: &Swarm,
+    request: &FetchRequest,
+    fetched: &Fetched,
+    duration: Duration,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<()> {
+    let mut seeder = None;
+    reseed::seed_fetched(swarm, &mut seeder, request, fetched).await?;
+    let addr = swarm
+        .engine()
+        .listen_addr()
+        .map_or_else(|| "no listening address".to_owned(), |a| a.to_string());
+    writeln!(
+        out,
+        "seeding {} {} on {addr} for {} s",
+        fetched.commit,
+        fetched.info_hash,
+        duration.as_secs()
+    )?;
+    out.flush()?;
+    tokio::select! {
+        () = tokio::time::sleep(duration) => {}
+        () = super::shutdown_signal() => {}
+    }
+    drop(seeder);
+    writeln!(out, "uploaded {} bytes", swarm.engine().uploaded_bytes())?;
     out.flush()?;
     Ok(())
 }

@@ -8,17 +8,16 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::report::StderrReport;
-use crate::git::blobs::{BlobSource, DEFAULT_CACHE_BYTES};
 use crate::git::object::ObjectId;
 use crate::swarm::discovery::{self, DhtOptions};
 use crate::swarm::engine::RateLimits;
-use crate::swarm::fetch::{self, FetchReport, FetchRequest, Fetched, resolve_head};
+use crate::swarm::fetch::{self, FetchReport, FetchRequest, resolve_head};
+use crate::swarm::reseed;
 use crate::swarm::seeder::Seeder;
 use crate::swarm::{Swarm, SwarmOptions};
 use crate::topic::head_address::HeadAddress;
 use crate::topic::home::Home;
 use crate::torrent::import::{self, RefOptions};
-use crate::torrent::update::UpdateStore;
 
 /// Options of `xus follow`.
 #[derive(Debug, Clone)]
@@ -81,45 +80,6 @@ pub async fn run(options: FollowOptions, out: &mut (dyn Write + Send)) -> anyhow
     result
 }
 
-/// Serves the fetched commit, and the update it came through, on the
-/// follower's own session (the seeder starts with the first fetch: the
-/// repository may not exist before).
-async fn seed_fetched<'a>(
-    swarm: &'a Swarm,
-    seeder: &mut Option<Seeder<'a>>,
-    request: &FetchRequest,
-    fetched: &Fetched,
-) -> anyhow::Result<()> {
-    let seeder = match seeder {
-        Some(seeder) => seeder,
-        None => {
-            let git_dir = request.repo.clone();
-            let (git_dir, source) = tokio::task::spawn_blocking(move || {
-                let repo = git2::Repository::open(&git_dir)?;
-                let git_dir = repo.path().to_owned();
-                let source = BlobSource::open(&git_dir, DEFAULT_CACHE_BYTES)?;
-                anyhow::Ok((git_dir, source))
-            })
-            .await??;
-            seeder.insert(
-                Seeder::new(swarm.engine(), source, git_dir)?
-                    .unadvertised()
-                    .announcing(swarm.dht().cloned()),
-            )
-        }
-    };
-    let mut quiet = std::io::sink();
-    seeder.add(fetched.commit, &mut quiet).await?;
-    for link in &fetched.updates {
-        let store = UpdateStore::of(seeder.git_dir());
-        let (from, to) = (link.from, link.to);
-        if let Some(stored) = tokio::task::spawn_blocking(move || store.load(from, to)).await? {
-            seeder.add_update(stored, &mut quiet).await?;
-        }
-    }
-    Ok(())
-}
-
 async fn follow_loop(
     swarm: &Swarm,
     address: &HeadAddress,
@@ -177,7 +137,9 @@ async fn follow_loop(
                 writeln!(out, "fetched {} {}", fetched.commit, fetched.info_hash)?;
                 writeln!(out, "updated {local} {commit} seq {}", head.seq)?;
                 out.flush()?;
-                if let Err(error) = seed_fetched(swarm, &mut seeder, request, &fetched).await {
+                if let Err(error) =
+                    reseed::seed_fetched(swarm, &mut seeder, request, &fetched).await
+                {
                     eprintln!("warning: cannot seed what was fetched: {error:#}");
                 }
             }

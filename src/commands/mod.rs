@@ -4,6 +4,7 @@
 //! Only this layer (and `main`) writes to the terminal.
 
 pub mod dht;
+pub mod docs;
 pub mod fetch;
 pub mod follow;
 pub mod gc;

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod fetch;
 pub mod piece_check;
 pub mod repo_status;
+pub mod reseed;
 pub mod seed;
 pub mod seeder;
 pub mod session;

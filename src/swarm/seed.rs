@@ -131,9 +131,7 @@ pub async fn run(
         &HashMap::new(),
     )
     .await?;
-    for commit in initial {
-        seeder.add(commit, out).await?;
-    }
+    seeder.add_all(initial, out).await?;
     let mut updates_tried = HashSet::new();
     seed_listed_updates(&mut seeder, &options.home, &mut updates_tried, out).await;
     seeder.record();

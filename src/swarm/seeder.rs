@@ -205,6 +205,35 @@ impl<'a> Seeder<'a> {
         commit: ObjectId,
         out: &mut (dyn Write + Send),
     ) -> anyhow::Result<InfoHash> {
+        let infohash = self.add_unrecorded(commit, out).await?;
+        self.record();
+        Ok(infohash)
+    }
+
+    /// [`Seeder::add`] for many commits, recording what is served once at
+    /// the end: the record lists every torrent, so writing it per commit
+    /// made starting with thousands of commits quadratic.
+    pub async fn add_all(
+        &mut self,
+        commits: impl IntoIterator<Item = ObjectId>,
+        out: &mut (dyn Write + Send),
+    ) -> anyhow::Result<()> {
+        let mut outcome = Ok(());
+        for commit in commits {
+            if let Err(error) = self.add_unrecorded(commit, out).await {
+                outcome = Err(error);
+                break;
+            }
+        }
+        self.record();
+        outcome
+    }
+
+    async fn add_unrecorded(
+        &mut self,
+        commit: ObjectId,
+        out: &mut (dyn Write + Send),
+    ) -> anyhow::Result<InfoHash> {
         if let Some(&infohash) = self.seeded.get(&commit) {
             return Ok(infohash);
         }
@@ -241,7 +270,6 @@ impl<'a> Seeder<'a> {
         if let Some(webseed) = &self.webseed {
             webseed.publish(Arc::clone(&torrent));
         }
-        self.record();
         tracing::debug!(%commit, infohash = %torrent.info_hash, "seeding");
         if let Some(announcer) = &self.announcer {
             announcer.add(torrent.info_hash.into());
