@@ -200,7 +200,21 @@ async fn wanted_commits(
         let repo = git2::Repository::open(&git_dir)?;
         let mut commits = named;
         if all_branches {
-            commits.extend(repo::all_branches(&repo)?.into_iter().map(|(_, id)| id));
+            // A branch whose tip is already served is not read again: with
+            // thousands of branches, peeling every tip each rescan kept an
+            // idle seed busy.
+            for reference in repo.references_glob("refs/heads/*")? {
+                let reference = reference?;
+                let direct = reference.target().and_then(ObjectId::from_git);
+                if direct.is_some_and(|id| seeded.contains(&id)) {
+                    continue;
+                }
+                if let Ok(commit) = reference.peel_to_commit()
+                    && let Some(id) = ObjectId::from_git(commit.id())
+                {
+                    commits.push(id);
+                }
+            }
         }
         let odb = repo.odb()?;
         for head in home.all_heads()? {

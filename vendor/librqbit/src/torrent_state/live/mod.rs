@@ -311,6 +311,12 @@ impl TorrentStateLive {
             {
                 let state = Arc::downgrade(&state);
                 async move {
+                    // xus: an idle torrent is sampled less and less often (up
+                    // to every 5 s), so thousands of idle torrents do not wake
+                    // the runtime 10 times a second each; any transfer brings
+                    // back the 100 ms period (vendor/librqbit/XUS-PATCH.md).
+                    let mut period = Duration::from_millis(100);
+                    let mut last = None;
                     loop {
                         let state = match state.upgrade() {
                             Some(state) => state,
@@ -329,7 +335,15 @@ impl TorrentStateLive {
                         state
                             .up_speed_estimator
                             .add_snapshot(stats.uploaded_bytes, None, now);
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        let sample = (fetched, stats.uploaded_bytes, remaining);
+                        period = if last == Some(sample) {
+                            (period * 2).min(Duration::from_secs(5))
+                        } else {
+                            Duration::from_millis(100)
+                        };
+                        last = Some(sample);
+                        drop(state);
+                        tokio::time::sleep(period).await;
                     }
                 }
             },
