@@ -340,38 +340,19 @@ fn a_fetcher_seeding_for_a_while_serves_the_next_reader() {
     let seeder = spawn_seed(src.path(), &[]);
     let dst = tempfile::tempdir().expect("tempdir");
     let first = dst.path().join("first");
-    let mut child = xus_command()
-        .args([
-            "fetch",
-            &seeder.seeded[0].magnet,
-            "--repo",
-            first.to_str().expect("utf8"),
-            "--listen",
-            "127.0.0.1:0",
-            "--no-dht",
-            "--seed-for",
-            "120",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawning xus fetch --seed-for");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut fetcher = ChildGuard {
-        child,
-        name: "xus fetch --seed-for".into(),
-    };
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let mut command = xus_command();
+    command.args([
+        "fetch",
+        &seeder.seeded[0].magnet,
+        "--repo",
+        first.to_str().expect("utf8"),
+        "--listen",
+        "127.0.0.1:0",
+        "--no-dht",
+        "--seed-for",
+        "120",
+    ]);
+    let (mut fetcher, rx) = spawn_with_lines(command, "xus fetch --seed-for");
     let seeding = loop {
         let line = rx
             .recv_timeout(T)

@@ -213,6 +213,29 @@ pub struct Seeder {
     pub seeded: Vec<Seeded>,
 }
 
+/// Spawns `command` with its stdout piped; its lines arrive on the
+/// receiver as it prints them.
+pub fn spawn_with_lines(mut command: Command, name: &str) -> (ChildGuard, mpsc::Receiver<String>) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {name}: {e}"));
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let guard = ChildGuard {
+        child,
+        name: name.into(),
+    };
+    (guard, rx)
+}
+
 /// Starts `xus seed --repo REPO --listen 127.0.0.1:0 EXTRA...` and waits for
 /// its `listening` line. Off the DHT (`--no-dht`) unless EXTRA names a
 /// `--bootstrap` node.
@@ -243,26 +266,8 @@ pub fn spawn_seed_logging(
     if !extra.contains(&"--bootstrap") {
         args.push("--no-dht".into());
     }
-    let mut child = command
-        .args(&args)
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .expect("spawning xus seed");
-    let stdout = child.stdout.take().expect("stdout");
-    let guard = ChildGuard {
-        child,
-        name: "xus seed".into(),
-    };
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    command.args(&args).stderr(stderr);
+    let (guard, rx) = spawn_with_lines(command, "xus seed");
     let mut seeded = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
