@@ -19,13 +19,24 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 rm -rf "$seeds"
 mkdir -p "$seeds"/{bencode_decode,commit_torrent_parse,magnet_parse,tree_parse,push_request,update_payload,dht_values}
-mkdir -p "$seeds"/{bridge_messages,webseed_request}
+mkdir -p "$seeds"/{bridge_messages,webseed_request,krpc_message}
 printf 'XUSUPD1\n' >"$seeds/update_payload/magic"
 # DHT values: a head with updates and a master URL, a bare head, indexes.
 ih=aaaaaaaaaaaaaaaaaaaa commit=cccccccccccccccccccc from=ffffffffffffffffffff
 printf 'd6:commit20:%s2:ih20:%se' "$commit" "$ih" >"$seeds/dht_values/head"
 printf 'd6:commit20:%s2:ih20:%s2:upll20:%s20:%see3:url17:http://127.0.0.1/e' \
     "$commit" "$ih" "$from" "$ih" >"$seeds/dht_values/head-full"
+# KRPC datagrams: libtorrent's 2-byte and a 1-byte transaction id, a BEP 46
+# put of a dictionary with a 6-byte id, a get answer whose value is a list.
+id=qqqqqqqqqqqqqqqqqqqq target=tttttttttttttttttttt key=kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk
+sig=ssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssss
+printf 'd1:ad2:id20:%se1:q4:ping1:t2:aa1:y1:qe' "$id" >"$seeds/krpc_message/ping-t2"
+printf 'd1:ad2:id20:%s6:target20:%se1:q9:find_node1:t1:x1:y1:qe' "$id" "$target" \
+    >"$seeds/krpc_message/find-node-t1"
+printf 'd1:ad2:id20:%s1:k32:%s3:seqi5e3:sig64:%s6:target20:%s5:token4:tokn1:vd2:ih20:%see1:q3:put1:t6:abcdef1:y1:qe' \
+    "$id" "$key" "$sig" "$target" "$ih" >"$seeds/krpc_message/put-dict"
+printf 'd1:rd2:id20:%s1:k32:%s3:seqi5e3:sig64:%s5:token4:tokn1:vli1ei2eee1:t4:abcd1:y1:re' \
+    "$id" "$key" "$sig" >"$seeds/krpc_message/get-answer-list"
 printf 'd1:bl4:maine1:d4:maine' >"$seeds/dht_values/index"
 printf 'd1:bl3:dev4:main9:feature/xe1:d4:main3:url22:http://127.0.0.1:8080/e' \
     >"$seeds/dht_values/index-full"

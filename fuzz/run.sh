@@ -25,7 +25,7 @@ shift || true
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 ]]; then
     targets=(bencode_decode commit_torrent_parse magnet_parse tree_parse push_request update_payload dht_values
-        bridge_messages webseed_request)
+        bridge_messages webseed_request krpc_message)
 fi
 if ! [[ "$seconds" =~ ^[0-9]+$ ]] || [[ "$seconds" -eq 0 ]]; then
     echo "usage: fuzz/run.sh [SECONDS] [TARGET...]" >&2

@@ -346,6 +346,61 @@ fn a_forged_head_is_refused_and_changes_nothing() {
 
 /// Stores a head file as written by `xus` (seq, value, signature) into
 /// `net`, unchanged: the signature still verifies.
+/// Heads written before BEP 46 form carry the head dictionary inside a
+/// byte string. A reader still follows one (and verifies its signature over
+/// that form), and the owner's next publish of the same commit signs it
+/// again as a dictionary, at a newer seq, instead of storing the old form.
+#[test]
+fn a_head_in_the_old_byte_string_form_is_followed_then_re_signed() {
+    let net = DhtNet::start(20);
+    let dht = net.flags();
+    let owner = Machine::new();
+    let topic = owner.new_topic("t");
+    let repo = TestRepo::new();
+    repo.write("f", "one\n");
+    let commit = repo.commit("one");
+    let extra: Vec<&str> = dht.iter().map(String::as_str).collect();
+    let _seed = spawn_seed_with(owner.xus(), repo.path(), &extra);
+    let repo_path = repo.path().display().to_string();
+    let publish = ["publish", "--repo", &repo_path, "--branch", "main"];
+    ok(&owner, &publish, &dht);
+    let stored = std::fs::read_to_string(owner.head_file(&topic, "main")).expect("head");
+    let field = |stored: &str, name: &str| {
+        stored
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} in stored head"))
+            .to_string()
+    };
+    let value = util::dht::hex(&field(&stored, "value"));
+    let seq: i64 = field(&stored, "seq").parse().expect("seq");
+    // The same head, signed as xus did before: `v` a byte string.
+    put_item(&net, owner.topic_seed("t"), "main", &value, seq + 1);
+
+    let reader = Machine::new();
+    let dest = tempfile::tempdir().expect("dest");
+    let dest_repo = dest.path().join("r").display().to_string();
+    let url = format!("xus://{topic}/main");
+    let (stdout, stderr) = ok(&reader, &["fetch", &url, "--repo", &dest_repo], &dht);
+    assert_eq!(fetched_commit(&stdout), commit, "{stderr}");
+    let seen = std::fs::read_to_string(reader.head_file(&topic, "main")).expect("seen head");
+    assert_eq!(
+        field(&seen, "seq"),
+        (seq + 1).to_string(),
+        "the reader followed another head than the old-form one"
+    );
+    assert_fsck_clean(&dest.path().join("r"));
+
+    ok(&owner, &publish, &dht);
+    let again = std::fs::read_to_string(owner.head_file(&topic, "main")).expect("head");
+    let new_seq: i64 = field(&again, "seq").parse().expect("seq");
+    assert!(
+        new_seq > seq + 1,
+        "the old-form head was stored again (seq {new_seq}) instead of re-signed"
+    );
+    assert_eq!(util::dht::hex(&field(&again, "value")), value);
+}
+
 fn put_stored_head(net: &DhtNet, topic: &str, branch: &str, stored: &str) {
     let field = |name: &str| {
         stored
@@ -358,7 +413,9 @@ fn put_stored_head(net: &DhtNet, topic: &str, branch: &str, stored: &str) {
     let signature: [u8; 64] = util::dht::hex(&field("signature"))
         .try_into()
         .expect("signature");
-    let item = mainline::MutableItem::new_signed_unchecked(
+    // The stored value is the head dictionary, signed in BEP 46 form (the
+    // dictionary itself as `v`).
+    let item = mainline::MutableItem::new_signed_unchecked_bencoded(
         key,
         signature,
         &util::dht::hex(&field("value")),

@@ -12,7 +12,10 @@ Protocol on stdout, one line each, flushed:
   ready                   (nodes) after the last `node` line; then runs until killed or
                           until its stdin closes
   done                    (download) metadata received, every piece downloaded and verified
-  item seq=<n> ih=<hex>   (get-item) the highest-seq item found, its value decoded
+  item seq=<n> ih=<hex> form=<dict|string>
+                          (get-item) the highest-seq item found: `dict` when libtorrent's one
+                          decode already gave the head dictionary (BEP 46), `string` when the
+                          value was a byte string holding it (xus heads before BEP 46 form)
   error <text>            then a non-zero exit (3 on timeout)
 Alerts, progress and DHT statistics go to stderr.
 
@@ -24,13 +27,15 @@ Loopback DHT notes (see /work/shared/INTEROP.md):
 - Every node shares the IP 127.0.0.1, so the per-IP routing restrictions, the "dark
   internet" filter, the BEP 42 node-id preference and the per-IP query rate limit (5/s by
   default, then a 5-minute block) are all off or raised.
-- Nodes of the `mainline` crate drop libtorrent's requests (2-byte transaction ids) but
-  query libtorrent nodes themselves; so libtorrent nodes only ever get answers from other
-  libtorrent nodes, and `nodes` makes its sessions know each other directly.
+- Upstream `mainline` nodes dropped libtorrent's requests (2-byte transaction ids); xus's
+  vendored `mainline` answers them, so `download` and `get-item` work on a DHT of
+  `xus dht serve` nodes alone. `nodes` (libtorrent nodes that know each other directly)
+  is kept for DHTs that mix in libtorrent nodes.
 """
 
 import argparse
 import os
+import re
 import signal
 import sys
 import threading
@@ -269,6 +274,23 @@ def run_download(args):
                                      len(peers_seen), replies), 3)
 
 
+def dict_from_alert_message(message):
+    """The string values of the top-level dict libtorrent rendered in a
+    dht_mutable_item_alert's message (`... [ { 'ih': '<hex>', ... } ]`), as bytes;
+    None when the item holds no dict (the lookup found nothing). libtorrent renders
+    a binary string as hex and a printable one as text."""
+    start = message.find("[ {")
+    if start < 0:
+        return None
+    found = {}
+    for key, text in re.findall(r"^ '([^']*)': '([^']*)'", message[start:], re.MULTILINE):
+        if len(text) % 2 == 0 and re.fullmatch(r"[0-9a-f]*", text):
+            found[key.encode()] = bytes.fromhex(text)
+        else:
+            found[key.encode()] = text.encode()
+    return found or None
+
+
 def run_get_item(args):
     deadline = START + args.timeout
     key = bytes.fromhex(args.key)
@@ -288,29 +310,30 @@ def run_get_item(args):
         ses.wait_for_alert(100)
         for a in ses.pop_alerts():
             if isinstance(a, lt.dht_mutable_item_alert):
-                # The bindings give `item` as a dict: key, value, signature, seq, salt.
+                # The bindings give `item` only when `v` is a byte string (bytes or
+                # str); for any other value (a BEP 46 dict) they raise, and the
+                # alert's message carries libtorrent's own decoding of it.
                 try:
-                    item = a.item
+                    value = a.item
                 except RuntimeError:
-                    # An uninitialized entry: the lookup found nothing.
-                    item = {}
-                value = item.get("value") if isinstance(item, dict) else item
+                    value = dict_from_alert_message(a.message())
                 log("mutable item: seq=%d authoritative=%s salt=%r value=%r" % (
                     a.seq, a.authoritative, a.salt, value))
                 if bytes(a.key) != key:
                     log("(for another key: ignored)")
                     continue
-                # Mainline signs `v` as a byte string holding the bencoded dict; an
-                # empty value is libtorrent saying the lookup found nothing.
+                # A BEP 46 head is a dict already; an older xus head is a byte
+                # string holding the bencoded dict; an empty value is libtorrent
+                # saying the lookup found nothing.
                 if isinstance(value, str):
                     value = value.encode("latin-1")
-                if isinstance(value, bytes) and len(value) > 0:
+                if isinstance(value, dict) or (isinstance(value, bytes) and len(value) > 0):
                     if best is None or a.seq > best[0]:
                         best = (a.seq, value)
                     if first_found is None:
                         first_found = time.monotonic()
                 elif value:
-                    fail("item value is not a byte string: %r" % (value,))
+                    fail("item value is neither a dict nor a byte string: %r" % (value,))
             elif isinstance(a, (lt.dht_bootstrap_alert, lt.dht_put_alert)):
                 log(a.what(), a.message())
         # Keep listening a few seconds after the first find, for higher seqs.
@@ -320,14 +343,20 @@ def run_get_item(args):
             log(dht_stats(ses))
             fail("no mutable item for key %s salt %r within %.0f s" % (args.key, args.salt,
                                                                       args.timeout), 3)
-    seq, raw = best
-    value = lt.bdecode(raw)
-    if not isinstance(value, dict) or b"ih" not in value:
-        fail("item value is not a dict with `ih`: %r" % (value,))
-    ih = value[b"ih"]
-    if len(ih) != 20:
-        fail("`ih` is %d bytes, not 20" % len(ih))
-    out("item seq=%d ih=%s" % (seq, ih.hex()))
+    seq, value = best
+    form = "dict"
+    if isinstance(value, bytes):
+        form = "string"
+        value = lt.bdecode(value)
+    if not isinstance(value, dict):
+        fail("item value is not a dict: %r" % (value,))
+    # The bindings may give keys and byte strings as str or bytes.
+    ih = value.get(b"ih", value.get("ih"))
+    if isinstance(ih, str):
+        ih = ih.encode("latin-1")
+    if not isinstance(ih, bytes) or len(ih) != 20:
+        fail("`ih` is not 20 bytes: %r" % (ih,))
+    out("item seq=%d ih=%s form=%s" % (seq, ih.hex(), form))
 
 
 def main():

@@ -494,12 +494,15 @@ impl Aria2 {
 // Transmission 3.00 (transmission-daemon driven by transmission-remote)
 // ---------------------------------------------------------------------------
 
-/// A running `transmission-daemon` with a loopback-only configuration.
-/// Transmission never dials 127.0.0.0/8 peers: a seeder must dial
+/// A running `transmission-daemon` with a loopback-only configuration, or
+/// one inside a test's network namespace ([`TransmissionNet`]).
+/// Transmission never dials 127.0.0.0/8 peers: on loopback a seeder must dial
 /// [`Transmission::peer_addr`].
 pub struct Transmission {
     pub guard: ChildGuard,
     remote: PathBuf,
+    /// The namespace it runs in (`transmission-remote` runs there too).
+    netns: Option<String>,
     /// `127.0.0.1:<rpc port>`, as transmission-remote wants it.
     pub rpc: String,
     /// Where it accepts peers.
@@ -508,25 +511,70 @@ pub struct Transmission {
     pub log: PathBuf,
 }
 
+/// Where a [`Transmission`] runs: its address, its namespace, and the DHT
+/// nodes it starts from (none: the DHT is off).
+pub struct TransmissionNet<'a> {
+    /// Peer address and RPC address.
+    pub bind: std::net::Ipv4Addr,
+    /// The namespace to run in (required for any DHT: Transmission's
+    /// default bootstrap hosts are public).
+    pub netns: Option<&'a super::netns::NetNs>,
+    /// DHT nodes written to its `dht.dat`, the only ones it knows.
+    pub dht_nodes: &'a [std::net::SocketAddrV4],
+}
+
 impl Transmission {
-    /// Writes `root/config/settings.json` and starts the daemon; returns once
-    /// its log reports the peer port bound and its RPC answers.
+    /// Writes `root/config/settings.json` and starts the daemon on
+    /// loopback, DHT off; returns once its log reports the peer port bound
+    /// and its RPC answers.
     pub fn start(root: &Path) -> Self {
+        Self::start_in(
+            root,
+            TransmissionNet {
+                bind: std::net::Ipv4Addr::LOCALHOST,
+                netns: None,
+                dht_nodes: &[],
+            },
+        )
+    }
+
+    /// [`Transmission::start`] where `net` says.
+    pub fn start_in(root: &Path, net: TransmissionNet<'_>) -> Self {
         let daemon = require_program("transmission-daemon", "transmission-daemon");
         let remote = require_program("transmission-remote", "transmission-cli");
+        assert!(
+            net.dht_nodes.is_empty() || net.netns.is_some(),
+            "Transmission's DHT bootstraps from public hosts: run it in a test namespace"
+        );
         let config = root.join("config");
         let default_dir = root.join("default-downloads");
         std::fs::create_dir_all(&config).expect("mkdir config");
         std::fs::create_dir_all(&default_dir).expect("mkdir downloads");
         let peer_port = free_port();
         let rpc_port = free_port();
+        let dht = !net.dht_nodes.is_empty();
+        if dht {
+            // dht.dat: `d2:id20:<id>5:nodes<6n>:<compact IPv4 nodes>e`.
+            let mut nodes = Vec::new();
+            for node in net.dht_nodes {
+                nodes.extend_from_slice(&node.ip().octets());
+                nodes.extend_from_slice(&node.port().to_be_bytes());
+            }
+            let mut dat = b"d2:id20:".to_vec();
+            dat.extend_from_slice(b"transmission-test-id");
+            dat.extend_from_slice(format!("5:nodes{}:", nodes.len()).as_bytes());
+            dat.extend_from_slice(&nodes);
+            dat.push(b'e');
+            std::fs::write(config.join("dht.dat"), dat).expect("writing dht.dat");
+        }
+        let bind = net.bind;
         let settings = format!(
             r#"{{
-    "bind-address-ipv4": "127.0.0.1",
+    "bind-address-ipv4": "{bind}",
     "bind-address-ipv6": "::1",
     "blocklist-enabled": false,
     "cache-size-mb": 0,
-    "dht-enabled": false,
+    "dht-enabled": {dht},
     "download-dir": "{dir}",
     "encryption": 0,
     "incomplete-dir": "{dir}",
@@ -539,11 +587,11 @@ impl Transmission {
     "port-forwarding-enabled": false,
     "rename-partial-files": false,
     "rpc-authentication-required": false,
-    "rpc-bind-address": "127.0.0.1",
+    "rpc-bind-address": "{bind}",
     "rpc-enabled": true,
     "rpc-host-whitelist-enabled": false,
     "rpc-port": {rpc_port},
-    "rpc-whitelist": "127.0.0.1",
+    "rpc-whitelist": "127.0.0.1,{bind}",
     "rpc-whitelist-enabled": true,
     "script-torrent-done-enabled": false,
     "speed-limit-down-enabled": false,
@@ -557,7 +605,11 @@ impl Transmission {
         );
         std::fs::write(config.join("settings.json"), settings).expect("writing settings.json");
         let log = root.join("transmission-daemon.log");
-        let child = Command::new(daemon)
+        let mut command = match net.netns {
+            Some(ns) => ns.command(&daemon),
+            None => Command::new(&daemon),
+        };
+        let child = command
             .arg("-f")
             .arg("-g")
             .arg(&config)
@@ -573,13 +625,14 @@ impl Transmission {
                 name: "transmission-daemon".into(),
             },
             remote,
-            rpc: format!("127.0.0.1:{rpc_port}"),
-            peer_addr: SocketAddr::from(([127, 0, 0, 1], peer_port)),
+            netns: net.netns.map(|ns| ns.name().to_owned()),
+            rpc: format!("{bind}:{rpc_port}"),
+            peer_addr: SocketAddr::from((bind, peer_port)),
             log,
         };
-        // The daemon's own report that it holds the peer port on loopback.
-        let bound = format!("to port {peer_port} on 127.0.0.1");
-        tr.wait_until("the peer port bound on 127.0.0.1", STARTUP, |tr| {
+        // The daemon's own report that it holds the peer port.
+        let bound = format!("to port {peer_port} on {bind}");
+        tr.wait_until("the peer port bound", STARTUP, |tr| {
             let text = std::fs::read_to_string(&tr.log).unwrap_or_default();
             assert!(
                 !text.contains("Couldn't bind port"),
@@ -596,10 +649,15 @@ impl Transmission {
 
     /// Runs `transmission-remote <rpc> ARGS`, returning stdout or the error.
     pub fn try_remote(&self, args: &[&str]) -> Result<String, String> {
-        let out = run_with_timeout(
-            Command::new(&self.remote).arg(&self.rpc).args(args),
-            Duration::from_secs(20),
-        );
+        let mut command = match &self.netns {
+            Some(name) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", name]).arg(&self.remote);
+                command
+            }
+            None => Command::new(&self.remote),
+        };
+        let out = run_with_timeout(command.arg(&self.rpc).args(args), Duration::from_secs(20));
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         // transmission-remote exits 0 on some RPC failures: look at stderr too.
@@ -639,6 +697,17 @@ impl Transmission {
             let state = tr.state(info_hash);
             (!state.contains("Verif") && !state.is_empty()).then_some(())
         });
+    }
+
+    /// Adds a magnet link (metadata from peers, BEP 9), downloading into
+    /// `dir`.
+    pub fn add_magnet(&mut self, magnet: &str, dir: &Path) {
+        let out = self.remote(&["-a", magnet, "-w", dir.to_str().expect("utf8 path")]);
+        assert!(
+            out.contains("success"),
+            "Transmission refused {magnet}: {out}\n{}",
+            self.log_tail()
+        );
     }
 
     /// `transmission-remote -t IH -i`.

@@ -21,14 +21,21 @@ pub struct DhtNet {
 }
 
 impl DhtNet {
-    /// Starts `count` nodes that know each other and nobody else.
+    /// Starts `count` nodes on 127.0.0.1 that know each other and nobody else.
     pub fn start(count: usize) -> Self {
-        let mut child = xus_command()
+        Self::start_with(xus_command(), std::net::Ipv4Addr::LOCALHOST, count)
+    }
+
+    /// Starts `count` nodes on `bind` with `command` (a `xus` command, in a
+    /// test's network namespace for any address but loopback).
+    pub fn start_with(mut command: Command, bind: std::net::Ipv4Addr, count: usize) -> Self {
+        let prefix = format!("{bind}:");
+        let mut child = command
             .args([
                 "dht",
                 "serve",
                 "--bind",
-                "127.0.0.1",
+                &bind.to_string(),
                 "--nodes",
                 &count.to_string(),
             ])
@@ -50,7 +57,7 @@ impl DhtNet {
                 .recv_timeout(left)
                 .expect("xus dht serve printed its nodes");
             if let Some(addr) = line.strip_prefix("dht ") {
-                assert!(addr.starts_with("127.0.0.1:"), "node off loopback: {addr}");
+                assert!(addr.starts_with(&prefix), "node off {bind}: {addr}");
                 nodes.push(addr.to_string());
             }
         }

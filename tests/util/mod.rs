@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod dht;
 pub mod fixtures;
 pub mod git_http;
+pub mod netns;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -259,9 +260,10 @@ pub fn spawn_seed_logging(
         "seed".to_owned(),
         "--repo".into(),
         repo.display().to_string(),
-        "--listen".into(),
-        "127.0.0.1:0".into(),
     ];
+    if !extra.contains(&"--listen") {
+        args.extend(["--listen".into(), "127.0.0.1:0".into()]);
+    }
     args.extend(extra.iter().map(|s| s.to_string()));
     if !extra.contains(&"--bootstrap") {
         args.push("--no-dht".into());

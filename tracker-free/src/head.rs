@@ -453,12 +453,40 @@ pub struct SignedHead {
     pub branch: Branch,
     /// BEP 44 sequence number; higher wins.
     pub seq: i64,
-    /// The value bytes exactly as signed.
+    /// The head dictionary's bytes (the canonical [`Head::encode`]).
     pub value: Vec<u8>,
+    /// How `value` sits in the BEP 44 item, which decides the signed bytes.
+    pub form: ValueForm,
     /// ed25519 signature over salt, seq and value.
     pub signature: [u8; 64],
     /// The decoded value.
     pub head: Head,
+}
+
+/// How a head's dictionary is carried as the BEP 44 `v`. Readers take both,
+/// so heads signed before BEP 46 form stay valid until their topic moves on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueForm {
+    /// BEP 46: `v` is the dictionary itself, so a stock client's
+    /// `dht_get_item` reads `ih` in one decode. Every new head.
+    Dictionary,
+    /// Heads written by xus before BEP 46 form: `v` is a byte string whose
+    /// contents are the dictionary.
+    ByteString,
+}
+
+impl ValueForm {
+    /// `value` bencoded as this form's `v`.
+    pub fn bencode(self, value: &[u8]) -> Vec<u8> {
+        match self {
+            Self::Dictionary => value.to_vec(),
+            Self::ByteString => {
+                let mut out = Vec::with_capacity(value.len() + 5);
+                put_string(&mut out, value);
+                out
+            }
+        }
+    }
 }
 
 impl TopicSecret {
@@ -469,12 +497,18 @@ impl TopicSecret {
     /// checked come from one function, `signable`.
     pub fn sign_head(&self, branch: &Branch, head: &Head, seq: i64) -> SignedHead {
         let value = head.encode();
-        let signature = self.sign(&signable(branch.as_bytes(), seq, &value));
+        let form = ValueForm::Dictionary;
+        let signature = self.sign(&signable_bencoded(
+            branch.as_bytes(),
+            seq,
+            &form.bencode(&value),
+        ));
         SignedHead {
             topic: self.topic(),
             branch: branch.clone(),
             seq,
             value,
+            form,
             signature,
             head: head.clone(),
         }
@@ -482,9 +516,11 @@ impl TopicSecret {
 }
 
 impl SignedHead {
-    /// Checks the signature, then decodes the value. The only way to build a
-    /// `SignedHead` from bytes that came from elsewhere (the DHT, the home's
-    /// stored heads).
+    /// Checks the signature, then decodes the value. With
+    /// [`SignedHead::verify_as`], the only way to build a `SignedHead` from
+    /// bytes that came from elsewhere (the DHT, the home's stored heads).
+    /// `value` is the head dictionary's bytes; the signature may cover them
+    /// in either [`ValueForm`] (stored heads do not record which).
     ///
     /// The signature is verified strictly (`TopicKey::verify` states the
     /// rule and why; so does `docs/FORMAT.md`): a signature that only the lenient ed25519 check
@@ -496,10 +532,70 @@ impl SignedHead {
         value: Vec<u8>,
         signature: [u8; 64],
     ) -> Result<Self, HeadError> {
+        match Self::verify_as(
+            topic,
+            branch.clone(),
+            seq,
+            value.clone(),
+            signature,
+            ValueForm::Dictionary,
+        ) {
+            Err(HeadError::BadSignature(_)) => {
+                Self::verify_as(topic, branch, seq, value, signature, ValueForm::ByteString)
+            }
+            other => other,
+        }
+    }
+
+    /// [`SignedHead::verify`] for a value read from the DHT, whose form is
+    /// known: the item's `v` as it came, a dictionary or a byte string.
+    pub fn from_bencoded(
+        topic: TopicKey,
+        branch: Branch,
+        seq: i64,
+        bencoded: &[u8],
+        signature: [u8; 64],
+    ) -> Result<Self, HeadError> {
+        if bencoded.first() == Some(&b'd') {
+            return Self::verify_as(
+                topic,
+                branch,
+                seq,
+                bencoded.to_vec(),
+                signature,
+                ValueForm::Dictionary,
+            );
+        }
+        let (value, rest) = take_string(bencoded, 4).ok_or(HeadError::Malformed(
+            "value is neither a dictionary nor a string",
+        ))?;
+        if !rest.is_empty() {
+            return Err(HeadError::Malformed("bytes after the value"));
+        }
+        Self::verify_as(
+            topic,
+            branch,
+            seq,
+            value.to_vec(),
+            signature,
+            ValueForm::ByteString,
+        )
+    }
+
+    /// Checks the signature over `value` in `form`, then decodes it.
+    pub fn verify_as(
+        topic: TopicKey,
+        branch: Branch,
+        seq: i64,
+        value: Vec<u8>,
+        signature: [u8; 64],
+        form: ValueForm,
+    ) -> Result<Self, HeadError> {
         if value.len() > MAX_VALUE_LEN {
             return Err(HeadError::Oversized(value.len()));
         }
-        if !topic.verify(&signable(branch.as_bytes(), seq, &value), &signature) {
+        let signed = signable_bencoded(branch.as_bytes(), seq, &form.bencode(&value));
+        if !topic.verify(&signed, &signature) {
             return Err(HeadError::BadSignature(topic));
         }
         let head = Head::decode(&value)?;
@@ -508,22 +604,34 @@ impl SignedHead {
             branch,
             seq,
             value,
+            form,
             signature,
             head,
         })
     }
+
+    /// The BEP 44 `v` to store on DHT nodes, bencoded in this head's form.
+    pub fn bencoded_value(&self) -> Vec<u8> {
+        self.form.bencode(&self.value)
+    }
 }
 
-/// The bytes BEP 44 signs: `4:salt<n>:<salt>3:seqi<seq>e1:v<n>:<value>`
-/// (the value as a byte string, as `mainline` sends it).
+/// The bytes BEP 44 signs for a byte-string value:
+/// `4:salt<n>:<salt>3:seqi<seq>e1:v<n>:<value>` (signed indexes, and heads
+/// written before BEP 46 form).
 pub(crate) fn signable(salt: &[u8], seq: i64, value: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(value.len() + salt.len() + 40);
+    signable_bencoded(salt, seq, &ValueForm::ByteString.bencode(value))
+}
+
+/// The bytes BEP 44 signs: `4:salt<n>:<salt>3:seqi<seq>e1:v<bencoded v>`.
+pub(crate) fn signable_bencoded(salt: &[u8], seq: i64, bencoded: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bencoded.len() + salt.len() + 40);
     if !salt.is_empty() {
         out.extend_from_slice(format!("4:salt{}:", salt.len()).as_bytes());
         out.extend_from_slice(salt);
     }
-    out.extend_from_slice(format!("3:seqi{seq}e1:v{}:", value.len()).as_bytes());
-    out.extend_from_slice(value);
+    out.extend_from_slice(format!("3:seqi{seq}e1:v").as_bytes());
+    out.extend_from_slice(bencoded);
     out
 }
 
@@ -890,13 +998,103 @@ mod tests {
         let secret = TopicSecret::from_seed([5; 32]);
         let main = Branch::new("main").expect("branch");
         let ours = secret.sign_head(&main, &head(4), 77);
-        let theirs = mainline::MutableItem::new(
+        assert_eq!(ours.form, ValueForm::Dictionary);
+        assert_eq!(
+            ours.bencoded_value(),
+            ours.value,
+            "v is the dictionary itself"
+        );
+        let theirs = mainline::MutableItem::new_bencoded(
             secret.signing_key().clone(),
             &ours.value,
             77,
             Some(b"main"),
         );
         assert_eq!(theirs.signature(), &ours.signature);
+    }
+
+    /// Heads signed before BEP 46 form (the dictionary inside a byte
+    /// string) still verify, from the home's store and from the DHT, and
+    /// keep their form; a signature of one form never passes as the other.
+    #[test]
+    fn heads_in_the_old_byte_string_form_still_verify() {
+        let secret = TopicSecret::from_seed([6; 32]);
+        let main = Branch::new("main").expect("branch");
+        let value = head(3).encode();
+        let old =
+            mainline::MutableItem::new(secret.signing_key().clone(), &value, 9, Some(b"main"));
+        assert_eq!(
+            old.bencoded_value(),
+            format!("{}:", value.len())
+                .into_bytes()
+                .iter()
+                .chain(&value)
+                .copied()
+                .collect::<Vec<u8>>(),
+            "a byte string holding the dictionary"
+        );
+
+        let stored = SignedHead::verify(
+            secret.topic(),
+            main.clone(),
+            9,
+            value.clone(),
+            *old.signature(),
+        )
+        .expect("the stored old head verifies");
+        assert_eq!(stored.form, ValueForm::ByteString);
+        assert_eq!(stored.bencoded_value(), old.bencoded_value());
+        let read = SignedHead::from_bencoded(
+            secret.topic(),
+            main.clone(),
+            9,
+            old.bencoded_value(),
+            *old.signature(),
+        )
+        .expect("the old head read from the DHT verifies");
+        assert_eq!(read, stored);
+
+        // The old signature over the dictionary form, and the new one over the string form.
+        assert_eq!(
+            SignedHead::verify_as(
+                secret.topic(),
+                main.clone(),
+                9,
+                value.clone(),
+                *old.signature(),
+                ValueForm::Dictionary
+            ),
+            Err(HeadError::BadSignature(secret.topic()))
+        );
+        let new = secret.sign_head(&main, &head(3), 9);
+        assert_eq!(
+            SignedHead::from_bencoded(
+                secret.topic(),
+                main.clone(),
+                9,
+                &ValueForm::ByteString.bencode(&value),
+                new.signature
+            ),
+            Err(HeadError::BadSignature(secret.topic()))
+        );
+        // Trailing bytes after the string, and values of neither form.
+        let mut trailing = old.bencoded_value().to_vec();
+        trailing.push(b'x');
+        for bad in [&trailing[..], b"i3e", b"", b"4:ab"] {
+            assert!(
+                matches!(
+                    SignedHead::from_bencoded(
+                        secret.topic(),
+                        main.clone(),
+                        9,
+                        bad,
+                        *old.signature()
+                    ),
+                    Err(HeadError::Malformed(_))
+                ),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -36,7 +36,7 @@ mod topic;
 pub use config::{ConfigError, DhtConfig, PUBLIC_BOOTSTRAP_NODES};
 pub use head::{
     Branch, BranchError, Head, HeadChoice, HeadError, HeadHistory, HeadLookup, HeadUpdate,
-    InfoHash, MAX_HEAD_UPDATES, MAX_MASTER_URL_LEN, MAX_VALUE_LEN, Refusal, SignedHead,
+    InfoHash, MAX_HEAD_UPDATES, MAX_MASTER_URL_LEN, MAX_VALUE_LEN, Refusal, SignedHead, ValueForm,
     is_master_url,
 };
 pub use index::{IndexDefault, IndexError, SignedIndex, TopicIndex, merge_indexes};

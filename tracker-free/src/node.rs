@@ -12,7 +12,7 @@ use mainline::{Id, MutableItem};
 use tracing::debug;
 
 use crate::config::{ConfigError, DhtConfig};
-use crate::head::{Branch, Head, HeadLookup, InfoHash, Refusal, SignedHead};
+use crate::head::{Branch, Head, HeadLookup, InfoHash, Refusal, SignedHead, ValueForm};
 use crate::index::{IndexDefault, SignedIndex, TopicIndex, merge_indexes};
 use crate::topic::{TopicKey, TopicSecret};
 
@@ -302,15 +302,15 @@ impl Dht {
             let known = lookup
                 .candidates
                 .iter()
-                .any(|c| c.seq == item.seq() && c.value.as_slice() == item.value());
+                .any(|c| c.seq == item.seq() && c.bencoded_value() == item.bencoded_value());
             if known {
                 return true;
             }
-            match SignedHead::verify(
+            match SignedHead::from_bencoded(
                 *topic,
                 branch.clone(),
                 item.seq(),
-                item.value().to_vec(),
+                item.bencoded_value(),
                 *item.signature(),
             ) {
                 Ok(head) => {
@@ -361,7 +361,8 @@ impl Dht {
     /// one, above `min_seq` (the highest this machine knows), and at least
     /// the Unix time in microseconds, so a publisher that lost its state still
     /// moves forward. Publishing the head that is already current only
-    /// stores it again.
+    /// stores it again, unless it is in the old byte-string form: that one
+    /// is signed again, as a BEP 46 dictionary.
     pub async fn publish_head(
         &self,
         secret: &TopicSecret,
@@ -383,6 +384,7 @@ impl Dht {
                 .any(|r| matches!(r, Refusal::Equivocation { .. }));
             if let Some(current) = &current
                 && current.value == value
+                && current.form == ValueForm::Dictionary
                 && current.seq >= min_seq
                 && !contested
             {
@@ -395,9 +397,10 @@ impl Dht {
                 .max(min_seq)
                 .max(seq_floor());
             let signed = secret.sign_head(branch, head, seq);
-            let item = MutableItem::new(
-                secret.signing_key().clone(),
-                &signed.value,
+            let item = MutableItem::new_signed_unchecked_bencoded(
+                signed.topic.0,
+                signed.signature,
+                &signed.bencoded_value(),
                 seq,
                 Some(branch.as_bytes()),
             );
@@ -574,10 +577,10 @@ impl Dht {
     /// DHT nodes forget items after about two hours, and anyone holding a
     /// signed head may refresh it.
     pub async fn republish(&self, head: &SignedHead) -> Result<(), PublishError> {
-        let item = MutableItem::new_signed_unchecked(
+        let item = MutableItem::new_signed_unchecked_bencoded(
             head.topic.0,
             head.signature,
-            &head.value,
+            &head.bencoded_value(),
             head.seq,
             Some(head.branch.as_bytes()),
         );

@@ -150,6 +150,8 @@ impl TopicSecret {
         self.key.sign(message).to_bytes()
     }
 
+    /// The key itself, for tests that sign through `mainline` and compare.
+    #[cfg(test)]
     pub(crate) fn signing_key(&self) -> &SigningKey {
         &self.key
     }
