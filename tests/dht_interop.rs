@@ -23,7 +23,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use util::clients::{
-    SYSTEM_PYTHON, Transmission, TransmissionNet, require_libtorrent, run_with_timeout,
+    QBittorrent, SYSTEM_PYTHON, Transmission, TransmissionNet, require_libtorrent, run_with_timeout,
 };
 use util::dht::{DHT_TIMEOUT_MS, DhtNet, Machine};
 use util::netns::NetNs;
@@ -471,6 +471,101 @@ fn transmission_finds_xus_seed_through_a_dht_of_xus_nodes() {
     assert_same_files(archive.path(), &save.join(&commit), false);
     report(
         "Transmission <- xus seed, by infohash over a DHT of xus nodes",
+        started,
+    );
+}
+
+/// qBittorrent 4.5's DHT is libtorrent's, with its stricter defaults: one
+/// routing-table entry per /24 and one search result per IP. So this test
+/// gives each of 16 `xus dht serve` nodes an address in a /24 of its own, in
+/// a network namespace of the test's own (qBittorrent's bootstrap hosts are
+/// public; none is reachable from there). qBittorrent is started with a
+/// magnet holding the bare infohash and 4 of the nodes (`dht=`), not the
+/// one the seed joined through; it finds the seed through the DHT, gets the
+/// metadata from it and downloads the commit.
+#[test]
+fn qbittorrent_finds_xus_seed_through_a_dht_of_xus_nodes() {
+    let started = Instant::now();
+    let node_ips: Vec<Ipv4Addr> = (0..16).map(|k| Ipv4Addr::new(10, 77, 10 + k, 1)).collect();
+    let seed_ip = Ipv4Addr::new(10, 77, 2, 1);
+    let qbittorrent_ip = Ipv4Addr::new(10, 77, 4, 1);
+    let mut addresses = node_ips.clone();
+    addresses.extend([seed_ip, qbittorrent_ip]);
+    let ns = NetNs::new("qbt-dht", &addresses);
+    let home = tempfile::tempdir().expect("xus home");
+    // Inside the namespace nothing can leave it (see the Transmission test).
+    let xus_in_ns = || {
+        let mut command = ns.command(xus_bin());
+        command.env("XUS_HOME", home.path());
+        command
+    };
+    let first = DhtNet::start_with(xus_in_ns(), node_ips[0], 1);
+    let others: Vec<DhtNet> = node_ips[1..]
+        .iter()
+        .map(|ip| DhtNet::join_with(xus_in_ns(), *ip, 1, first.bootstrap()))
+        .collect();
+    let (repo, commit) = small_repo();
+    let archive = git_archive(repo.path(), &commit);
+    let listen = format!("{seed_ip}:0");
+    let seed_bind = seed_ip.to_string();
+    let extra = [
+        "--listen",
+        &listen,
+        "--bootstrap",
+        first.bootstrap(),
+        "--dht-bind",
+        &seed_bind,
+        "--dht-timeout-ms",
+        DHT_TIMEOUT_MS,
+        "--rescan",
+        "1",
+    ];
+    let seeder = spawn_seed_with(xus_in_ns(), repo.path(), &extra);
+    let seeded = seeder.seeded.first().expect("a `seeding` line").clone();
+    assert_eq!(seeded.commit, commit);
+
+    let mut magnet = format!("magnet:?xt=urn:btih:{}", seeded.info_hash);
+    for node in others.iter().rev().take(4) {
+        magnet.push_str(&format!("&dht={}", node.bootstrap()));
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let save = work.path().join("save");
+    std::fs::create_dir(&save).expect("mkdir");
+    let download_started = Instant::now();
+    let qbittorrent = QBittorrent::start_in(
+        work.path(),
+        &ns,
+        qbittorrent_ip,
+        &save,
+        std::slice::from_ref(&magnet),
+    );
+    let expected = util::tree_contents(archive.path());
+    let got = save.join(&commit);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if got.is_dir() {
+            let files = util::tree_contents(&got);
+            let same = files.len() == expected.len()
+                && expected
+                    .iter()
+                    .all(|(path, (data, _))| files.get(path).is_some_and(|(d, _)| d == data));
+            if same {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "qBittorrent did not download {magnet} within 120 s\n{}",
+            qbittorrent.log_tail(work.path())
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    eprintln!(
+        "qBittorrent found the seed through the DHT and downloaded in {:.1} s",
+        download_started.elapsed().as_secs_f64()
+    );
+    report(
+        "qBittorrent <- xus seed, by infohash over a DHT of xus nodes",
         started,
     );
 }

@@ -799,3 +799,83 @@ fn json_string(path: &Path) -> String {
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
 }
+
+// ---------------------------------------------------------------------------
+// qBittorrent 4.5 (qbittorrent-nox; its torrents given on the command line)
+// ---------------------------------------------------------------------------
+
+/// A running `qbittorrent-nox` in a test's network namespace, DHT on, LSD and
+/// PEX off, downloading the magnet links it was started with. Its DHT is
+/// libtorrent's with qBittorrent's settings: one routing-table entry per
+/// /24 and one search result per IP, and public bootstrap hosts (unreachable
+/// in the namespace); the magnet's `dht=` entries are its way in.
+pub struct QBittorrent {
+    pub guard: ChildGuard,
+    /// Its log (stdout and stderr).
+    pub log: PathBuf,
+}
+
+impl QBittorrent {
+    /// Writes `root/qBittorrent/config/qBittorrent.conf` (peers on `bind`,
+    /// downloads into `save`) and starts it with `magnets` to download.
+    pub fn start_in(
+        root: &Path,
+        netns: &super::netns::NetNs,
+        bind: std::net::Ipv4Addr,
+        save: &Path,
+        magnets: &[String],
+    ) -> Self {
+        let program = require_program("qbittorrent-nox", "qbittorrent-nox");
+        let config = root.join("qBittorrent").join("config");
+        std::fs::create_dir_all(&config).expect("mkdir qBittorrent config");
+        let save = save.to_str().expect("utf8 path");
+        let settings = format!(
+            "[LegalNotice]\nAccepted=true\n\n\
+             [BitTorrent]\n\
+             Session\\DHTEnabled=true\n\
+             Session\\LSDEnabled=false\n\
+             Session\\PeXEnabled=false\n\
+             Session\\InterfaceAddress={bind}\n\
+             Session\\Port={port}\n\
+             Session\\DefaultSavePath={save}\n\
+             Session\\AnonymousModeEnabled=false\n\n\
+             [Preferences]\n\
+             Connection\\UPnP=false\n\
+             WebUI\\Address=127.0.0.1\n\
+             WebUI\\LocalHostAuth=false\n",
+            port = free_port(),
+        );
+        std::fs::write(config.join("qBittorrent.conf"), settings)
+            .expect("writing qBittorrent.conf");
+        let log = root.join("qbittorrent.log");
+        let child = netns
+            .command(program)
+            .arg(format!("--profile={}", root.display()))
+            .arg(format!("--save-path={save}"))
+            .arg("--skip-dialog=true")
+            .args(magnets)
+            .env("HOME", root)
+            .stdin(Stdio::null())
+            .stdout(log_file(&log))
+            .stderr(log_file(&root.join("qbittorrent.stderr")))
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning qbittorrent-nox: {e}"));
+        Self {
+            guard: ChildGuard {
+                child,
+                name: "qbittorrent-nox".into(),
+            },
+            log,
+        }
+    }
+
+    /// Its logs, for failure messages (qBittorrent also keeps one under its
+    /// profile: `qBittorrent/data/logs/qbittorrent.log`).
+    pub fn log_tail(&self, root: &Path) -> String {
+        format!(
+            "{}\n{}",
+            log_tail(&self.log, 20),
+            log_tail(&root.join("qBittorrent/data/logs/qbittorrent.log"), 40)
+        )
+    }
+}

@@ -28,17 +28,40 @@ impl DhtNet {
 
     /// Starts `count` nodes on `bind` with `command` (a `xus` command, in a
     /// test's network namespace for any address but loopback).
-    pub fn start_with(mut command: Command, bind: std::net::Ipv4Addr, count: usize) -> Self {
+    pub fn start_with(command: Command, bind: std::net::Ipv4Addr, count: usize) -> Self {
+        Self::spawn(command, bind, count, None)
+    }
+
+    /// Like [`DhtNet::start_with`], the nodes joining an existing DHT
+    /// through `bootstrap`.
+    pub fn join_with(
+        command: Command,
+        bind: std::net::Ipv4Addr,
+        count: usize,
+        bootstrap: &str,
+    ) -> Self {
+        Self::spawn(command, bind, count, Some(bootstrap))
+    }
+
+    fn spawn(
+        mut command: Command,
+        bind: std::net::Ipv4Addr,
+        count: usize,
+        bootstrap: Option<&str>,
+    ) -> Self {
         let prefix = format!("{bind}:");
+        command.args([
+            "dht",
+            "serve",
+            "--bind",
+            &bind.to_string(),
+            "--nodes",
+            &count.to_string(),
+        ]);
+        if let Some(node) = bootstrap {
+            command.args(["--bootstrap", node]);
+        }
         let mut child = command
-            .args([
-                "dht",
-                "serve",
-                "--bind",
-                &bind.to_string(),
-                "--nodes",
-                &count.to_string(),
-            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
