@@ -134,3 +134,97 @@ fn refused_addresses_are_never_dialled() {
         assert!(dialled.is_empty(), "{address} was dialled: {dialled:?}");
     }
 }
+
+/// Peers a swarm tells xus about (PEX, BEP 11) pass the same policy: a peer
+/// (`tests/drivers/pex_peer.py`) lists a non-loopback address, multicast,
+/// the unspecified address and a loopback control listener in one ut_pex
+/// message. Under the guard, in a namespace of its own with strace watching
+/// every connect(), xus dials the control (so the message was read) and none
+/// of the others.
+#[test]
+fn peers_learnt_through_pex_pass_the_same_policy() {
+    let strace = util::clients::require_program("strace", "strace");
+    util::clients::require_program("unshare", "util-linux");
+    util::clients::require_program("ip", "iproute2");
+    let driver = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/drivers/pex_peer.py");
+    assert!(driver.is_file(), "{} is missing", driver.display());
+    let src = TestRepo::new();
+    src.write("data.bin", vec![7u8; 200_000]);
+    let commit = src.commit("data");
+    let work = tempfile::tempdir().expect("tempdir");
+    let torrent = work.path().join("c.torrent");
+    let made = xus_ok(
+        &[
+            "torrent",
+            &commit,
+            "--repo",
+            src.path().to_str().expect("utf8"),
+            "-o",
+            torrent.to_str().expect("utf8"),
+        ],
+        T,
+    );
+    let info_hash = made
+        .lines()
+        .find_map(|l| l.strip_prefix("infohash "))
+        .expect("an infohash line")
+        .to_owned();
+    let trace = work.path().join("connect.trace");
+    let pex_log = work.path().join("pex_peer.log");
+    // Fixed ports: the namespace is new and empty. The peer runs detached
+    // (a subshell's child), so strace, which waits for its own children,
+    // ends with xus; it exits by itself after 30 s.
+    let script = format!(
+        "ip link set lo up && \
+         ({python} {driver} --infohash {info_hash} --port 40001 --control-port 40002 \
+           --list 10.20.30.40:6881 224.0.0.1:6881 0.0.0.0:6881 --exit-after 30 > {log} 2>&1 &) && \
+         for _ in $(seq 100); do grep -q listening {log} && break; sleep 0.05; done; \
+         exec {strace} -f -qq -e trace=connect -o {trace} \"$@\"",
+        python = util::clients::SYSTEM_PYTHON,
+        driver = driver.display(),
+        log = pex_log.display(),
+        strace = strace.display(),
+        trace = trace.display(),
+    );
+    let mut command = Command::new("unshare");
+    command
+        .args(["--net", "sh", "-c", &script, "sh", xus_bin()])
+        .arg("fetch")
+        .arg(&torrent)
+        .arg("--repo")
+        .arg(work.path().join("r"))
+        .args([
+            "--peer",
+            "127.0.0.1:40001",
+            "--no-dht",
+            "--listen",
+            "127.0.0.1:0",
+            "--stall-timeout",
+            "8",
+        ])
+        .env("XUS_LOOPBACK_ONLY", "1")
+        .env("XUS_HOME", work.path().join("home"));
+    let out = run_xus_with(&mut command, T);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the PEX peer has no piece: {stderr}");
+    let pex = std::fs::read_to_string(&pex_log).expect("the PEX peer's log");
+    assert!(
+        pex.lines().any(|l| l == "pex sent"),
+        "the PEX peer never sent its message:\n{pex}\n{stderr}"
+    );
+    assert!(
+        pex.lines().any(|l| l == "control dialled"),
+        "xus never dialled the loopback peer PEX listed (was the message read?):\n{pex}\n{stderr}"
+    );
+    let connects = std::fs::read_to_string(&trace).expect("the strace log");
+    for address in ["10.20.30.40", "224.0.0.1", "0.0.0.0"] {
+        let dialled: Vec<&str> = connects
+            .lines()
+            .filter(|l| l.contains(&format!("inet_addr(\"{address}\")")))
+            .collect();
+        assert!(
+            dialled.is_empty(),
+            "{address}, learnt through PEX, was dialled: {dialled:?}"
+        );
+    }
+}

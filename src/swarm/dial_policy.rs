@@ -1,6 +1,8 @@
 //! The one rule for every address xus dials: peers given with `--peer`, a
-//! magnet's `x.pe`, peers found on the DHT, a writer a master dials back,
-//! webseeds and master URLs.
+//! magnet's `x.pe`, peers found on the DHT, peers the engine learns by
+//! itself (PEX; through librqbit's `outgoing_peer_filter`, see
+//! `vendor/librqbit/XUS-PATCH.md`), a writer a master dials back, webseeds
+//! and master URLs.
 //!
 //! Addresses come from strangers (a magnet pasted from a chat, a DHT
 //! answer, a push request), so a dial is an action an attacker can ask

@@ -145,6 +145,11 @@ impl Engine {
                     .and_then(std::num::NonZeroU32::new),
             },
             client_name_and_version: Some(format!("xus {}", env!("CARGO_PKG_VERSION"))),
+            // Peers the session learns by itself (PEX above all: any peer
+            // may list any address) pass the same rule as every other dial.
+            outgoing_peer_filter: Some(Arc::new(|addr| {
+                crate::swarm::dial_policy::check_peer(addr).is_ok()
+            })),
             ..Default::default()
         };
         let session = Session::new_with_opts(config.work_dir.clone(), options)

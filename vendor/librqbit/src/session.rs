@@ -140,6 +140,8 @@ pub struct Session {
 
     pub blocklist: IpRanges,
     pub allowlist: Option<IpRanges>,
+    /// xus patch: see [`SessionOptions::outgoing_peer_filter`].
+    pub(crate) outgoing_peer_filter: Option<OutgoingPeerFilter>,
 
     // Monitoring / tracing / logging
     pub(crate) stats: Arc<SessionStats>,
@@ -422,6 +424,10 @@ impl Default for DhtSessionConfig {
     }
 }
 
+/// xus patch: asked before every outgoing peer connection; `false` skips the
+/// peer. See [`SessionOptions::outgoing_peer_filter`].
+pub type OutgoingPeerFilter = Arc<dyn Fn(SocketAddr) -> bool + Send + Sync>;
+
 pub struct SessionOptions {
     /// DHT configuration. Set to None to disable DHT entirely.
     /// Defaults to DHT enabled with persistence.
@@ -468,6 +474,13 @@ pub struct SessionOptions {
     pub blocklist_url: Option<String>,
     pub allowlist_url: Option<String>,
 
+    /// xus patch: asked before every outgoing peer connection, whatever
+    /// found the peer (PEX, DHT, trackers, LSD, peers added with the
+    /// torrent); `false` skips the peer, as the block and allow lists do.
+    /// An embedder's one dial policy then covers the peers the session
+    /// learns by itself, which it never sees otherwise.
+    pub outgoing_peer_filter: Option<OutgoingPeerFilter>,
+
     // The list of tracker URLs to always use for each torrent.
     pub trackers: HashSet<url::Url>,
 
@@ -507,6 +520,7 @@ impl Default for SessionOptions {
             ratelimits: LimitsConfig::default(),
             blocklist_url: None,
             allowlist_url: None,
+            outgoing_peer_filter: None,
             trackers: HashSet::new(),
             peer_limit: None,
             #[cfg(feature = "disable-upload")]
@@ -818,6 +832,7 @@ impl Session {
                 _disable_upload: opts.disable_upload,
                 blocklist,
                 allowlist,
+                outgoing_peer_filter: opts.outgoing_peer_filter,
                 lsd,
             });
 

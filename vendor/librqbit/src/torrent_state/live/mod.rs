@@ -672,6 +672,21 @@ impl TorrentStateLive {
                 continue;
             }
 
+            // xus patch: the embedder's dial policy (SessionOptions::outgoing_peer_filter).
+            if session
+                .outgoing_peer_filter
+                .as_ref()
+                .is_some_and(|allow| !allow(addr))
+            {
+                session
+                    .stats
+                    .counters
+                    .blocked_outgoing
+                    .fetch_add(1, Ordering::Relaxed);
+                debug!(?addr, "blocked outgoing connection (by the peer filter)");
+                continue;
+            }
+
             let permit = state.peer_semaphore.clone().acquire_owned().await?;
             state.spawn(
                 debug_span!(parent: state.shared.span.clone(), "manage_peer", peer = ?addr),
