@@ -2,10 +2,9 @@
 //! `GET /<commit>/<path...>` and `/<commit>.torrent`, and the `Range`, `If-Range` and
 //! `If-None-Match` headers, as `webseed/src/server.rs` combines them for a file.
 //!
-//! The parsers are private to the `webseed` crate (`path.rs`, `range.rs`, `conditional.rs`),
-//! so this target compiles those very files into itself with `#[path]`; `server.rs`'s
-//! `requested_range` and the status choice of `serve_file` are mirrored below and must follow
-//! it. The input is a small text request:
+//! The parsers and the status rule `serve_file` follows (`server/file_answer.rs`) are the
+//! server's own, reached through `webseed::fuzzing` (hidden, for this target only). The input
+//! is a small text request:
 //!
 //! ```text
 //! /<request target>
@@ -43,25 +42,10 @@ use std::cmp::Ordering;
 use http::{HeaderMap, HeaderName, HeaderValue, Uri, header};
 use libfuzzer_sys::fuzz_target;
 
-/// What `path.rs` imports as `crate::commit`.
-mod commit {
-    pub use webseed::{CommitId, CommitIdError};
-}
-
-#[path = "../../webseed/src/path.rs"]
-#[allow(dead_code)]
-mod path;
-
-#[path = "../../webseed/src/range.rs"]
-#[allow(dead_code)]
-mod range;
-
-#[path = "../../webseed/src/conditional.rs"]
-#[allow(dead_code)]
-mod conditional;
-
-use path::{PathError, Target};
-use range::{ByteRange, RangeHeader, Resolved};
+use webseed::fuzzing::{
+    ByteRange, FileAnswer, PathError, RangeHeader, Resolved, Target, file_answer, none_match,
+    parse_path, quote, range_applies, requested_range,
+};
 
 const DEFAULT_LEN: u64 = 1000;
 const DEFAULT_ETAG: &str = "b1";
@@ -122,7 +106,7 @@ fn trim_ows(mut value: &[u8]) -> &[u8] {
 
 /// `path::parse` on one request path, with what must hold of its answer.
 fn check_path(raw: &str) {
-    let parsed = path::parse(raw);
+    let parsed = parse_path(raw);
     let segments = raw.strip_prefix('/').map(|rest| rest.split('/').count());
     match &parsed {
         Ok(Target::File { commit, path }) => {
@@ -152,7 +136,7 @@ fn check_path(raw: &str) {
                 "{raw:?}: a torrent path with several components"
             );
             let torrent = format!("/{commit}.torrent");
-            assert_eq!(path::parse(&torrent).as_ref(), parsed.as_ref());
+            assert_eq!(parse_path(&torrent).as_ref(), parsed.as_ref());
         }
         Err(error) => {
             let index = match error {
@@ -217,7 +201,7 @@ fn check_file_path(
         }
     }
     assert_eq!(
-        path::parse(&escaped).as_ref(),
+        parse_path(&escaped).as_ref(),
         parsed.as_ref(),
         "{escaped:?}"
     );
@@ -228,11 +212,7 @@ fn check_bridge_url(url: &str, parsed: &Result<Target, PathError>) {
     let from_bridge = url
         .strip_prefix("http://seed.example")
         .expect("the bridge keeps its base");
-    assert_eq!(
-        path::parse(from_bridge).as_ref(),
-        parsed.as_ref(),
-        "{url:?}"
-    );
+    assert_eq!(parse_path(from_bridge).as_ref(), parsed.as_ref(), "{url:?}");
 }
 
 fn check_commit(commit: &str) {
@@ -357,43 +337,64 @@ fn oracle(value: &str, len: u64) -> Resolved {
     Resolved::Partial { start, end }
 }
 
-/// Mirrors `server.rs`: `serve_file`'s choice of status and bytes for a GET of a file of `len`
-/// bytes tagged `etag`, and `requested_range`.
+/// The server's own answer (`file_answer`, what `serve_file` sends) for a GET of a file of
+/// `len` bytes tagged `etag`, and what must hold of it.
 fn check_file_response(headers: &HeaderMap, etag: &str, len: u64) {
     let valid_tag = etag
         .bytes()
         .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b));
-    let quoted = conditional::quote(etag);
+    let quoted = quote(etag);
     assert_eq!(quoted.is_some(), valid_tag, "quote({etag:?})");
     let quoted = quoted.map(|quoted| {
         assert_eq!(quoted, format!("\"{etag}\""));
         let value = HeaderValue::try_from(quoted.as_str()).expect("a quoted tag is a header");
-        assert!(conditional::none_match([quoted.as_str()], &quoted));
-        assert!(conditional::none_match(
-            [format!("W/{quoted}").as_str()],
-            &quoted
-        ));
-        assert!(conditional::range_applies(&quoted, &quoted));
-        assert!(!conditional::range_applies(&format!("W/{quoted}"), &quoted));
+        assert!(none_match([quoted.as_str()], &quoted));
+        assert!(none_match([format!("W/{quoted}").as_str()], &quoted));
+        assert!(range_applies(&quoted, &quoted));
+        assert!(!range_applies(&format!("W/{quoted}"), &quoted));
         value
     });
 
-    if let Some(quoted) = &quoted {
-        let quoted = quoted.to_str().expect("ASCII");
-        let values: Vec<&str> = header_strs(headers, &header::IF_NONE_MATCH).collect();
-        if conditional::none_match(values.iter().copied(), quoted) {
-            let named = values
-                .iter()
-                .any(|v| v.trim_matches([' ', '\t']) == "*" || v.contains(quoted));
-            assert!(named, "304 for {values:?} against {quoted}");
-            return;
-        }
+    let answer = file_answer(headers, quoted.as_ref(), len, false);
+    // A HEAD never gets a range, whatever the headers.
+    let head = file_answer(headers, quoted.as_ref(), len, true);
+    assert!(
+        matches!(head, FileAnswer::NotModified | FileAnswer::Full),
+        "HEAD answered {head:?}"
+    );
+    let values: Vec<&str> = header_strs(headers, &header::IF_NONE_MATCH).collect();
+    if answer == FileAnswer::NotModified {
+        let quoted = quoted
+            .as_ref()
+            .expect("a 304 needs a tag")
+            .to_str()
+            .expect("ASCII");
+        let named = values
+            .iter()
+            .any(|v| v.trim_matches([' ', '\t']) == "*" || v.contains(quoted));
+        assert!(named, "304 for {values:?} against {quoted}");
+        return;
     }
 
     let range = requested_range(headers, quoted.as_ref());
-    match range.resolve(len) {
-        Resolved::Full => {}
-        Resolved::Partial { start, end } => {
+    if !matches!(range, RangeHeader::Ignored) {
+        if let Some(if_range) = headers.get(header::IF_RANGE) {
+            // A range under If-Range goes through only for exactly this strong tag.
+            let tag = quoted.as_ref().expect("If-Range matched no tag");
+            let if_range = if_range
+                .to_str()
+                .expect("If-Range matched a non-text value");
+            assert_eq!(
+                if_range.trim_matches([' ', '\t']),
+                tag.to_str().expect("ASCII"),
+                "If-Range {if_range:?}"
+            );
+        }
+    }
+    match answer {
+        FileAnswer::NotModified => unreachable!("handled above"),
+        FileAnswer::Full => {}
+        FileAnswer::Partial { start, end } => {
             assert!(
                 start <= end && end < len,
                 "206 of {start}-{end} from {len} bytes"
@@ -403,7 +404,7 @@ fn check_file_response(headers: &HeaderMap, etag: &str, len: u64) {
             let content_range = format!("bytes {start}-{end}/{len}");
             assert!(HeaderValue::try_from(content_range).is_ok());
         }
-        Resolved::Unsatisfiable => {
+        FileAnswer::Unsatisfiable => {
             let RangeHeader::Single(range) = range else {
                 panic!("416 without a range");
             };
@@ -414,33 +415,6 @@ fn check_file_response(headers: &HeaderMap, etag: &str, len: u64) {
             assert!(!met, "416 for {range:?} on {len} bytes");
         }
     }
-}
-
-/// `server.rs`'s `requested_range`: one `Range` field, and an `If-Range` naming this very
-/// strong tag when there is one.
-fn requested_range(headers: &HeaderMap, etag: Option<&HeaderValue>) -> RangeHeader {
-    let mut ranges = header_strs(headers, &header::RANGE);
-    let (Some(range), None) = (ranges.next(), ranges.next()) else {
-        return RangeHeader::Ignored;
-    };
-    if let Some(if_range) = headers.get(header::IF_RANGE) {
-        let applies = match (if_range.to_str(), etag) {
-            (Ok(if_range), Some(etag)) => {
-                let etag = etag.to_str().expect("ASCII");
-                let applies = conditional::range_applies(if_range, etag);
-                if applies {
-                    // The value is exactly this strong tag, give or take spaces.
-                    assert_eq!(if_range.trim_matches([' ', '\t']), etag, "If-Range {if_range:?}");
-                }
-                applies
-            }
-            _ => false,
-        };
-        if !applies {
-            return RangeHeader::Ignored;
-        }
-    }
-    RangeHeader::parse(range)
 }
 
 fn header_strs<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'a str> {

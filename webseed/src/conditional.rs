@@ -7,7 +7,7 @@
 ///
 /// RFC 9110 §8.8.3 allows only visible ASCII other than `"` between the quotes (and obsolete
 /// non-ASCII bytes, which are refused here to keep headers plain ASCII).
-pub(crate) fn quote(tag: &str) -> Option<String> {
+pub fn quote(tag: &str) -> Option<String> {
     let valid = tag.bytes().all(|b| b == 0x21 || (0x23..=0x7e).contains(&b));
     valid.then(|| format!("\"{tag}\""))
 }
@@ -16,7 +16,7 @@ pub(crate) fn quote(tag: &str) -> Option<String> {
 ///
 /// Uses the weak comparison RFC 9110 §13.1.2 prescribes, so `W/"x"` matches `"x"`. `*` matches
 /// any existing file. Unparsable lists match nothing, so the full response is sent.
-pub(crate) fn none_match<'a>(values: impl IntoIterator<Item = &'a str>, quoted: &str) -> bool {
+pub fn none_match<'a>(values: impl IntoIterator<Item = &'a str>, quoted: &str) -> bool {
     values.into_iter().any(|value| {
         if value.trim_matches([' ', '\t']) == "*" {
             return true;
@@ -29,7 +29,7 @@ pub(crate) fn none_match<'a>(values: impl IntoIterator<Item = &'a str>, quoted: 
 ///
 /// Only a strong, equal entity tag does (RFC 9110 §13.1.5); a date never does, since the server
 /// sends no `Last-Modified`. When this is false the whole file is sent.
-pub(crate) fn range_applies(if_range: &str, quoted: &str) -> bool {
+pub fn range_applies(if_range: &str, quoted: &str) -> bool {
     // `If-Range` holds one entity tag, not a list: `"b1", x` or `"b1",`
     // is not the tag `"b1"` (found by the `webseed_request` fuzz target).
     if_range.trim_matches([' ', '\t']) == quoted

@@ -90,5 +90,16 @@ mod server;
 mod source;
 
 pub use commit::{CommitId, CommitIdError};
+
+/// The request parsers and the file-answer rule, public for the
+/// `webseed_request` fuzz target only (it checks these very functions, not
+/// copies of them); not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::conditional::{none_match, quote, range_applies};
+    pub use crate::path::{PathError, Target, parse as parse_path};
+    pub use crate::range::{ByteRange, RangeHeader, Resolved};
+    pub use crate::server::file_answer::{FileAnswer, file_answer, requested_range};
+}
 pub use server::{ClientAddr, ServeError, ServerOptions, serve, serve_with_routes};
 pub use source::{ByteSource, FileInfo};

@@ -17,7 +17,7 @@ use crate::commit::{CommitId, CommitIdError};
 
 /// What a request path names.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Target {
+pub enum Target {
     /// `/<commit>/<path...>`: one file of a commit's tree.
     File {
         /// The commit, normalised to lowercase.
@@ -43,7 +43,7 @@ pub(crate) enum Target {
 
 /// Why a request path names nothing the server can serve.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum PathError {
+pub enum PathError {
     /// The request target is not an absolute path (`*`, or an authority form).
     #[error("the request path does not start with '/'")]
     NotAbsolute,
@@ -90,7 +90,7 @@ impl PathError {
     ///
     /// Traversal tricks and broken encodings are the client's error; a well-formed path that
     /// just does not name a commit file is "not found".
-    pub(crate) fn is_bad_request(&self) -> bool {
+    pub fn is_bad_request(&self) -> bool {
         !matches!(self, Self::Commit(_) | Self::NoFile)
     }
 }
@@ -99,7 +99,7 @@ impl PathError {
 const TORRENT_SUFFIX: &str = ".torrent";
 
 /// Parses the path part of a request target (no query) into what it names.
-pub(crate) fn parse(raw: &str) -> Result<Target, PathError> {
+pub fn parse(raw: &str) -> Result<Target, PathError> {
     let rest = raw.strip_prefix('/').ok_or(PathError::NotAbsolute)?;
     if rest.is_empty() {
         return Err(PathError::NoFile);

@@ -9,7 +9,7 @@ use std::cmp::Ordering;
 
 /// One parsed byte range, before the file length is known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ByteRange {
+pub enum ByteRange {
     /// `first-last` or `first-` (`last` = `None`): byte offsets, both inclusive.
     ///
     /// Offsets too large for a `u64` are kept as `u64::MAX`, which no file reaches.
@@ -25,7 +25,7 @@ pub(crate) enum ByteRange {
 
 /// What a `Range` header asks of a file of known length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Resolved {
+pub enum Resolved {
     /// Serve the whole file with `200`: no usable range was asked for.
     Full,
     /// Serve bytes `start..=end` with `206`; `start <= end < len` always holds.
@@ -41,7 +41,7 @@ pub(crate) enum Resolved {
 
 /// What a `Range` header value asks for, before the file length is known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum RangeHeader {
+pub enum RangeHeader {
     /// Malformed, another unit, or several ranges: serve the whole file.
     Ignored,
     /// Exactly one byte range.
@@ -50,7 +50,7 @@ pub(crate) enum RangeHeader {
 
 impl RangeHeader {
     /// Parses a `Range` header value.
-    pub(crate) fn parse(value: &str) -> Self {
+    pub fn parse(value: &str) -> Self {
         let Some((unit, set)) = value.split_once('=') else {
             return Self::Ignored;
         };
@@ -74,7 +74,7 @@ impl RangeHeader {
     /// Decides what to send from a file of `len` bytes.
     ///
     /// A range on an empty file is unsatisfiable: `206` cannot describe zero bytes.
-    pub(crate) fn resolve(self, len: u64) -> Resolved {
+    pub fn resolve(self, len: u64) -> Resolved {
         let Self::Single(range) = self else {
             return Resolved::Full;
         };

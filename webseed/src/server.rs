@@ -1,6 +1,7 @@
 //! The HTTP service: requests in, headers and streamed bodies out.
 
 mod connections;
+pub(crate) mod file_answer;
 
 use std::error::Error;
 use std::io;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -23,8 +24,8 @@ use crate::commit::CommitId;
 use crate::conditional;
 use crate::limit::LimitedListener;
 use crate::path::{self, Target};
-use crate::range::{RangeHeader, Resolved};
 use crate::source::ByteSource;
+use file_answer::{FileAnswer, file_answer};
 
 /// How a server behaves; [`Default`] suits a public seed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -301,36 +302,28 @@ async fn serve_file<S: ByteSource>(
     let mut response = Response::new(Body::empty());
     let response_headers = response.headers_mut();
     response_headers.insert(header::ACCEPT_RANGES, BYTES);
-    if let Some(etag) = &etag {
-        let if_none_match = header_strs(headers, &header::IF_NONE_MATCH);
-        if conditional::none_match(if_none_match, text_of(etag)) {
+    let (status, start, len) = match file_answer(headers, etag.as_ref(), file.len, head) {
+        FileAnswer::NotModified => {
             *response.status_mut() = StatusCode::NOT_MODIFIED;
             let response_headers = response.headers_mut();
-            response_headers.insert(header::ETAG, etag.clone());
+            if let Some(etag) = etag {
+                response_headers.insert(header::ETAG, etag);
+            }
             response_headers.insert(header::CACHE_CONTROL, IMMUTABLE);
             // The length a 200 would have, as RFC 9110 §8.6 allows; it also stops the framework
             // from announcing 0.
             response_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(file.len));
             return response;
         }
-    }
-
-    let range = if head {
-        // RFC 9110 §14.2: range handling is defined for GET only.
-        RangeHeader::Ignored
-    } else {
-        requested_range(headers, etag.as_ref())
-    };
-    let (status, start, len) = match range.resolve(file.len) {
-        Resolved::Full => (StatusCode::OK, 0, file.len),
-        Resolved::Partial { start, end } => {
+        FileAnswer::Full => (StatusCode::OK, 0, file.len),
+        FileAnswer::Partial { start, end } => {
             let content_range = format!("bytes {start}-{end}/{}", file.len);
             response
                 .headers_mut()
                 .insert(header::CONTENT_RANGE, header_value(content_range));
             (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
         }
-        Resolved::Unsatisfiable => {
+        FileAnswer::Unsatisfiable => {
             *response.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
             let content_range = format!("bytes */{}", file.len);
             let response_headers = response.headers_mut();
@@ -358,26 +351,6 @@ async fn serve_file<S: ByteSource>(
         );
     }
     response
-}
-
-/// The `Range` a `GET` asks for, minding `If-Range`.
-///
-/// Several `Range` fields, or one that is not text, count as malformed and are ignored.
-fn requested_range(headers: &HeaderMap, etag: Option<&HeaderValue>) -> RangeHeader {
-    let mut ranges = header_strs(headers, &header::RANGE);
-    let (Some(range), None) = (ranges.next(), ranges.next()) else {
-        return RangeHeader::Ignored;
-    };
-    if let Some(if_range) = headers.get(header::IF_RANGE) {
-        let applies = match (if_range.to_str(), etag) {
-            (Ok(if_range), Some(etag)) => conditional::range_applies(if_range, text_of(etag)),
-            _ => false,
-        };
-        if !applies {
-            return RangeHeader::Ignored;
-        }
-    }
-    RangeHeader::parse(range)
 }
 
 /// `GET`/`HEAD /<commit>.torrent`.
@@ -420,19 +393,6 @@ async fn serve_torrent<S: ByteSource>(
     response
 }
 
-/// The values of every `name` field that are valid text.
-fn header_strs<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'a str> {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-}
-
-/// The text of a header value built from ASCII.
-fn text_of(value: &HeaderValue) -> &str {
-    value.to_str().unwrap_or_default()
-}
-
 /// A header value from text made of digits, spaces and ASCII punctuation.
 fn header_value(text: String) -> HeaderValue {
     HeaderValue::try_from(text).expect("range headers are built from ASCII digits")
@@ -472,28 +432,5 @@ mod tests {
         assert_eq!(options.idle_timeout, Duration::from_secs(60));
         assert_eq!(options.public_url, None);
         assert_eq!(options.shutdown_grace, Duration::from_secs(10));
-    }
-
-    #[test]
-    fn range_needs_a_single_field_and_a_matching_if_range() {
-        let etag = HeaderValue::from_static("\"abc\"");
-        let mut headers = HeaderMap::new();
-        assert_eq!(requested_range(&headers, Some(&etag)), RangeHeader::Ignored);
-        headers.insert(header::RANGE, HeaderValue::from_static("bytes=0-1"));
-        assert!(matches!(
-            requested_range(&headers, Some(&etag)),
-            RangeHeader::Single(_)
-        ));
-        headers.insert(header::IF_RANGE, HeaderValue::from_static("\"abc\""));
-        assert!(matches!(
-            requested_range(&headers, Some(&etag)),
-            RangeHeader::Single(_)
-        ));
-        assert_eq!(requested_range(&headers, None), RangeHeader::Ignored);
-        headers.insert(header::IF_RANGE, HeaderValue::from_static("\"old\""));
-        assert_eq!(requested_range(&headers, Some(&etag)), RangeHeader::Ignored);
-        headers.remove(header::IF_RANGE);
-        headers.append(header::RANGE, HeaderValue::from_static("bytes=2-3"));
-        assert_eq!(requested_range(&headers, Some(&etag)), RangeHeader::Ignored);
     }
 }
