@@ -365,15 +365,8 @@ fn a_head_in_the_old_byte_string_form_is_followed_then_re_signed() {
     let publish = ["publish", "--repo", &repo_path, "--branch", "main"];
     ok(&owner, &publish, &dht);
     let stored = std::fs::read_to_string(owner.head_file(&topic, "main")).expect("head");
-    let field = |stored: &str, name: &str| {
-        stored
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .unwrap_or_else(|| panic!("{name} in stored head"))
-            .to_string()
-    };
-    let value = util::dht::hex(&field(&stored, "value"));
-    let seq: i64 = field(&stored, "seq").parse().expect("seq");
+    let value = util::dht::hex(&stored_field(&stored, "value"));
+    let seq: i64 = stored_field(&stored, "seq").parse().expect("seq");
     // The same head, signed as xus did before: `v` a byte string.
     put_item(&net, owner.topic_seed("t"), "main", &value, seq + 1);
 
@@ -385,7 +378,7 @@ fn a_head_in_the_old_byte_string_form_is_followed_then_re_signed() {
     assert_eq!(fetched_commit(&stdout), commit, "{stderr}");
     let seen = std::fs::read_to_string(reader.head_file(&topic, "main")).expect("seen head");
     assert_eq!(
-        field(&seen, "seq"),
+        stored_field(&seen, "seq"),
         (seq + 1).to_string(),
         "the reader followed another head than the old-form one"
     );
@@ -393,24 +386,26 @@ fn a_head_in_the_old_byte_string_form_is_followed_then_re_signed() {
 
     ok(&owner, &publish, &dht);
     let again = std::fs::read_to_string(owner.head_file(&topic, "main")).expect("head");
-    let new_seq: i64 = field(&again, "seq").parse().expect("seq");
+    let new_seq: i64 = stored_field(&again, "seq").parse().expect("seq");
     assert!(
         new_seq > seq + 1,
         "the old-form head was stored again (seq {new_seq}) instead of re-signed"
     );
-    assert_eq!(util::dht::hex(&field(&again, "value")), value);
+    assert_eq!(util::dht::hex(&stored_field(&again, "value")), value);
+}
+
+/// One field (`seq`, `value`, `signature`) of a head file as xus stores it.
+fn stored_field(stored: &str, name: &str) -> String {
+    stored
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name} in stored head"))
+        .to_string()
 }
 
 fn put_stored_head(net: &DhtNet, topic: &str, branch: &str, stored: &str) {
-    let field = |name: &str| {
-        stored
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .unwrap_or_else(|| panic!("{name} in stored head"))
-            .to_string()
-    };
     let key: [u8; 32] = util::dht::hex(topic).try_into().expect("key");
-    let signature: [u8; 64] = util::dht::hex(&field("signature"))
+    let signature: [u8; 64] = util::dht::hex(&stored_field(stored, "signature"))
         .try_into()
         .expect("signature");
     // The stored value is the head dictionary, signed in BEP 46 form (the
@@ -418,8 +413,8 @@ fn put_stored_head(net: &DhtNet, topic: &str, branch: &str, stored: &str) {
     let item = mainline::MutableItem::new_signed_unchecked_bencoded(
         key,
         signature,
-        &util::dht::hex(&field("value")),
-        field("seq").parse().expect("seq"),
+        &util::dht::hex(&stored_field(stored, "value")),
+        stored_field(stored, "seq").parse().expect("seq"),
         Some(branch.as_bytes()),
     );
     put(net, item);

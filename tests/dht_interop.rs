@@ -392,6 +392,43 @@ fn a_xus_dht_node_answers_queries_whatever_the_transaction_id_length() {
     }
 }
 
+/// A `xus` command inside `ns` with `home` as its home. Nothing can leave
+/// the namespace, so the loopback guard (which would refuse its addresses)
+/// is the namespace itself here.
+fn xus_in(ns: &NetNs, home: &Path) -> Command {
+    let mut command = ns.command(xus_bin());
+    command.env("XUS_HOME", home);
+    command
+}
+
+/// `xus seed` of `repo`'s HEAD inside `ns`, on `ip` for peers and the DHT,
+/// joined through `bootstrap`; returns once it announces its commit.
+fn seed_in_namespace(
+    ns: &NetNs,
+    home: &Path,
+    repo: &TestRepo,
+    ip: Ipv4Addr,
+    bootstrap: &str,
+) -> (Seeder, Seeded) {
+    let listen = format!("{ip}:0");
+    let bind = ip.to_string();
+    let extra = [
+        "--listen",
+        &listen,
+        "--bootstrap",
+        bootstrap,
+        "--dht-bind",
+        &bind,
+        "--dht-timeout-ms",
+        DHT_TIMEOUT_MS,
+        "--rescan",
+        "1",
+    ];
+    let seeder = spawn_seed_with(xus_in(ns, home), repo.path(), &extra);
+    let seeded = seeder.seeded.first().expect("a `seeding` line").clone();
+    (seeder, seeded)
+}
+
 /// Transmission 3.00 has a DHT of its own (not libtorrent's), refuses
 /// 127.0.0.0/8 as peers and DHT nodes, and bootstraps from public hosts. So
 /// this test runs in a network namespace of its own (no route out; the DHT
@@ -410,32 +447,10 @@ fn transmission_finds_xus_seed_through_a_dht_of_xus_nodes() {
     let transmission_ip = Ipv4Addr::new(10, 77, 3, 1);
     let ns = NetNs::new("tr-dht", &[dht_ip, seed_ip, transmission_ip]);
     let home = tempfile::tempdir().expect("xus home");
-    // Inside the namespace nothing can leave it: the loopback guard, which
-    // would refuse these addresses, is the namespace itself here.
-    let xus_in_ns = || {
-        let mut command = ns.command(xus_bin());
-        command.env("XUS_HOME", home.path());
-        command
-    };
-    let net = DhtNet::start_with(xus_in_ns(), dht_ip, 24);
+    let net = DhtNet::start_with(xus_in(&ns, home.path()), dht_ip, 24);
     let (repo, commit) = small_repo();
     let archive = git_archive(repo.path(), &commit);
-    let listen = format!("{seed_ip}:0");
-    let seed_bind = seed_ip.to_string();
-    let extra = [
-        "--listen",
-        &listen,
-        "--bootstrap",
-        net.bootstrap(),
-        "--dht-bind",
-        &seed_bind,
-        "--dht-timeout-ms",
-        DHT_TIMEOUT_MS,
-        "--rescan",
-        "1",
-    ];
-    let seeder = spawn_seed_with(xus_in_ns(), repo.path(), &extra);
-    let seeded = seeder.seeded.first().expect("a `seeding` line").clone();
+    let (seeder, seeded) = seed_in_namespace(&ns, home.path(), &repo, seed_ip, net.bootstrap());
     assert_eq!(seeded.commit, commit);
     eprintln!(
         "xus seed at {} announces {} ({:.1} s in)",
@@ -493,35 +508,14 @@ fn qbittorrent_finds_xus_seed_through_a_dht_of_xus_nodes() {
     addresses.extend([seed_ip, qbittorrent_ip]);
     let ns = NetNs::new("qbt-dht", &addresses);
     let home = tempfile::tempdir().expect("xus home");
-    // Inside the namespace nothing can leave it (see the Transmission test).
-    let xus_in_ns = || {
-        let mut command = ns.command(xus_bin());
-        command.env("XUS_HOME", home.path());
-        command
-    };
-    let first = DhtNet::start_with(xus_in_ns(), node_ips[0], 1);
+    let first = DhtNet::start_with(xus_in(&ns, home.path()), node_ips[0], 1);
     let others: Vec<DhtNet> = node_ips[1..]
         .iter()
-        .map(|ip| DhtNet::join_with(xus_in_ns(), *ip, 1, first.bootstrap()))
+        .map(|ip| DhtNet::join_with(xus_in(&ns, home.path()), *ip, 1, first.bootstrap()))
         .collect();
     let (repo, commit) = small_repo();
     let archive = git_archive(repo.path(), &commit);
-    let listen = format!("{seed_ip}:0");
-    let seed_bind = seed_ip.to_string();
-    let extra = [
-        "--listen",
-        &listen,
-        "--bootstrap",
-        first.bootstrap(),
-        "--dht-bind",
-        &seed_bind,
-        "--dht-timeout-ms",
-        DHT_TIMEOUT_MS,
-        "--rescan",
-        "1",
-    ];
-    let seeder = spawn_seed_with(xus_in_ns(), repo.path(), &extra);
-    let seeded = seeder.seeded.first().expect("a `seeding` line").clone();
+    let (_seeder, seeded) = seed_in_namespace(&ns, home.path(), &repo, seed_ip, first.bootstrap());
     assert_eq!(seeded.commit, commit);
 
     let mut magnet = format!("magnet:?xt=urn:btih:{}", seeded.info_hash);
