@@ -371,6 +371,10 @@ pub struct NetArgs {
     /// Cap on download speed, KiB/s.
     #[arg(long, value_name = "KIB_PER_S")]
     pub max_download: Option<u32>,
+    /// Do not look for peers on the local network by multicast (BEP 14,
+    /// local service discovery), nor announce to them.
+    #[arg(long)]
+    pub no_lsd: bool,
 }
 
 impl NetArgs {

@@ -27,6 +27,8 @@ pub struct FetchOptions {
     pub listen: SocketAddr,
     /// Speed caps.
     pub rates: RateLimits,
+    /// Local service discovery (see [`crate::swarm::engine::EngineConfig::lsd`]).
+    pub lsd: bool,
     /// Which DHT to use when peers must be found.
     pub dht: DhtOptions,
     /// Never start the DHT.
@@ -62,6 +64,7 @@ pub async fn run(options: FetchOptions, out: &mut (dyn Write + Send)) -> anyhow:
     let swarm = Swarm::start(&SwarmOptions {
         listen: options.listen,
         rates: options.rates,
+        lsd: options.lsd,
         dht,
         feed: !options.request.webseeds.is_empty() || source.names_webseeds(),
     })

@@ -34,6 +34,8 @@ pub struct FollowOptions {
     pub listen: SocketAddr,
     /// Speed caps.
     pub rates: RateLimits,
+    /// Local service discovery (see [`crate::swarm::engine::EngineConfig::lsd`]).
+    pub lsd: bool,
     /// Which DHT.
     pub dht: DhtOptions,
     /// xus's directory.
@@ -68,6 +70,7 @@ pub async fn run(options: FollowOptions, out: &mut (dyn Write + Send)) -> anyhow
     let swarm = Swarm::start(&SwarmOptions {
         listen: options.listen,
         rates: options.rates,
+        lsd: options.lsd,
         dht: Some(discovery::config(&options.dht, &options.home)?),
         feed: false,
     })

@@ -7,6 +7,7 @@
 //! bittorrent = "0.0.0.0:6881"
 //! http = "127.0.0.1:8080"               # push endpoint, status, webseed
 //! public_url = "http://example.org:8080/"  # optional: the webseed URL put in magnets
+//! lsd = true                            # optional: local service discovery (BEP 14), default on
 //!
 //! [dht]                                 # as `[dht]` in xus's config.toml
 //! bootstrap = ["192.0.2.1:6881"]
@@ -57,6 +58,7 @@ struct RawListen {
     bittorrent: SocketAddr,
     http: SocketAddr,
     public_url: Option<String>,
+    lsd: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -94,6 +96,9 @@ pub struct MasterConfig {
     pub http: SocketAddr,
     /// The webseed URL magnets carry, when not `http://<http address>/`.
     pub public_url: Option<String>,
+    /// Answer and send local service discovery announces (BEP 14), so
+    /// readers on the master's LAN find it without the DHT.
+    pub lsd: bool,
     /// The DHT node's settings.
     pub dht: DhtSection,
     /// Timeouts and sizes.
@@ -279,6 +284,7 @@ impl MasterConfig {
             bittorrent: raw.listen.bittorrent,
             http: raw.listen.http,
             public_url: raw.listen.public_url,
+            lsd: raw.listen.lsd.unwrap_or(true),
             dht: raw.dht,
             limits,
             topics,

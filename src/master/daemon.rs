@@ -77,6 +77,7 @@ pub async fn run(
                 upload_bps: config.limits.max_upload_bps,
                 download_bps: None,
             },
+            lsd: config.lsd,
             dht: Some(dht_config),
             feed: true,
         })

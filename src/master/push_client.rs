@@ -131,6 +131,8 @@ pub async fn push(
         listen: options.listen,
         work_dir: scratch.path().to_owned(),
         rates: crate::swarm::engine::RateLimits::default(),
+        // The writer dials the master it was given; nobody needs to find it.
+        lsd: false,
     })
     .await?;
     let result = async {

@@ -1,6 +1,6 @@
 //! The BitTorrent engine: a librqbit session configured for xus (no
-//! trackers but the loopback peer feed, no LSD multicast, no UPnP, TCP on
-//! the address asked for), and the handful of calls the pipelines need.
+//! trackers but the loopback peer feed, LSD multicast unless asked not to,
+//! no UPnP, TCP on the address asked for), and the handful of calls the pipelines need.
 //!
 //! Exactly two modules know librqbit's API: this one (sessions, torrents,
 //! metadata, progress) and [`crate::swarm::storage`], which implements its
@@ -34,6 +34,11 @@ pub struct EngineConfig {
     pub work_dir: PathBuf,
     /// Speed caps for the whole session.
     pub rates: RateLimits,
+    /// Find peers on the local network segment by multicast (BEP 14, local
+    /// service discovery), with no DHT and no peer given. Always off under
+    /// the test guard ([`crate::swarm::dial_policy::loopback_only`]): its
+    /// announces would leave 127.0.0.0/8.
+    pub lsd: bool,
 }
 
 /// Speed caps, bytes per second; `None` is unlimited.
@@ -77,6 +82,7 @@ const METER_BUSY: Duration = Duration::from_secs(5);
 /// A running BitTorrent session.
 pub struct Engine {
     session: Arc<Session>,
+    lsd: bool,
 }
 
 /// A torrent inside the engine.
@@ -104,6 +110,7 @@ impl Engine {
     pub async fn start(config: &EngineConfig) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.work_dir)
             .with_context(|| format!("creating {}", config.work_dir.display()))?;
+        let lsd = config.lsd && !crate::swarm::dial_policy::loopback_only();
         let options = SessionOptions {
             dht: None,
             // Trackers stay on for one reason: a torrent may name xus's own
@@ -112,7 +119,7 @@ impl Engine {
             // The session itself knows no tracker, and xus never passes a
             // torrent's own announce URLs through.
             disable_trackers: false,
-            disable_local_service_discovery: true,
+            disable_local_service_discovery: !lsd,
             fastresume: false,
             persistence: None,
             listen: Some(ListenerOptions {
@@ -155,7 +162,13 @@ impl Engine {
         let session = Session::new_with_opts(config.work_dir.clone(), options)
             .await
             .with_context(|| format!("starting BitTorrent session on {}", config.listen))?;
-        Ok(Self { session })
+        Ok(Self { session, lsd })
+    }
+
+    /// Whether the session looks for peers on the local network (BEP 14):
+    /// a fetch with no DHT and no peer given can still find one.
+    pub fn finds_lan_peers(&self) -> bool {
+        self.lsd
     }
 
     /// The address peers can reach this session at.

@@ -39,6 +39,8 @@ pub struct SeedOptions {
     pub peers: Vec<SocketAddr>,
     /// Speed caps.
     pub rates: crate::swarm::engine::RateLimits,
+    /// Local service discovery (see [`EngineConfig::lsd`]).
+    pub lsd: bool,
     /// Bound on inflated blob bytes kept in memory.
     pub cache_bytes: u64,
     /// The DHT to announce on and refresh heads in; `None` stays off it.
@@ -105,6 +107,7 @@ pub async fn run(
         listen: options.listen,
         work_dir: StateDir::of(&git_dir).session(),
         rates: options.rates,
+        lsd: options.lsd,
     })
     .await?;
     let addr = engine

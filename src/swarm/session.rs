@@ -23,6 +23,8 @@ pub struct SwarmOptions {
     pub listen: SocketAddr,
     /// Speed caps for the whole session.
     pub rates: RateLimits,
+    /// Local service discovery (see [`EngineConfig::lsd`]).
+    pub lsd: bool,
     /// The DHT to join; `None` stays off it (peers are given, or webseeds).
     pub dht: Option<DhtConfig>,
     /// Start the peer feed even without a DHT: webseeds join a running
@@ -53,6 +55,7 @@ impl Swarm {
             listen: options.listen,
             work_dir: scratch.path().to_owned(),
             rates: options.rates,
+            lsd: options.lsd,
         })
         .await?;
         let dht = match &options.dht {

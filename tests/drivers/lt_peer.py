@@ -1,20 +1,23 @@
 #!/usr/bin/python3
-"""A libtorrent (python3-libtorrent 2.0) peer for xus interop tests, on 127.0.0.1 only.
+"""A libtorrent (python3-libtorrent 2.0) peer for xus interop tests, on 127.0.0.1 unless
+--listen names another address (inside a test's own network namespace).
 
 Run with /usr/bin/python3 (the Debian bindings import only there).
 
   lt_peer.py download --save DIR (--torrent FILE | --magnet URI) [--peer IP:PORT]... [--timeout S]
+             [--listen IP] [--lsd]
   lt_peer.py seed --save DIR --torrent FILE [--seed-mode] [--timeout S]
 
 Protocol on stdout, one line each, flushed:
-  listening <port>        the session accepts peers on 127.0.0.1:<port>
+  listening <port>        the session accepts peers on 127.0.0.1:<port> (or --listen's address)
   seeding <infohash>      (seed) every piece checked: ready to serve
   finished <infohash>     (download) every piece downloaded and verified, storage flushed
   error <text>            then a non-zero exit
 Alerts and progress go to stderr. The process exits by itself after --timeout seconds
 (status 3), so it never outlives a test that lost track of it. --seed-mode trusts
 the files and hashes each piece on first upload instead of all at start
-(libtorrent's seed_mode flag; benches/seed_start.py compares it with xus).
+(libtorrent's seed_mode flag; benches/seed_start.py compares it with xus). --lsd turns
+on local service discovery (BEP 14: multicast announces on the LAN), off otherwise.
 """
 
 import argparse
@@ -36,7 +39,7 @@ def log(*words):
 START = time.monotonic()
 
 
-def make_session():
+def make_session(listen="127.0.0.1", lsd=False):
     cat = lt.alert.category_t
     mask = (
         cat.error_notification
@@ -45,13 +48,14 @@ def make_session():
         | cat.storage_notification
         | cat.connect_notification
     )
-    # Everything on loopback; nothing that could reach beyond it.
+    # Everything on loopback (or the test namespace's address); nothing
+    # that could reach beyond it.
     return lt.session(
         {
-            "listen_interfaces": "127.0.0.1:0",
-            "outgoing_interfaces": "127.0.0.1",
+            "listen_interfaces": listen + ":0",
+            "outgoing_interfaces": listen,
             "enable_dht": False,
-            "enable_lsd": False,
+            "enable_lsd": lsd,
             "enable_upnp": False,
             "enable_natpmp": False,
             "dht_bootstrap_nodes": "",
@@ -88,6 +92,8 @@ def main():
     p.add_argument("--peer", action="append", default=[])
     p.add_argument("--timeout", type=float, default=300)
     p.add_argument("--seed-mode", action="store_true")
+    p.add_argument("--listen", default="127.0.0.1")
+    p.add_argument("--lsd", action="store_true")
     args = p.parse_args()
     if (args.torrent is None) == (args.magnet is None):
         fail("give exactly one of --torrent and --magnet")
@@ -96,7 +102,7 @@ def main():
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     deadline = START + args.timeout
-    ses = make_session()
+    ses = make_session(args.listen, args.lsd)
     if args.magnet is not None:
         atp = lt.parse_magnet_uri(args.magnet)
     else:

@@ -14,7 +14,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -255,6 +255,24 @@ pub struct Libtorrent {
 
 impl Libtorrent {
     fn spawn(mode: &str, args: &[String], log: &Path) -> Self {
+        Self::spawn_in(
+            Command::new(SYSTEM_PYTHON),
+            Ipv4Addr::LOCALHOST,
+            mode,
+            args,
+            log,
+        )
+    }
+
+    /// Runs the driver through `python` (the system Python, maybe inside a
+    /// namespace), accepting peers on `ip`.
+    fn spawn_in(
+        mut python: Command,
+        ip: Ipv4Addr,
+        mode: &str,
+        args: &[String],
+        log: &Path,
+    ) -> Self {
         require_libtorrent();
         let driver = lt_driver();
         assert!(
@@ -262,7 +280,7 @@ impl Libtorrent {
             "libtorrent driver {} is missing",
             driver.display()
         );
-        let mut child = Command::new(SYSTEM_PYTHON)
+        let mut child = python
             .arg(&driver)
             .arg(mode)
             .args(args)
@@ -293,9 +311,30 @@ impl Libtorrent {
         Self {
             guard,
             lines,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            addr: SocketAddr::from((ip, port)),
             log: log.to_owned(),
         }
+    }
+
+    /// Starts downloading `magnet` inside `ns` on `ip`, finding peers only
+    /// by local service discovery (BEP 14): no DHT, no peer given.
+    pub fn download_by_lsd(
+        ns: &super::netns::NetNs,
+        ip: Ipv4Addr,
+        save: &Path,
+        magnet: &str,
+        log: &Path,
+    ) -> Self {
+        let args = [
+            "--save".to_owned(),
+            save.display().to_string(),
+            "--magnet".into(),
+            magnet.to_owned(),
+            "--listen".into(),
+            ip.to_string(),
+            "--lsd".into(),
+        ];
+        Self::spawn_in(ns.command(SYSTEM_PYTHON), ip, "download", &args, log)
     }
 
     /// Starts downloading `source` into `save` (files land in

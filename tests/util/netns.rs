@@ -6,6 +6,10 @@
 //! as peers and DHT nodes) carry the traffic. Removed on drop, also when the
 //! test panics.
 
+//!
+//! [`Lan`] builds the other shape: several such worlds, each a machine with
+//! its own address, cabled (veth pairs) to one bridge.
+
 use std::ffi::OsStr;
 use std::net::Ipv4Addr;
 use std::process::Command;
@@ -20,8 +24,9 @@ pub struct NetNs {
 
 impl NetNs {
     /// Creates the namespace with loopback up, carrying `addresses` too (each
-    /// a /32; this machine's kernel has no dummy or veth devices), all local
-    /// to it and reachable from each other.
+    /// a /32 on `lo`: the kernel has no dummy devices), all local to it and
+    /// reachable from each other. For separate machines on one segment, see
+    /// [`Lan`].
     pub fn new(tag: &str, addresses: &[Ipv4Addr]) -> Self {
         require_program("ip", "iproute2");
         static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -67,6 +72,83 @@ impl Drop for NetNs {
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();
+    }
+}
+
+/// A LAN segment inside the test: a bridge in a namespace of its own, and
+/// hosts, each a namespace with one veth cable to the bridge, address
+/// `10.88.0.<n>/24` (n from 1), and its default route onto the segment, as a
+/// machine on an office LAN has (nothing beyond the hosts answers). Multicast
+/// crosses the bridge (BEP 14 local service discovery works); nothing
+/// leaves the test's namespaces. Removed on drop, also when the test panics.
+pub struct Lan {
+    // Dropped first: the hosts, then the bridge (veth pairs go with them).
+    hosts: Vec<NetNs>,
+    _bridge: NetNs,
+}
+
+impl Lan {
+    /// `count` hosts on one bridge.
+    pub fn new(tag: &str, count: usize) -> Self {
+        assert!((1..=250).contains(&count), "a /24 holds the hosts");
+        let bridge = NetNs::new(&format!("{tag}-br"), &[]);
+        bridge.ip(&["link", "add", "br0", "type", "bridge"]);
+        // Every group flooded to every port: no IGMP querier needed.
+        bridge.ip(&[
+            "link",
+            "set",
+            "br0",
+            "type",
+            "bridge",
+            "mcast_snooping",
+            "0",
+        ]);
+        bridge.ip(&["link", "set", "br0", "up"]);
+        let mut hosts = Vec::with_capacity(count);
+        for n in 1..=count {
+            let host = NetNs::new(&format!("{tag}-h{n}"), &[]);
+            let port = format!("port{n}");
+            // Made inside the host, its peer end sent straight to the
+            // bridge's namespace: no name is ever taken in the root one.
+            host.ip(&[
+                "link",
+                "add",
+                "eth0",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &port,
+                "netns",
+                bridge.name(),
+            ]);
+            bridge.ip(&["link", "set", &port, "master", "br0"]);
+            bridge.ip(&["link", "set", &port, "up"]);
+            let address = Self::address_of(n);
+            host.ip(&["addr", "add", &format!("{address}/24"), "dev", "eth0"]);
+            host.ip(&["link", "set", "eth0", "up"]);
+            host.ip(&["route", "add", "default", "dev", "eth0"]);
+            hosts.push(host);
+        }
+        Self {
+            hosts,
+            _bridge: bridge,
+        }
+    }
+
+    /// Host `n` (from 1).
+    pub fn host(&self, n: usize) -> &NetNs {
+        &self.hosts[n - 1]
+    }
+
+    /// Host `n`'s address.
+    pub fn address(&self, n: usize) -> Ipv4Addr {
+        assert!((1..=self.hosts.len()).contains(&n), "no host {n}");
+        Self::address_of(n)
+    }
+
+    fn address_of(n: usize) -> Ipv4Addr {
+        Ipv4Addr::new(10, 88, 0, u8::try_from(n).expect("at most 250 hosts"))
     }
 }
 

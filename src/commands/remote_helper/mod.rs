@@ -321,6 +321,7 @@ impl Session<'_> {
             let swarm = self.runtime.block_on(Swarm::start(&SwarmOptions {
                 listen: "0.0.0.0:0".parse()?,
                 rates: RateLimits::default(),
+                lsd: true,
                 dht: Some(dht),
                 feed: false,
             }))?;

@@ -89,7 +89,7 @@ pub(crate) async fn info_from_peers(
     let deadline = clock.deadline;
     let feed_url = swarm.feed_url();
     anyhow::ensure!(
-        !peers.is_empty() || feed_url.is_some(),
+        !peers.is_empty() || feed_url.is_some() || swarm.engine.finds_lan_peers(),
         "no peer to ask for the metadata of {ih}: give one with --peer ADDR"
     );
     report.event(FetchEvent::AskingForMetadata {

@@ -1599,9 +1599,14 @@ impl Session {
         let lsd_rx = if is_private {
             None
         } else {
-            self.lsd.as_ref().map(|lsd| {
-                lsd.announce(info_hash, if announce { self.announce_port } else { None })
-            })
+            // xus patch: LSD announces even while a magnet's metadata is
+            // being resolved (`announce` is false then). Peers on the LAN
+            // only answer an announce, and a seed announces once at start
+            // and then every five minutes: without this a fetcher that
+            // starts after the seed waits minutes to find it.
+            self.lsd
+                .as_ref()
+                .map(|lsd| lsd.announce(info_hash, self.announce_port))
         };
 
         if self.disable_trackers {

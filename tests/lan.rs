@@ -1,0 +1,134 @@
+//! Peers on one LAN segment find each other with no DHT and no address
+//! given: local service discovery (BEP 14), multicast announces on
+//! 239.192.152.143:6771 (issue 14, item 1).
+//!
+//! Each machine is its own network namespace with a veth cable to one
+//! bridge ([`util::netns::Lan`]), so the announces cross a real segment and
+//! the peers dial each other's real addresses; nothing leaves the test's
+//! namespaces. xus runs there without the loopback test guard (which keeps
+//! LSD off on the host, where multicast would reach the machine's real
+//! network). Each test also runs its control: with `--no-lsd` the same
+//! fetch finds nobody, so what found the peer was LSD.
+
+mod util;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use util::clients::Libtorrent;
+use util::netns::Lan;
+use util::*;
+
+/// How long a fetch may look for the seed and download.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long the control fetch (LSD off) waits for metadata before it
+/// gives up: long enough that LSD, had it been on, would have found the
+/// seed (it does in about a second).
+const CONTROL_METADATA_TIMEOUT_S: &str = "10";
+
+/// `xus` inside `host` (no test guard: the namespace has no way out).
+fn xus_on(lan: &Lan, host: usize, home: &Path) -> Command {
+    let mut command = lan.host(host).command(xus_bin());
+    command.env("XUS_HOME", home);
+    command
+}
+
+/// A repository with a small tree and one larger file.
+fn lan_commit() -> (TestRepo, String) {
+    let repo = TestRepo::new();
+    repo.write("README.md", "# on the LAN\n");
+    repo.write("src/lib.rs", "pub fn lan() {}\n");
+    repo.write("assets/map.bin", noise(3 << 20, 14));
+    let commit = repo.commit("lan fixture");
+    (repo, commit)
+}
+
+/// `xus seed` of `repo` on host 1, DHT off, no peer given; returns it and
+/// the bare magnet (no `x.pe`, no `ws=`: nothing but the infohash).
+fn seed_on_host_1(lan: &Lan, home: &Path, repo: &TestRepo) -> (Seeder, String) {
+    let listen = format!("{}:0", lan.address(1));
+    // Without `--bootstrap`, spawn_seed_with adds --no-dht.
+    let seeder = spawn_seed_with(xus_on(lan, 1, home), repo.path(), &["--listen", &listen]);
+    let seeded = seeder.seeded.first().expect("a `seeding` line");
+    let magnet = format!("magnet:?xt=urn:btih:{}", seeded.info_hash);
+    (seeder, magnet)
+}
+
+#[test]
+fn two_machines_find_each_other_by_local_service_discovery() {
+    let lan = Lan::new("lsd", 2);
+    let homes = tempfile::tempdir().expect("tempdir");
+    let (src, commit) = lan_commit();
+    let (_seeder, magnet) = seed_on_host_1(&lan, &homes.path().join("seed"), &src);
+    let dst = tempfile::tempdir().expect("tempdir");
+    let reader_home = homes.path().join("reader");
+    let listen = format!("{}:0", lan.address(2));
+
+    // The control first: LSD off, nothing else to go by.
+    let control_repo = dst.path().join("control");
+    let out = run_xus_with(
+        xus_on(&lan, 2, &reader_home)
+            .args(["fetch", &magnet, "--repo"])
+            .arg(&control_repo)
+            .args([
+                "--branch", "main", "--no-dht", "--no-lsd", "--listen", &listen,
+            ])
+            .args(["--metadata-timeout", CONTROL_METADATA_TIMEOUT_S]),
+        FETCH_TIMEOUT,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "without LSD, DHT or a peer the fetch cannot find the seed, yet it succeeded:\n{stderr}"
+    );
+
+    let repo = dst.path().join("r");
+    let started = Instant::now();
+    let out = run_xus_with(
+        xus_on(&lan, 2, &reader_home)
+            .args(["fetch", &magnet, "--repo"])
+            .arg(&repo)
+            .args(["--branch", "main", "--no-dht", "--listen", &listen]),
+        FETCH_TIMEOUT,
+    );
+    assert!(
+        out.status.success(),
+        "fetch over the LAN by LSD failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!(
+        "xus fetch found the seed by LSD and fetched in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(git(&repo, &["rev-parse", "main"]), commit);
+    assert_fsck_clean(&repo);
+}
+
+#[test]
+fn libtorrent_on_the_lan_finds_a_xus_seed_by_local_service_discovery() {
+    let lan = Lan::new("lsd-lt", 2);
+    let homes = tempfile::tempdir().expect("tempdir");
+    let (src, commit) = lan_commit();
+    let (_seeder, magnet) = seed_on_host_1(&lan, &homes.path().join("seed"), &src);
+    let work = tempfile::tempdir().expect("tempdir");
+    let save = work.path().join("save");
+    std::fs::create_dir(&save).expect("mkdir");
+
+    let started = Instant::now();
+    let mut lt = Libtorrent::download_by_lsd(
+        lan.host(2),
+        lan.address(2),
+        &save,
+        &magnet,
+        &work.path().join("libtorrent.log"),
+    );
+    lt.wait_finished(FETCH_TIMEOUT);
+    eprintln!(
+        "libtorrent found the xus seed by LSD and downloaded in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let archive = git_archive(src.path(), &commit);
+    assert_same_files(archive.path(), &save.join(&commit), false);
+}
