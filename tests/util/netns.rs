@@ -147,6 +147,90 @@ impl Lan {
         Self::address_of(n)
     }
 
+    /// Bytes host `n` has sent on its cable so far (the kernel's count):
+    /// what a peer uploaded, whatever the peer says about itself.
+    pub fn sent_bytes(&self, n: usize) -> u64 {
+        let out = self
+            .host(n)
+            .command("cat")
+            .arg("/sys/class/net/eth0/statistics/tx_bytes")
+            .output()
+            .expect("reading the cable's byte count");
+        assert!(out.status.success(), "cat tx_bytes: {out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("tx_bytes is a number")
+    }
+
+    /// Starts counting the bytes host `to` receives from host `from` (an
+    /// nftables counter in `to`'s namespace; read with [`Lan::received`]).
+    pub fn count_received(&self, to: usize, from: usize) {
+        let table = "table inet xus_count { chain input { type filter hook input priority 0; }; }";
+        self.nft(to, &["-f", "-"], Some(table));
+        let source = self.address(from).to_string();
+        self.nft(
+            to,
+            &[
+                "add",
+                "rule",
+                "inet",
+                "xus_count",
+                "input",
+                "ip",
+                "saddr",
+                &source,
+                "counter",
+            ],
+            None,
+        );
+    }
+
+    /// Bytes host `to` received from host `from` since
+    /// [`Lan::count_received`].
+    pub fn received(&self, to: usize, from: usize) -> u64 {
+        let listing = self.nft(to, &["list", "chain", "inet", "xus_count", "input"], None);
+        let needle = format!("ip saddr {} counter", self.address(from));
+        let line = listing
+            .lines()
+            .find(|l| l.contains(&needle))
+            .unwrap_or_else(|| panic!("no counter for host {from} on host {to}:\n{listing}"));
+        let words: Vec<&str> = line.split_whitespace().collect();
+        words
+            .iter()
+            .position(|w| *w == "bytes")
+            .and_then(|i| words.get(i + 1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no byte count in {line:?}"))
+    }
+
+    /// `nft ARGS` inside host `n`, with `stdin`; panics on failure.
+    fn nft(&self, n: usize, args: &[&str], stdin: Option<&str>) -> String {
+        use std::io::Write;
+        require_program("nft", "nftables");
+        let mut child = self
+            .host(n)
+            .command("nft")
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("running nft");
+        let mut input = child.stdin.take().expect("stdin");
+        input
+            .write_all(stdin.unwrap_or("").as_bytes())
+            .expect("writing to nft");
+        drop(input);
+        let out = child.wait_with_output().expect("nft");
+        assert!(
+            out.status.success(),
+            "nft {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     fn address_of(n: usize) -> Ipv4Addr {
         Ipv4Addr::new(10, 88, 0, u8::try_from(n).expect("at most 250 hosts"))
     }
