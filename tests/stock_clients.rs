@@ -163,6 +163,37 @@ fn libtorrent_downloads_a_commit_from_xus_seed() {
     report("libtorrent <- xus seed", started);
 }
 
+/// uTP (BEP 29): libtorrent with TCP off both ways still downloads from a
+/// xus seed, which listens on uTP beside TCP on the same port.
+#[test]
+fn libtorrent_over_utp_only_downloads_a_commit_from_xus_seed() {
+    require_libtorrent();
+    let started = Instant::now();
+    let (src, commit) = interop_commit();
+    let archive = git_archive(src.path(), &commit);
+    let seeder = spawn_seed(src.path(), &[&commit]);
+    let seeded = seeder.seeded[0].clone();
+
+    let work = tempfile::tempdir().expect("tempdir");
+    let save = work.path().join("save");
+    std::fs::create_dir(&save).expect("mkdir");
+    let mut lt = Libtorrent::download_utp_only(
+        &save,
+        LtSource::Magnet(&seeded.magnet),
+        &work.path().join("libtorrent.log"),
+    );
+    let (info_hash, (tcp, utp)) = lt.wait_finished_with_transports(TRANSFER);
+    assert_eq!(info_hash, seeded.info_hash);
+    assert_eq!(
+        (tcp, utp),
+        (0, 1),
+        "libtorrent should have had the seed as its one peer, over uTP"
+    );
+    drop(seeder);
+    assert_download(&save, &commit, archive.path(), true);
+    report("libtorrent (uTP only) <- xus seed", started);
+}
+
 #[test]
 fn aria2c_downloads_a_commit_from_xus_seed() {
     require_program("aria2c", "aria2");

@@ -1,6 +1,6 @@
 //! The BitTorrent engine: a librqbit session configured for xus (no
 //! trackers but the loopback peer feed, LSD multicast unless asked not to,
-//! no UPnP, TCP on the address asked for), and the handful of calls the pipelines need.
+//! no UPnP, TCP and uTP on the address asked for), and the handful of calls the pipelines need.
 //!
 //! Exactly two modules know librqbit's API: this one (sessions, torrents,
 //! metadata, progress) and [`crate::swarm::storage`], which implements its
@@ -123,7 +123,9 @@ impl Engine {
             fastresume: false,
             persistence: None,
             listen: Some(ListenerOptions {
-                mode: ListenerMode::TcpOnly,
+                // uTP (BEP 29) on the same port: peers that speak only uTP
+                // reach xus; xus dials TCP first, uTP after a second.
+                mode: ListenerMode::TcpAndUtp,
                 listen_addr: config.listen,
                 enable_upnp_port_forwarding: false,
                 ipv4_only: config.listen.is_ipv4(),

@@ -5,12 +5,13 @@
 Run with /usr/bin/python3 (the Debian bindings import only there).
 
   lt_peer.py download --save DIR (--torrent FILE | --magnet URI) [--peer IP:PORT]... [--timeout S]
-             [--listen IP] [--lsd]
+             [--listen IP] [--lsd] [--utp-only]
   lt_peer.py seed --save DIR --torrent FILE [--seed-mode] [--timeout S]
 
 Protocol on stdout, one line each, flushed:
   listening <port>        the session accepts peers on 127.0.0.1:<port> (or --listen's address)
   seeding <infohash>      (seed) every piece checked: ready to serve
+  transports tcp=<n> utp=<n>  (download, just before finished) peers seen over each transport
   finished <infohash>     (download) every piece downloaded and verified, storage flushed
   error <text>            then a non-zero exit
 Alerts and progress go to stderr. The process exits by itself after --timeout seconds
@@ -18,6 +19,7 @@ Alerts and progress go to stderr. The process exits by itself after --timeout se
 the files and hashes each piece on first upload instead of all at start
 (libtorrent's seed_mode flag; benches/seed_start.py compares it with xus). --lsd turns
 on local service discovery (BEP 14: multicast announces on the LAN), off otherwise.
+--utp-only speaks to peers over uTP (BEP 29) only: no TCP connection either way.
 """
 
 import argparse
@@ -39,7 +41,7 @@ def log(*words):
 START = time.monotonic()
 
 
-def make_session(listen="127.0.0.1", lsd=False):
+def make_session(listen="127.0.0.1", lsd=False, utp_only=False):
     cat = lt.alert.category_t
     mask = (
         cat.error_notification
@@ -60,8 +62,10 @@ def make_session(listen="127.0.0.1", lsd=False):
             "enable_natpmp": False,
             "dht_bootstrap_nodes": "",
             "allow_multiple_connections_per_ip": True,
-            "enable_outgoing_utp": False,
-            "enable_incoming_utp": False,
+            "enable_outgoing_utp": utp_only,
+            "enable_incoming_utp": utp_only,
+            "enable_outgoing_tcp": not utp_only,
+            "enable_incoming_tcp": not utp_only,
             "alert_mask": int(mask),
             "user_agent": "xus-interop-libtorrent/" + lt.__version__,
         }
@@ -73,8 +77,21 @@ def parse_peer(text):
     return (host, int(port))
 
 
+# Connections made, ip:port -> "tcp" | "utp" (from libtorrent's alert text:
+# the Debian bindings expose no uTP flag on peer_info).
+SEEN_PEERS = {}
+
+
+def note_connection(a):
+    if isinstance(a, (lt.peer_connect_alert, lt.incoming_connection_alert)):
+        text = a.message()
+        key = str(getattr(a, "endpoint", getattr(a, "ip", "?")))
+        SEEN_PEERS[key] = "utp" if "uTP" in text else "tcp"
+
+
 def drain(ses):
     for a in ses.pop_alerts():
+        note_connection(a)
         log(a.what(), a.message())
 
 
@@ -94,6 +111,7 @@ def main():
     p.add_argument("--seed-mode", action="store_true")
     p.add_argument("--listen", default="127.0.0.1")
     p.add_argument("--lsd", action="store_true")
+    p.add_argument("--utp-only", action="store_true")
     args = p.parse_args()
     if (args.torrent is None) == (args.magnet is None):
         fail("give exactly one of --torrent and --magnet")
@@ -102,7 +120,7 @@ def main():
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     deadline = START + args.timeout
-    ses = make_session(args.listen, args.lsd)
+    ses = make_session(args.listen, args.lsd, args.utp_only)
     if args.magnet is not None:
         atp = lt.parse_magnet_uri(args.magnet)
     else:
@@ -163,10 +181,13 @@ def main():
                 if ses.wait_for_alert(200) is not None:
                     alerts = ses.pop_alerts()
                     for a in alerts:
+                        note_connection(a)
                         log(a.what(), a.message())
                     if any(isinstance(a, lt.torrent_removed_alert) for a in alerts):
                         break
             log("downloaded %d payload bytes" % st.total_payload_download)
+            kinds = list(SEEN_PEERS.values())
+            out("transports", "tcp=%d" % kinds.count("tcp"), "utp=%d" % kinds.count("utp"))
             out("finished", info_hash)
             return
         if now > deadline:

@@ -340,7 +340,24 @@ impl Libtorrent {
     /// Starts downloading `source` into `save` (files land in
     /// `save/<torrent name>/`), dialing `peers` as well.
     pub fn download(save: &Path, source: LtSource<'_>, peers: &[SocketAddr], log: &Path) -> Self {
+        Self::download_with(save, source, peers, log, &[])
+    }
+
+    /// [`Libtorrent::download`] speaking uTP (BEP 29) only: TCP is off both
+    /// ways, so every byte crosses a uTP connection.
+    pub fn download_utp_only(save: &Path, source: LtSource<'_>, log: &Path) -> Self {
+        Self::download_with(save, source, &[], log, &["--utp-only"])
+    }
+
+    fn download_with(
+        save: &Path,
+        source: LtSource<'_>,
+        peers: &[SocketAddr],
+        log: &Path,
+        extra: &[&str],
+    ) -> Self {
         let mut args = vec!["--save".to_owned(), save.display().to_string()];
+        args.extend(extra.iter().map(|a| a.to_string()));
         match source {
             LtSource::Torrent(t) => args.extend(["--torrent".into(), t.display().to_string()]),
             LtSource::Magnet(m) => args.extend(["--magnet".into(), m.to_owned()]),
@@ -374,7 +391,28 @@ impl Libtorrent {
     /// Waits until every piece is downloaded, verified and flushed; returns
     /// the infohash libtorrent reports.
     pub fn wait_finished(&mut self, timeout: Duration) -> String {
+        self.wait_finished_with_transports(timeout).0
+    }
+
+    /// [`Libtorrent::wait_finished`], also returning how many peers it saw
+    /// over TCP and over uTP.
+    pub fn wait_finished_with_transports(&mut self, timeout: Duration) -> (String, (u32, u32)) {
         let log_path = self.log.clone();
+        let transports = self.lines.expect(
+            "`transports tcp=<n> utp=<n>`",
+            timeout,
+            || log_tail(&log_path, 60),
+            |l| {
+                assert!(
+                    !l.starts_with("error "),
+                    "libtorrent driver: {l}\n{}",
+                    log_tail(&log_path, 60)
+                );
+                let rest = l.strip_prefix("transports tcp=")?;
+                let (tcp, utp) = rest.split_once(" utp=")?;
+                Some((tcp.trim().parse().ok()?, utp.trim().parse().ok()?))
+            },
+        );
         let ih = self.lines.expect(
             "`finished <infohash>`",
             timeout,
@@ -396,7 +434,7 @@ impl Libtorrent {
             "libtorrent driver exited with {status}\n{}",
             log_tail(&self.log, 40)
         );
-        ih
+        (ih, transports)
     }
 
     /// The driver's log, for failure messages.
