@@ -26,6 +26,7 @@ pub async fn status(config: &Path, json: bool, out: &mut (dyn Write + Send)) -> 
         SocketAddr::V6(a) => format!("http://[{}]:{}/status", a.ip(), a.port()),
     };
     let client = reqwest::Client::builder()
+        .redirect(crate::swarm::dial_policy::redirect_policy())
         .timeout(Duration::from_secs(30))
         .build()
         .context("starting the HTTP client")?;

@@ -94,6 +94,7 @@ pub async fn push(
         )
     })?;
     let client = reqwest::Client::builder()
+        .redirect(crate::swarm::dial_policy::redirect_policy())
         .timeout(options.timeout)
         .connect_timeout(Duration::from_secs(10))
         .build()

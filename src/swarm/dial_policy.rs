@@ -96,6 +96,33 @@ pub fn check_url(url: &str) -> Result<(), Refused> {
     }
 }
 
+/// Most redirects one HTTP request follows.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// The redirect rule of every HTTP client xus makes (webseeds, masters): a
+/// URL passed [`check_url`] when it was given, and a redirect is a new
+/// address the server picks, so each hop passes it too; at most
+/// [`MAX_REDIRECTS`] hops.
+pub fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        if attempt.previous().len() > MAX_REDIRECTS {
+            return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+        }
+        match check_url(attempt.url().as_str()) {
+            Ok(()) => attempt.follow(),
+            Err(why) => {
+                let error = format!("redirect to {} refused: {why}", attempt.url());
+                attempt.error(error)
+            }
+        }
+    })
+}
+
+/// The same rule for the webseed bridge, which knows no dial policy.
+pub fn webseed_redirects() -> webseed::bridge::RedirectFilter {
+    webseed::bridge::RedirectFilter::new(|url| check_url(url).is_ok())
+}
+
 /// The peers of one request that may be dialled: refused ones reported to
 /// `refused`, duplicates dropped, at most [`MAX_PEERS_PER_REQUEST`] kept
 /// (in the order given; the rest reported as over the limit).
@@ -218,5 +245,51 @@ mod tests {
         assert_eq!(check_url("http://[ff02::1]/"), Err(Refused::Broadcast));
         assert_eq!(check_url("http://127.0.0.1:8080/ws/"), Ok(()));
         assert_eq!(check_url("http://localhost:8080/"), Ok(()));
+    }
+
+    /// A one-request HTTP server on loopback answering `response`; returns
+    /// its base URL.
+    fn answer_once(response: &'static str) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/", listener.local_addr().expect("addr"));
+        std::thread::spawn(move || {
+            if let Ok((mut stream, _)) = listener.accept() {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request);
+                let _ = stream.write_all(response.as_bytes());
+            }
+        });
+        url
+    }
+
+    #[test]
+    fn redirects_pass_the_dial_rule_at_every_hop() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let client = reqwest::Client::builder()
+            .redirect(redirect_policy())
+            .build()
+            .expect("client");
+        let get = |url: String| runtime.block_on(client.get(url).send());
+
+        // To an address no peer can hold: refused, never dialled.
+        let to_nowhere = answer_once(
+            "HTTP/1.1 302 Found\r\nLocation: http://0.0.0.0:9/x\r\nContent-Length: 0\r\n\r\n",
+        );
+        let error = get(to_nowhere).expect_err("a redirect to 0.0.0.0 is refused");
+        assert!(
+            format!("{error:?}").contains("redirect to http://0.0.0.0:9/x refused"),
+            "{error:?}"
+        );
+
+        // To an allowed address: followed.
+        let target = answer_once("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        let hop = format!("HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\n\r\n");
+        let to_loopback = answer_once(Box::leak(hop.into_boxed_str()));
+        let response = get(to_loopback).expect("a redirect to loopback is followed");
+        assert_eq!(response.status(), 200);
     }
 }

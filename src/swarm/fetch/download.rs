@@ -89,7 +89,10 @@ pub(crate) async fn download(
             WebseedPeer::start(
                 Arc::new(webseed_layout(torrent)),
                 urls.to_vec(),
-                BridgeOptions::default(),
+                BridgeOptions {
+                    redirects: crate::swarm::dial_policy::webseed_redirects(),
+                    ..BridgeOptions::default()
+                },
             )
             .await
             .context("starting the webseed bridge")?,

@@ -162,6 +162,7 @@ pub(crate) async fn from_webseeds(
     tally: &Tally,
 ) -> anyhow::Result<CommitTorrent> {
     let client = reqwest::Client::builder()
+        .redirect(crate::swarm::dial_policy::redirect_policy())
         .timeout(WEBSEED_TORRENT_TIMEOUT)
         .build()
         .context("building an HTTP client")?;

@@ -333,6 +333,7 @@ async fn payload_from_master(step: Step<'_>, url: &str) -> anyhow::Result<Vec<u8
     crate::swarm::dial_policy::check_url(url)
         .map_err(|why| anyhow::anyhow!("not asking the master at {url}: {why}"))?;
     let client = reqwest::Client::builder()
+        .redirect(crate::swarm::dial_policy::redirect_policy())
         .connect_timeout(MASTER_CONNECT_TIMEOUT)
         .read_timeout(BUILD_WAIT + MASTER_BUILD_TIME)
         .build()

@@ -41,6 +41,7 @@
 //! ```
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 mod connection;
@@ -76,7 +77,69 @@ pub struct BridgeOptions {
     /// HTTP connect timeout, and the longest a response may go without sending a byte (default
     /// 30 s); a request that times out fails over to the next webseed.
     pub http_timeout: Duration,
+    /// Which redirect targets are followed (default: any http(s) URL, at most
+    /// [`MAX_REDIRECTS`] hops). A webseed URL was checked by whoever gave it; a
+    /// redirect is a new address chosen by the server, so an embedder with a dial
+    /// policy checks it here too.
+    pub redirects: RedirectFilter,
 }
+
+/// Most redirects one webseed request follows.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// A rule on redirect targets, asked before each hop is followed.
+#[derive(Clone, Default)]
+pub struct RedirectFilter(Option<AllowUrl>);
+
+/// Whether a redirect target may be followed.
+type AllowUrl = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+impl RedirectFilter {
+    /// Follows a redirect only to URLs for which `allow` returns `true`.
+    pub fn new(allow: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
+        Self(Some(Arc::new(allow)))
+    }
+
+    /// The reqwest policy: at most [`MAX_REDIRECTS`] hops, to http(s) URLs this filter allows.
+    pub(crate) fn policy(&self) -> reqwest::redirect::Policy {
+        let allow = self.0.clone();
+        reqwest::redirect::Policy::custom(move |attempt| {
+            let url = attempt.url().as_str().to_owned();
+            if attempt.previous().len() > MAX_REDIRECTS {
+                attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
+            } else if !matches!(attempt.url().scheme(), "http" | "https")
+                || allow.as_ref().is_some_and(|allow| !allow(&url))
+            {
+                attempt.error(format!("redirect to {url} refused"))
+            } else {
+                attempt.follow()
+            }
+        })
+    }
+}
+
+impl std::fmt::Debug for RedirectFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "RedirectFilter(checked)"
+        } else {
+            "RedirectFilter(any http)"
+        })
+    }
+}
+
+/// Two filters are equal when they are the same rule (or both the default).
+impl PartialEq for RedirectFilter {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for RedirectFilter {}
 
 impl Default for BridgeOptions {
     fn default() -> Self {
@@ -88,6 +151,7 @@ impl Default for BridgeOptions {
             keep_alive_interval: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(180),
             http_timeout: Duration::from_secs(30),
+            redirects: RedirectFilter::default(),
         }
     }
 }

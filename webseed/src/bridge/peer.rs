@@ -57,6 +57,7 @@ impl WebseedPeer {
             .connect_timeout(options.http_timeout)
             .read_timeout(options.http_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
+            .redirect(options.redirects.policy())
             .user_agent(concat!("xus-webseed-bridge/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(BridgeError::HttpClient)?;
