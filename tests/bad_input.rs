@@ -700,12 +700,32 @@ fn invalid_branch_name_changes_nothing() {
     src.commit("x");
     let seeder = spawn_seed(src.path(), &[]);
     let target = target();
-    refused(
-        target.path(),
-        &seeder.seeded[0].magnet,
-        &["--branch", "bad..name"],
-        &["is not a valid branch name"],
-    );
+    // What Git's check-ref-format --branch refuses, libgit2's ref rule or not.
+    let long = format!("{}..", "x".repeat(5_000));
+    for bad in [
+        "bad..name",
+        "HEAD",
+        "-x",
+        "@",
+        "../x",
+        "main.lock",
+        "ma in",
+        "ma@{in",
+        "main/",
+        "a:b",
+        &long,
+    ] {
+        let stderr = refused(
+            target.path(),
+            &seeder.seeded[0].magnet,
+            &[&format!("--branch={bad}")],
+            &["is not a valid branch name"],
+        );
+        assert!(
+            stderr.len() < 1_000,
+            "the error quotes a short prefix of the name, not all of it:\n{stderr}"
+        );
+    }
 }
 
 /// `--checkout` into a bare repository cannot succeed: refused up front,

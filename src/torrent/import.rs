@@ -91,8 +91,8 @@ pub enum ImportError {
         kept: String,
     },
     /// A branch name Git refuses.
-    #[error("{0:?} is not a valid branch name")]
-    BadBranch(String),
+    #[error("{0:?} is not a valid branch name: {1}")]
+    BadBranch(String, String),
     /// `--checkout` in a bare repository.
     #[error("cannot check out into a bare repository")]
     Bare,
@@ -243,13 +243,28 @@ fn write_packs(
     )
 }
 
+/// Checks a local branch name given as an option: Git's rules for branches
+/// (`git check-ref-format --branch`: no `HEAD`, `-x`, `@`, ...), and
+/// libgit2's for refs. The error quotes at most 80 characters of it.
+fn check_branch_option(branch: &str) -> Result<(), ImportError> {
+    let shown = || branch.chars().take(80).collect::<String>();
+    if let Err(error) = tracker_free::check_git_branch_name(branch) {
+        return Err(ImportError::BadBranch(shown(), error.to_string()));
+    }
+    if !git2::Reference::is_valid_name(&format!("refs/heads/{branch}")) {
+        return Err(ImportError::BadBranch(
+            shown(),
+            "Git refuses it as a ref name".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Refuses ref options that could only fail after a download: a branch name
 /// Git rejects, or a checkout into a repository created bare.
 pub fn check_ref_options(options: &RefOptions, bare: bool) -> Result<(), ImportError> {
-    if let Some(branch) = &options.branch
-        && !git2::Reference::is_valid_name(&format!("refs/heads/{branch}"))
-    {
-        return Err(ImportError::BadBranch(branch.clone()));
+    if let Some(branch) = &options.branch {
+        check_branch_option(branch)?;
     }
     if options.checkout && bare {
         return Err(ImportError::Bare);
@@ -348,10 +363,8 @@ fn branch_may_move(
     proof: Option<ObjectId>,
     kept: &str,
 ) -> Result<String, ImportError> {
+    check_branch_option(branch)?;
     let name = format!("refs/heads/{branch}");
-    if !git2::Reference::is_valid_name(&name) {
-        return Err(ImportError::BadBranch(branch.to_owned()));
-    }
     let Ok(current) = repo.refname_to_id(&name) else {
         return Ok(name);
     };

@@ -78,12 +78,7 @@ impl Branch {
             let shown: String = name.chars().take(80).collect();
             return Err(BranchError::TooLong(shown));
         }
-        if name.chars().any(char::is_control) {
-            return Err(BranchError::Control(name.to_string()));
-        }
-        if let Some(why) = git_branch_problem(name) {
-            return Err(BranchError::NotGitBranch(name.to_string(), why));
-        }
+        check_git_branch_name(name)?;
         Ok(Self(name.to_string()))
     }
 
@@ -96,6 +91,23 @@ impl Branch {
     pub fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()
     }
+}
+
+/// Checks `name` is a branch name Git accepts (`git check-ref-format
+/// --branch`), whatever its length: the rule for local branches (`--branch`),
+/// which are no DHT salt. Errors quote at most 80 characters of it.
+pub fn check_git_branch_name(name: &str) -> Result<(), BranchError> {
+    let shown = || name.chars().take(80).collect::<String>();
+    if name.is_empty() {
+        return Err(BranchError::Empty);
+    }
+    if name.chars().any(char::is_control) {
+        return Err(BranchError::Control(shown()));
+    }
+    if let Some(why) = git_branch_problem(name) {
+        return Err(BranchError::NotGitBranch(shown(), why));
+    }
+    Ok(())
 }
 
 /// Why Git's `check-ref-format --branch` refuses `name` (already non-empty

@@ -37,7 +37,7 @@ pub use config::{ConfigError, DhtConfig, PUBLIC_BOOTSTRAP_NODES};
 pub use head::{
     Branch, BranchError, Head, HeadChoice, HeadError, HeadHistory, HeadLookup, HeadUpdate,
     InfoHash, MAX_HEAD_UPDATES, MAX_MASTER_URL_LEN, MAX_VALUE_LEN, Refusal, SignedHead, ValueForm,
-    is_master_url,
+    check_git_branch_name, is_master_url,
 };
 pub use index::{IndexDefault, IndexError, SignedIndex, TopicIndex, merge_indexes};
 pub use node::{AnnounceError, Dht, PeerStream, PublishError, StartError};
