@@ -37,6 +37,7 @@
 //! The leaf crates `tracker-free` (DHT) and `webseed` (HTTP) know nothing
 //! of this crate; `swarm` and `topic` join them to Git.
 
+pub mod bounded_file;
 pub mod cli;
 pub mod commands;
 pub mod git;

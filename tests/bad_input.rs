@@ -298,9 +298,27 @@ fn malformed_magnets() {
             "no peer to ask for the metadata",
         ),
         (hex, "no peer to ask for the metadata"),
+        // Long values inside the 16 KiB bound: the error quotes a prefix.
+        (
+            &format!("magnet:?xt=urn:btih:{hex}&x.pe={}", "9".repeat(12_000)),
+            "is not an ip:port address",
+        ),
+        (
+            &format!("magnet:?xt=urn:btih:{hex}&ws=ftp://{}", "w".repeat(12_000)),
+            "ftp://www",
+        ),
+        (
+            &"z".repeat(12_000),
+            "is not a magnet link, an infohash, a xus:// head or a readable .torrent file",
+        ),
     ];
     for (magnet, needle) in cases {
-        refused(target.path(), magnet, &["--no-dht"], &[needle]);
+        let stderr = refused(target.path(), magnet, &["--no-dht"], &[needle]);
+        assert!(
+            stderr.len() < 1_000,
+            "the error quotes a short prefix of the input, not all of it ({} bytes)",
+            stderr.len()
+        );
     }
 }
 

@@ -1,4 +1,5 @@
-//! The one hex codec and the one percent codec of the xus workspace.
+//! The one hex codec and the one percent codec of the xus workspace, and
+//! the one rule for quoting untrusted text in errors ([`quote`]).
 //!
 //! Every crate of the workspace (`xus`, `tracker-free`, `webseed`) turns text
 //! into bytes through these two modules, so that a key, an infohash, a stored
@@ -30,3 +31,4 @@
 
 pub mod hex;
 pub mod percent;
+pub mod quote;

@@ -167,8 +167,7 @@ impl MasterConfig {
             "{} is larger than 1 MiB",
             path.display()
         );
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = crate::bounded_file::read_to_string(path, MAX_CONFIG_BYTES)?;
         let base = path
             .parent()
             .map(Path::to_path_buf)

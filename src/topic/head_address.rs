@@ -8,15 +8,7 @@ use tracker_free::{Branch, TopicKey};
 use crate::topic::home::Home;
 use crate::torrent::magnet::MAX_MAGNET_LEN;
 
-/// At most the first 80 characters of `text`, and `…` when it is longer.
-fn quote(text: &str) -> String {
-    let mut chars = text.chars();
-    let mut quoted: String = chars.by_ref().take(80).collect();
-    if chars.next().is_some() {
-        quoted.push('…');
-    }
-    quoted
-}
+use xus_codec::quote::short as quote;
 
 /// A branch head to resolve on the DHT.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +40,7 @@ impl HeadAddress {
                 .with_context(|| format!("{quoted:?}: expected xus://TOPIC/BRANCH"))?;
             let topic = home
                 .resolve_topic(topic)
-                .with_context(|| format!("{quoted:?}: unknown topic {topic:?}"))?;
+                .with_context(|| format!("{quoted:?}: unknown topic {:?}", quote(topic)))?;
             let branch = Branch::new(branch).with_context(|| format!("{quoted:?}"))?;
             return Ok(Some(Self { topic, branch }));
         }

@@ -119,8 +119,7 @@ impl Home {
             Ok(meta) if meta.len() > MAX_CONFIG_BYTES => {
                 anyhow::bail!("{} is larger than 1 MiB", path.display())
             }
-            Ok(_) => std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?,
+            Ok(_) => crate::bounded_file::read_to_string(&path, MAX_CONFIG_BYTES)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ConfigFile::default()),
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
@@ -216,8 +215,9 @@ impl Home {
             Some(id) => TopicKey::from_hex(id)
                 .with_context(|| format!("alias {name_or_id:?} in config.toml is not a topic id")),
             None => anyhow::bail!(
-                "{name_or_id:?} is not a topic id, a local topic (`xus topic list`) \
+                "{:?} is not a topic id, a local topic (`xus topic list`) \
                  or an alias in {}'s [aliases]",
+                xus_codec::quote::short(name_or_id),
                 self.root.join("config.toml").display()
             ),
         }
@@ -373,7 +373,8 @@ pub fn check_topic_name(name: &str) -> anyhow::Result<()> {
             && name
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)),
-        "topic name {name:?} must be 1-64 characters of A-Z a-z 0-9 . _ - and not start with '.'"
+        "topic name {:?} must be 1-64 characters of A-Z a-z 0-9 . _ - and not start with '.'",
+        xus_codec::quote::short(name)
     );
     Ok(())
 }

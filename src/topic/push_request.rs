@@ -146,7 +146,7 @@ impl PushRequest {
         if let Some((key, _)) = entries.iter().find(|(k, _)| !KEYS.contains(k)) {
             return Err(malformed(format!(
                 "unknown key {:?}",
-                String::from_utf8_lossy(key)
+                xus_codec::quote::short(&String::from_utf8_lossy(key))
             )));
         }
         let field = |key: &str| {

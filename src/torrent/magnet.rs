@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use xus_codec::quote::short;
 
 use crate::torrent::info_hash::InfoHash;
 
@@ -62,7 +63,7 @@ impl Magnet {
         let mut webseeds = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let value = percent_decode(value).ok_or_else(|| MagnetError::Encoding(key.into()))?;
+            let value = percent_decode(value).ok_or_else(|| MagnetError::Encoding(short(key)))?;
             match key {
                 "xt" => {
                     if let Some(hash) = value.strip_prefix("urn:btih:") {
@@ -73,14 +74,14 @@ impl Magnet {
                 "x.pe" => peers.push(
                     value
                         .parse()
-                        .map_err(|_| MagnetError::Peer(value.clone()))?,
+                        .map_err(|_| MagnetError::Peer(short(&value)))?,
                 ),
                 "ws" => {
                     let ok = (value.starts_with("http://") || value.starts_with("https://"))
                         && !value.chars().any(|c| c.is_control() || c == ' ')
                         && webseeds.len() < MAX_WEBSEEDS;
                     if !ok {
-                        return Err(MagnetError::Webseed(value));
+                        return Err(MagnetError::Webseed(short(&value)));
                     }
                     webseeds.push(value);
                 }

@@ -168,18 +168,19 @@ impl Remote {
 /// `xus://TOPIC/BRANCH` or `xus://TOPIC/`; TOPIC is a topic id, a local
 /// topic name or an alias from `config.toml`.
 fn parse_url(url: &str, home: &Home) -> anyhow::Result<Remote> {
+    let shown = xus_codec::quote::short(url);
     let rest = url
         .strip_prefix("xus://")
-        .with_context(|| format!("{url:?} is not a xus:// URL"))?;
+        .with_context(|| format!("{shown:?} is not a xus:// URL"))?;
     let (topic, branch) = rest.split_once('/').unwrap_or((rest, ""));
     if branch.is_empty() {
         let topic = home
             .resolve_topic(topic)
-            .with_context(|| format!("{url:?}: unknown topic"))?;
+            .with_context(|| format!("{shown:?}: unknown topic"))?;
         return Ok(Remote::Topic(topic));
     }
-    let address =
-        HeadAddress::parse(url, home)?.with_context(|| format!("{url:?} is not a head address"))?;
+    let address = HeadAddress::parse(url, home)?
+        .with_context(|| format!("{shown:?} is not a head address"))?;
     Ok(Remote::Branch(address))
 }
 
@@ -255,7 +256,10 @@ impl Session<'_> {
                     writeln!(out)?;
                 }
                 Request::Unknown(line) => {
-                    anyhow::bail!("git-remote-xus does not know the command {line:?}")
+                    anyhow::bail!(
+                        "git-remote-xus does not know the command {:?}",
+                        xus_codec::quote::short(&line)
+                    )
                 }
             }
             out.flush()?;

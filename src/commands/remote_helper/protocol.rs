@@ -134,7 +134,7 @@ impl<R: BufRead> Requests<R> {
             let item = line
                 .strip_prefix(prefix)
                 .and_then(parse)
-                .ok_or_else(|| ProtocolError::Malformed(line.clone()))?;
+                .ok_or_else(|| ProtocolError::Malformed(xus_codec::quote::short(&line)))?;
             if items.len() == MAX_BATCH {
                 return Err(ProtocolError::BatchTooLarge);
             }

@@ -83,7 +83,8 @@ pub fn parse_source(text: &str, home: &Home) -> anyhow::Result<Source> {
     }
     let meta = std::fs::metadata(path).with_context(|| {
         format!(
-            "{text:?} is not a magnet link, an infohash, a xus:// head or a readable .torrent file"
+            "{:?} is not a magnet link, an infohash, a xus:// head or a readable .torrent file",
+            xus_codec::quote::short(text)
         )
     })?;
     anyhow::ensure!(
@@ -91,7 +92,7 @@ pub fn parse_source(text: &str, home: &Home) -> anyhow::Result<Source> {
         "{text} is {} bytes, larger than any valid commit torrent",
         meta.len()
     );
-    let bytes = std::fs::read(path).with_context(|| format!("reading {text}"))?;
+    let bytes = crate::bounded_file::read(path, format::MAX_TORRENT_FILE_BYTES as u64)?;
     let info = format::info_from_torrent_file(&bytes)
         .with_context(|| format!("{text} is not a valid .torrent file"))?;
     let torrent = CommitTorrent::parse(info)
