@@ -82,58 +82,162 @@ impl Drop for NetNs {
 /// crosses the bridge (BEP 14 local service discovery works); nothing
 /// leaves the test's namespaces. Removed on drop, also when the test panics.
 pub struct Lan {
-    // Dropped first: the hosts, then the bridge (veth pairs go with them).
+    // Dropped in this order: home networks, hosts, then the bridge (veth
+    // pairs go with their namespaces).
+    sites: Vec<NatSite>,
     hosts: Vec<NetNs>,
-    _bridge: NetNs,
+    bridge: NetNs,
+}
+
+/// A home network behind a NAT router on the [`Lan`] (see
+/// [`Lan::add_nat_site`]).
+struct NatSite {
+    // The hosts go before their router.
+    hosts: Vec<NetNs>,
+    _router: NetNs,
+}
+
+/// Cables `host`'s new interface `name` (veth) to `bridge` (an existing
+/// bridge in namespace `switch`) through a port called `port`, both up.
+fn cable(host: &NetNs, name: &str, switch: &NetNs, bridge: &str, port: &str) {
+    // Made inside the host, its peer end sent straight to the switch's
+    // namespace: no name is ever taken in the root one.
+    host.ip(&[
+        "link",
+        "add",
+        name,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        port,
+        "netns",
+        switch.name(),
+    ]);
+    switch.ip(&["link", "set", port, "master", bridge]);
+    switch.ip(&["link", "set", port, "up"]);
+    host.ip(&["link", "set", name, "up"]);
+}
+
+/// A bridge `name` in `ns`, up, flooding every multicast group to every
+/// port (no IGMP querier needed).
+fn bridge_in(ns: &NetNs, name: &str) {
+    ns.ip(&["link", "add", name, "type", "bridge"]);
+    ns.ip(&["link", "set", name, "type", "bridge", "mcast_snooping", "0"]);
+    ns.ip(&["link", "set", name, "up"]);
 }
 
 impl Lan {
     /// `count` hosts on one bridge.
     pub fn new(tag: &str, count: usize) -> Self {
-        assert!((1..=250).contains(&count), "a /24 holds the hosts");
+        assert!(
+            (1..=199).contains(&count),
+            "hosts stay below the routers' .200 and up"
+        );
         let bridge = NetNs::new(&format!("{tag}-br"), &[]);
-        bridge.ip(&["link", "add", "br0", "type", "bridge"]);
-        // Every group flooded to every port: no IGMP querier needed.
-        bridge.ip(&[
-            "link",
-            "set",
-            "br0",
-            "type",
-            "bridge",
-            "mcast_snooping",
-            "0",
-        ]);
-        bridge.ip(&["link", "set", "br0", "up"]);
+        bridge_in(&bridge, "br0");
         let mut hosts = Vec::with_capacity(count);
         for n in 1..=count {
             let host = NetNs::new(&format!("{tag}-h{n}"), &[]);
-            let port = format!("port{n}");
-            // Made inside the host, its peer end sent straight to the
-            // bridge's namespace: no name is ever taken in the root one.
-            host.ip(&[
-                "link",
-                "add",
-                "eth0",
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &port,
-                "netns",
-                bridge.name(),
-            ]);
-            bridge.ip(&["link", "set", &port, "master", "br0"]);
-            bridge.ip(&["link", "set", &port, "up"]);
+            cable(&host, "eth0", &bridge, "br0", &format!("port{n}"));
             let address = Self::address_of(n);
             host.ip(&["addr", "add", &format!("{address}/24"), "dev", "eth0"]);
-            host.ip(&["link", "set", "eth0", "up"]);
             host.ip(&["route", "add", "default", "dev", "eth0"]);
             hosts.push(host);
         }
         Self {
+            sites: Vec::new(),
             hosts,
-            _bridge: bridge,
+            bridge,
         }
+    }
+
+    /// Adds home network `k` (1, 2, ...; returned) of `count` hosts behind
+    /// a NAT router, as a reader at home or a laptop in a café has: the
+    /// router is on the LAN at [`Lan::router_address`], and on its own
+    /// bridge at `192.168.k.1/24`, to which the site's hosts are cabled
+    /// ([`Lan::behind_address`], default route via the router). It
+    /// masquerades what leaves for the LAN and, as home routers do, drops
+    /// every connection that starts outside; nothing on the LAN has a route
+    /// to the site's addresses either.
+    pub fn add_nat_site(&mut self, count: usize) -> usize {
+        let k = self.sites.len() + 1;
+        assert!(k <= 50 && (1..=250).contains(&count), "sites and hosts fit");
+        let tag = self.bridge.name().trim_end_matches("-br").to_owned();
+        let router = NetNs::new(&format!("nat{k}-r"), &[]);
+        cable(&router, "eth0", &self.bridge, "br0", &format!("rport{k}"));
+        let outside = Self::router_address_of(k);
+        router.ip(&["addr", "add", &format!("{outside}/24"), "dev", "eth0"]);
+        router.ip(&["route", "add", "default", "dev", "eth0"]);
+        bridge_in(&router, "home0");
+        router.ip(&["addr", "add", &format!("192.168.{k}.1/24"), "dev", "home0"]);
+        let forwarding = router
+            .command("sh")
+            .args(["-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"])
+            .status()
+            .expect("turning forwarding on");
+        assert!(forwarding.success(), "ip_forward in the router");
+        nft_in(
+            &router,
+            &["-f", "-"],
+            Some(concat!(
+                "table ip nat { chain post { type nat hook postrouting priority srcnat; ",
+                "oifname \"eth0\" masquerade; }; }\n",
+                "table inet filter { chain forward { type filter hook forward priority filter; ",
+                "policy drop; ct state established,related accept; iifname \"home0\" accept; }; }\n",
+            )),
+        );
+        let mut hosts = Vec::with_capacity(count);
+        for n in 1..=count {
+            let host = NetNs::new(&format!("{tag}-s{k}h{n}"), &[]);
+            cable(&host, "eth0", &router, "home0", &format!("hport{n}"));
+            let address = Self::behind_address_of(k, n);
+            host.ip(&["addr", "add", &format!("{address}/24"), "dev", "eth0"]);
+            host.ip(&["route", "add", "default", "via", &format!("192.168.{k}.1")]);
+            hosts.push(host);
+        }
+        self.sites.push(NatSite {
+            hosts,
+            _router: router,
+        });
+        k
+    }
+
+    /// Gives LAN host `n` a route into home network `k` through its
+    /// router, as if the private addresses were reachable: only the
+    /// router's firewall then stands between them (what a test of "nobody
+    /// outside can open a connection in" needs).
+    pub fn route_into_site(&self, n: usize, k: usize) {
+        let via = self.router_address(k).to_string();
+        self.host(n)
+            .ip(&["route", "add", &format!("192.168.{k}.0/24"), "via", &via]);
+    }
+
+    /// Host `n` of home network `k`.
+    pub fn behind(&self, k: usize, n: usize) -> &NetNs {
+        &self.sites[k - 1].hosts[n - 1]
+    }
+
+    /// The private address of host `n` of home network `k`.
+    pub fn behind_address(&self, k: usize, n: usize) -> Ipv4Addr {
+        assert!(k <= self.sites.len() && n <= self.sites[k - 1].hosts.len());
+        Self::behind_address_of(k, n)
+    }
+
+    /// The LAN address of home network `k`'s router: what its hosts look
+    /// like from outside.
+    pub fn router_address(&self, k: usize) -> Ipv4Addr {
+        assert!((1..=self.sites.len()).contains(&k), "no site {k}");
+        Self::router_address_of(k)
+    }
+
+    fn behind_address_of(k: usize, n: usize) -> Ipv4Addr {
+        let k = u8::try_from(k).expect("site");
+        Ipv4Addr::new(192, 168, k, u8::try_from(n + 1).expect("host"))
+    }
+
+    fn router_address_of(k: usize) -> Ipv4Addr {
+        Ipv4Addr::new(10, 88, 0, 200 + u8::try_from(k).expect("site"))
     }
 
     /// Host `n` (from 1).
@@ -206,34 +310,38 @@ impl Lan {
 
     /// `nft ARGS` inside host `n`, with `stdin`; panics on failure.
     fn nft(&self, n: usize, args: &[&str], stdin: Option<&str>) -> String {
-        use std::io::Write;
-        require_program("nft", "nftables");
-        let mut child = self
-            .host(n)
-            .command("nft")
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("running nft");
-        let mut input = child.stdin.take().expect("stdin");
-        input
-            .write_all(stdin.unwrap_or("").as_bytes())
-            .expect("writing to nft");
-        drop(input);
-        let out = child.wait_with_output().expect("nft");
-        assert!(
-            out.status.success(),
-            "nft {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        nft_in(self.host(n), args, stdin)
     }
 
     fn address_of(n: usize) -> Ipv4Addr {
         Ipv4Addr::new(10, 88, 0, u8::try_from(n).expect("at most 250 hosts"))
     }
+}
+
+/// `nft ARGS` inside `ns`, with `stdin`; panics on failure.
+fn nft_in(ns: &NetNs, args: &[&str], stdin: Option<&str>) -> String {
+    use std::io::Write;
+    require_program("nft", "nftables");
+    let mut child = ns
+        .command("nft")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running nft");
+    let mut input = child.stdin.take().expect("stdin");
+    input
+        .write_all(stdin.unwrap_or("").as_bytes())
+        .expect("writing to nft");
+    drop(input);
+    let out = child.wait_with_output().expect("nft");
+    assert!(
+        out.status.success(),
+        "nft {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `ip ARGS`, panicking with its stderr on failure.
