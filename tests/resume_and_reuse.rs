@@ -228,8 +228,14 @@ fn a_killed_import_leaves_no_temporary_pack_for_long() {
     assert_eq!(temporary_packs(&repo), Vec::<std::path::PathBuf>::new());
     assert_fsck_clean(&repo);
 
-    // What a killed process left where no fetch will come: `xus gc`.
+    // What a killed process left where no fetch will come: `xus gc`. An
+    // update quarantine of a killed process (its lock file unlocked) goes
+    // too.
     std::fs::write(repo.join(".git/objects/pack/tmp_xus_1_0.pack"), b"PACK").expect("write");
+    let quarantine = repo.join(".git/xus/quarantine-killed");
+    std::fs::create_dir_all(&quarantine).expect("mkdir");
+    std::fs::write(quarantine.join("owner.lock"), b"").expect("write");
+    std::fs::write(quarantine.join("objects"), b"123456").expect("write");
     let out = run_xus(&["gc", "--repo", repo.to_str().expect("utf8")], T);
     assert!(
         out.status.success(),
@@ -237,9 +243,13 @@ fn a_killed_import_leaves_no_temporary_pack_for_long() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("removed 1 file(s), 4 bytes"),
+        String::from_utf8_lossy(&out.stdout).contains("removed 2 file(s), 10 bytes"),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
     assert_eq!(temporary_packs(&repo), Vec::<std::path::PathBuf>::new());
+    assert!(
+        !quarantine.exists(),
+        "the killed process's quarantine is left"
+    );
 }

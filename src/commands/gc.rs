@@ -1,6 +1,6 @@
 //! `xus gc`: removes what killed xus processes left in a repository, which
 //! Git's own `gc` does not know to remove (temporary packs of an import cut
-//! short). Every fetch does the same before it writes a pack; this is for a
+//! short, update quarantines, inflated blobs). Every fetch does the same before it writes a pack; this is for a
 //! repository no fetch will touch soon.
 
 use std::io::Write;
@@ -8,12 +8,16 @@ use std::path::Path;
 
 use anyhow::Context;
 
-/// Prints `removed <path>` per file, then `removed <n> file(s), <bytes> bytes`.
+/// Prints `removed <path>` per file or directory, then `removed <n> file(s), <bytes> bytes`.
 pub fn run(repo: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
     let repository = git2::Repository::open(repo)
         .with_context(|| format!("{} is not a Git repository", repo.display()))?;
-    let (removed, bytes) = crate::git::pack_leftovers::remove_abandoned(repository.path())
+    let (mut removed, mut bytes) = crate::git::pack_leftovers::remove_abandoned(repository.path())
         .with_context(|| format!("looking for temporary packs in {}", repo.display()))?;
+    let (dirs, dir_bytes) = crate::git::state_dir::remove_abandoned_dirs(repository.path())
+        .with_context(|| format!("looking for abandoned directories in {}", repo.display()))?;
+    removed.extend(dirs);
+    bytes += dir_bytes;
     for path in &removed {
         writeln!(out, "removed {}", path.display())?;
     }

@@ -80,7 +80,7 @@ pub struct BlobSource {
 /// Large blobs inflated to disk. The lock is held while a blob inflates, so
 /// each is inflated once even when many threads want it.
 struct Spilled {
-    dir: Option<tempfile::TempDir>,
+    dir: Option<crate::git::state_dir::OwnedDir>,
     files: std::collections::HashMap<ObjectId, (Arc<std::fs::File>, u64)>,
 }
 

@@ -496,6 +496,17 @@ async fn open_or_init(request: &FetchRequest) -> Result<PathBuf, FetchError> {
         if checkout && repo.is_bare() {
             return Err(ImportError::Bare.into());
         }
+        // What killed fetches left (update quarantines, inflated blobs) goes
+        // now, whether or not this fetch writes anything.
+        match crate::git::state_dir::remove_abandoned_dirs(repo.path()) {
+            Ok((removed, bytes)) if !removed.is_empty() => tracing::info!(
+                count = removed.len(),
+                bytes,
+                "removed directories of killed xus processes"
+            ),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "could not look for abandoned directories"),
+        }
         Ok(repo.path().to_owned())
     })
     .await

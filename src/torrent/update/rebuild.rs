@@ -19,7 +19,7 @@ use crate::torrent::format::{self, CommitTorrent};
 /// An update's objects written beside the repository, not yet in it.
 /// Dropping it deletes them.
 pub struct Quarantine {
-    dir: tempfile::TempDir,
+    dir: crate::git::state_dir::OwnedDir,
     git_dir: PathBuf,
     shallow: Vec<ObjectId>,
 }
@@ -33,10 +33,8 @@ impl Quarantine {
     /// The directory cannot be made.
     pub fn new(git_dir: &Path) -> Result<Self, UpdateError> {
         let state = StateDir::of(git_dir);
-        std::fs::create_dir_all(state.root()).map_err(io(state.root()))?;
-        let dir = tempfile::Builder::new()
-            .prefix("quarantine-")
-            .tempdir_in(state.root())
+        let dir = state
+            .owned_dir(crate::git::state_dir::QUARANTINE_PREFIX)
             .map_err(io(state.root()))?;
         git2::Repository::init_bare(dir.path()).map_err(|source| UpdateError::Git {
             what: "quarantine beside",
