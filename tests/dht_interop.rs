@@ -392,15 +392,6 @@ fn a_xus_dht_node_answers_queries_whatever_the_transaction_id_length() {
     }
 }
 
-/// A `xus` command inside `ns` with `home` as its home. Nothing can leave
-/// the namespace, so the loopback guard (which would refuse its addresses)
-/// is the namespace itself here.
-fn xus_in(ns: &NetNs, home: &Path) -> Command {
-    let mut command = ns.command(xus_bin());
-    command.env("XUS_HOME", home);
-    command
-}
-
 /// `xus seed` of `repo`'s HEAD inside `ns`, on `ip` for peers and the DHT,
 /// joined through `bootstrap`; returns once it announces its commit.
 fn seed_in_namespace(
@@ -424,7 +415,7 @@ fn seed_in_namespace(
         "--rescan",
         "1",
     ];
-    let seeder = spawn_seed_with(xus_in(ns, home), repo.path(), &extra);
+    let seeder = spawn_seed_with(ns.xus(home), repo.path(), &extra);
     let seeded = seeder.seeded.first().expect("a `seeding` line").clone();
     (seeder, seeded)
 }
@@ -447,7 +438,7 @@ fn transmission_finds_xus_seed_through_a_dht_of_xus_nodes() {
     let transmission_ip = Ipv4Addr::new(10, 77, 3, 1);
     let ns = NetNs::new("tr-dht", &[dht_ip, seed_ip, transmission_ip]);
     let home = tempfile::tempdir().expect("xus home");
-    let net = DhtNet::start_with(xus_in(&ns, home.path()), dht_ip, 24);
+    let net = DhtNet::start_with(ns.xus(home.path()), dht_ip, 24);
     let (repo, commit) = small_repo();
     let archive = git_archive(repo.path(), &commit);
     let (seeder, seeded) = seed_in_namespace(&ns, home.path(), &repo, seed_ip, net.bootstrap());
@@ -508,10 +499,10 @@ fn qbittorrent_finds_xus_seed_through_a_dht_of_xus_nodes() {
     addresses.extend([seed_ip, qbittorrent_ip]);
     let ns = NetNs::new("qbt-dht", &addresses);
     let home = tempfile::tempdir().expect("xus home");
-    let first = DhtNet::start_with(xus_in(&ns, home.path()), node_ips[0], 1);
+    let first = DhtNet::start_with(ns.xus(home.path()), node_ips[0], 1);
     let others: Vec<DhtNet> = node_ips[1..]
         .iter()
-        .map(|ip| DhtNet::join_with(xus_in(&ns, home.path()), *ip, 1, first.bootstrap()))
+        .map(|ip| DhtNet::join_with(ns.xus(home.path()), *ip, 1, first.bootstrap()))
         .collect();
     let (repo, commit) = small_repo();
     let archive = git_archive(repo.path(), &commit);

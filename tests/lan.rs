@@ -13,8 +13,6 @@
 
 mod util;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use util::clients::Libtorrent;
@@ -39,13 +37,6 @@ const SLOW_KIB_PER_S: &str = "128";
 /// What the late reader must receive from each of its two peers.
 const PEX_SHARE: u64 = 256 << 10;
 
-/// `xus` inside `host` (no test guard: the namespace has no way out).
-fn xus_on(lan: &Lan, host: usize, home: &Path) -> Command {
-    let mut command = lan.host(host).command(xus_bin());
-    command.env("XUS_HOME", home);
-    command
-}
-
 /// A repository with a small tree and one larger file.
 fn lan_commit() -> (TestRepo, String) {
     let repo = TestRepo::new();
@@ -56,23 +47,12 @@ fn lan_commit() -> (TestRepo, String) {
     (repo, commit)
 }
 
-/// `xus seed` of `repo` on host 1, DHT off, no peer given; returns it and
-/// the bare magnet (no `x.pe`, no `ws=`: nothing but the infohash).
-fn seed_on_host_1(lan: &Lan, home: &Path, repo: &TestRepo) -> (Seeder, String) {
-    let listen = format!("{}:0", lan.address(1));
-    // Without `--bootstrap`, spawn_seed_with adds --no-dht.
-    let seeder = spawn_seed_with(xus_on(lan, 1, home), repo.path(), &["--listen", &listen]);
-    let seeded = seeder.seeded.first().expect("a `seeding` line");
-    let magnet = format!("magnet:?xt=urn:btih:{}", seeded.info_hash);
-    (seeder, magnet)
-}
-
 #[test]
 fn two_machines_find_each_other_by_local_service_discovery() {
     let lan = Lan::new("lsd", 2);
     let homes = tempfile::tempdir().expect("tempdir");
     let (src, commit) = lan_commit();
-    let (_seeder, magnet) = seed_on_host_1(&lan, &homes.path().join("seed"), &src);
+    let (_seeder, magnet) = lan.seed(1, &homes.path().join("seed"), src.path(), &[]);
     let dst = tempfile::tempdir().expect("tempdir");
     let reader_home = homes.path().join("reader");
     let listen = format!("{}:0", lan.address(2));
@@ -80,7 +60,8 @@ fn two_machines_find_each_other_by_local_service_discovery() {
     // The control first: LSD off, nothing else to go by.
     let control_repo = dst.path().join("control");
     let out = run_xus_with(
-        xus_on(&lan, 2, &reader_home)
+        lan.host(2)
+            .xus(&reader_home)
             .args(["fetch", &magnet, "--repo"])
             .arg(&control_repo)
             .args([
@@ -98,7 +79,8 @@ fn two_machines_find_each_other_by_local_service_discovery() {
     let repo = dst.path().join("r");
     let started = Instant::now();
     let out = run_xus_with(
-        xus_on(&lan, 2, &reader_home)
+        lan.host(2)
+            .xus(&reader_home)
             .args(["fetch", &magnet, "--repo"])
             .arg(&repo)
             .args(["--branch", "main", "--no-dht", "--listen", &listen]),
@@ -122,7 +104,7 @@ fn libtorrent_on_the_lan_finds_a_xus_seed_by_local_service_discovery() {
     let lan = Lan::new("lsd-lt", 2);
     let homes = tempfile::tempdir().expect("tempdir");
     let (src, commit) = lan_commit();
-    let (_seeder, magnet) = seed_on_host_1(&lan, &homes.path().join("seed"), &src);
+    let (_seeder, magnet) = lan.seed(1, &homes.path().join("seed"), src.path(), &[]);
     let work = tempfile::tempdir().expect("tempdir");
     let save = work.path().join("save");
     std::fs::create_dir(&save).expect("mkdir");
@@ -158,21 +140,11 @@ fn a_reader_given_one_peer_learns_a_second_by_pex_and_fetches_from_both() {
 
     // The seed uploads slowly, so the downloads outlast the 10 s librqbit
     // waits before its first ut_pex message.
-    let listen_1 = format!("{}:0", lan.address(1));
-    let seed = spawn_seed_with(
-        xus_on(&lan, 1, &homes.path().join("h1")),
+    let (seed, magnet) = lan.seed(
+        1,
+        &homes.path().join("h1"),
         src.path(),
-        &[
-            "--listen",
-            &listen_1,
-            "--no-lsd",
-            "--max-upload",
-            SLOW_KIB_PER_S,
-        ],
-    );
-    let magnet = format!(
-        "magnet:?xt=urn:btih:{}",
-        seed.seeded.first().expect("seeding").info_hash
+        &["--no-lsd", "--max-upload", SLOW_KIB_PER_S],
     );
     let dst = tempfile::tempdir().expect("tempdir");
 
@@ -181,7 +153,7 @@ fn a_reader_given_one_peer_learns_a_second_by_pex_and_fetches_from_both() {
     let early_port = 40_002;
     let early_listen = format!("{}:{early_port}", lan.address(2));
     let seed_addr = seed.addr.to_string();
-    let mut early = xus_on(&lan, 2, &homes.path().join("h2"));
+    let mut early = lan.host(2).xus(&homes.path().join("h2"));
     early
         .args(["fetch", &magnet, "--repo"])
         .arg(dst.path().join("early"))
@@ -203,7 +175,8 @@ fn a_reader_given_one_peer_learns_a_second_by_pex_and_fetches_from_both() {
     let late_listen = format!("{}:0", lan.address(3));
     let started = Instant::now();
     let out = run_xus_with(
-        xus_on(&lan, 3, &homes.path().join("h3"))
+        lan.host(3)
+            .xus(&homes.path().join("h3"))
             .args(["fetch", &magnet, "--repo"])
             .arg(&repo)
             .args([

@@ -13,7 +13,6 @@
 mod util;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use util::netns::{Lan, NetNs};
@@ -21,13 +20,6 @@ use util::*;
 
 /// How long a fetch may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// `xus` inside `ns` (no test guard: the namespaces have no way out).
-fn xus_in(ns: &NetNs, home: &Path) -> Command {
-    let mut command = ns.command(xus_bin());
-    command.env("XUS_HOME", home);
-    command
-}
 
 /// A commit with a few files.
 fn nat_commit() -> (TestRepo, String) {
@@ -42,7 +34,7 @@ fn nat_commit() -> (TestRepo, String) {
 /// unless it succeeds.
 fn fetch_in(ns: &NetNs, home: &Path, magnet: &str, seed: &str, repo: &Path) {
     let out = run_xus_with(
-        xus_in(ns, home)
+        ns.xus(home)
             .args(["fetch", magnet, "--repo"])
             .arg(repo)
             .args(["--branch", "main", "--no-dht", "--no-lsd", "--peer", seed])
@@ -93,16 +85,7 @@ fn a_reader_behind_nat_fetches_from_a_public_seed() {
     let site = lan.add_nat_site(1);
     let homes = tempfile::tempdir().expect("tempdir");
     let (src, commit) = nat_commit();
-    let listen = format!("{}:0", lan.address(1));
-    let seed = spawn_seed_with(
-        xus_in(lan.host(1), &homes.path().join("seed")),
-        src.path(),
-        &["--listen", &listen, "--no-lsd"],
-    );
-    let magnet = format!(
-        "magnet:?xt=urn:btih:{}",
-        seed.seeded.first().expect("seeding").info_hash
-    );
+    let (seed, magnet) = lan.seed(1, &homes.path().join("seed"), src.path(), &["--no-lsd"]);
 
     // The NAT is real: the reader reaches the seed; the seed, even given a
     // route into the home network, reaches nothing there (a port nobody
@@ -143,16 +126,7 @@ fn readers_behind_two_nats_both_fetch_through_a_public_peer() {
     let (one, two) = (lan.add_nat_site(1), lan.add_nat_site(1));
     let homes = tempfile::tempdir().expect("tempdir");
     let (src, commit) = nat_commit();
-    let listen = format!("{}:0", lan.address(1));
-    let seed = spawn_seed_with(
-        xus_in(lan.host(1), &homes.path().join("seed")),
-        src.path(),
-        &["--listen", &listen, "--no-lsd"],
-    );
-    let magnet = format!(
-        "magnet:?xt=urn:btih:{}",
-        seed.seeded.first().expect("seeding").info_hash
-    );
+    let (seed, magnet) = lan.seed(1, &homes.path().join("seed"), src.path(), &["--no-lsd"]);
     let seed_addr = seed.addr.to_string();
     // Neither reader can open a connection to the other, whether it dials
     // the other's private address or its router's public one.

@@ -52,6 +52,15 @@ impl NetNs {
         command
     }
 
+    /// `xus` inside the namespace with `XUS_HOME` set to `home`, and no
+    /// loopback test guard: a test's namespaces have no way out, and the
+    /// guard would refuse the namespace's own addresses.
+    pub fn xus(&self, home: &std::path::Path) -> Command {
+        let mut command = self.command(super::xus_bin());
+        command.env("XUS_HOME", home);
+        command
+    }
+
     /// The namespace's name, for `ip netns exec`.
     pub fn name(&self) -> &str {
         &self.name
@@ -238,6 +247,26 @@ impl Lan {
 
     fn router_address_of(k: usize) -> Ipv4Addr {
         Ipv4Addr::new(10, 88, 0, 200 + u8::try_from(k).expect("site"))
+    }
+
+    /// `xus seed` of `repo`'s HEAD on host `n`, on its LAN address, DHT off
+    /// and no peer given, with `extra` options; returns it and the bare
+    /// magnet (no `x.pe`, no `ws=`: nothing but the infohash).
+    pub fn seed(
+        &self,
+        n: usize,
+        home: &std::path::Path,
+        repo: &std::path::Path,
+        extra: &[&str],
+    ) -> (super::Seeder, String) {
+        let listen = format!("{}:0", self.address(n));
+        let mut args = vec!["--listen", listen.as_str()];
+        args.extend_from_slice(extra);
+        // Without `--bootstrap`, spawn_seed_with adds --no-dht.
+        let seeder = super::spawn_seed_with(self.host(n).xus(home), repo, &args);
+        let seeded = seeder.seeded.first().expect("a `seeding` line");
+        let magnet = format!("magnet:?xt=urn:btih:{}", seeded.info_hash);
+        (seeder, magnet)
     }
 
     /// Host `n` (from 1).
