@@ -582,6 +582,44 @@ fn a_symlink_target_over_the_limit_is_refused() {
     );
 }
 
+/// Git refuses a `.gitmodules` that is a symbolic link (`git fsck`'s
+/// `gitmodulesSymlink`: a checkout would read submodule settings from
+/// wherever it points), also under the names NTFS would open as it; so does
+/// xus, when it parses the torrent, before anything is written.
+#[test]
+fn a_symlinked_gitmodules_is_refused() {
+    let target = target();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = b"content\n";
+    let blob = fixtures::object_id("blob", data);
+    let where_to = b"../../elsewhere".to_vec();
+    let link = fixtures::object_id("blob", &where_to);
+    for name in [".gitmodules", ".GitModules.", "gitmod~1"] {
+        let tree = fixtures::raw_tree(&[Entry::link(name, &link), Entry::file("x", &blob)]);
+        let root = fixtures::object_id("tree", &tree);
+        let commit_raw = fixtures::raw_commit_of(&root, "symlinked gitmodules");
+        let commit = fixtures::object_id("commit", &commit_raw);
+        let len = data.len() as i64;
+        let info = craft_info(
+            &commit,
+            &commit_raw,
+            &[tree],
+            std::slice::from_ref(&where_to),
+            &[CraftedFile::new(&[b"x"], len)],
+            xus::torrent::format::piece_length_for(len as u64) as i64,
+            1,
+        );
+        let path = write_file(dir.path(), "gitmodules.torrent", &torrent_file(&info));
+        eprintln!("case {name}");
+        refused(
+            target.path(),
+            &path,
+            &[],
+            &["not a valid xus commit torrent", "symlinked .gitmodules"],
+        );
+    }
+}
+
 #[test]
 fn name_that_is_not_the_commit_id() {
     let target = target();

@@ -135,6 +135,11 @@ pub enum ObjectError {
     /// Two entries of one tree with the same name.
     #[error("duplicate name {0:?} in tree")]
     DuplicateName(String),
+    /// `.gitmodules` (in any spelling a filesystem would open as it) that
+    /// is a symbolic link: Git refuses it (`gitmodulesSymlink`), since a
+    /// checkout would read submodule settings from wherever it points.
+    #[error("{0:?} is a symbolic link; Git refuses a symlinked .gitmodules")]
+    SymlinkedGitmodules(String),
     /// A commit without a well-formed `tree` header.
     #[error("commit object has no valid tree header")]
     MalformedCommit,
@@ -166,6 +171,11 @@ pub fn parse_tree(data: &[u8]) -> Result<Vec<TreeEntry<'_>>, ObjectError> {
         pos += 20;
         let kind = entry_kind(mode)?;
         check_name(name)?;
+        if kind == EntryKind::Symlink && is_dotgitmodules(name) {
+            return Err(ObjectError::SymlinkedGitmodules(
+                String::from_utf8_lossy(name).into(),
+            ));
+        }
         if !names.insert(name) {
             return Err(ObjectError::DuplicateName(
                 String::from_utf8_lossy(name).into(),
@@ -232,15 +242,70 @@ fn is_ntfs_dotgit(name: &[u8]) -> bool {
     let dotgit_then = |prefix: &[u8]| {
         stem.len() >= prefix.len()
             && stem[..prefix.len()].eq_ignore_ascii_case(prefix)
-            && stem[prefix.len()..].iter().all(|&b| b == b'.' || b == b' ')
+            && only_dots_and_spaces(&stem[prefix.len()..])
     };
     dotgit_then(b".git") || dotgit_then(b"git~1")
+}
+
+/// Whether `name` would be read as `.gitmodules` on NTFS or HFS+ (Git's
+/// `is_ntfs_dotgitmodules`, `is_hfs_dotgitmodules`).
+fn is_dotgitmodules(name: &[u8]) -> bool {
+    is_ntfs_dot_generic(name, b"gitmodules", b"gi7eba") || is_hfs_dot(name, "gitmodules")
+}
+
+/// Whether NTFS would open `name` as `.<dotted>`: that name in any case,
+/// its 8.3 short name (first six letters, `~1` to `~4`), or the hashed
+/// fall-back short name (`<prefix>~<digits>`, at most 8 characters), each
+/// followed only by dots and spaces up to an alternate data stream's `:`.
+/// Git's `is_ntfs_dot_generic`.
+fn is_ntfs_dot_generic(name: &[u8], dotted: &[u8], short_prefix: &[u8]) -> bool {
+    let stem = name.split(|&b| b == b':').next().unwrap_or(name);
+    let after = |len: usize| only_dots_and_spaces(&stem[len..]);
+    if stem.len() > dotted.len()
+        && stem[0] == b'.'
+        && stem[1..=dotted.len()].eq_ignore_ascii_case(dotted)
+    {
+        return after(dotted.len() + 1);
+    }
+    if stem.len() >= 8
+        && stem[..6].eq_ignore_ascii_case(&dotted[..6])
+        && stem[6] == b'~'
+        && (b'1'..=b'4').contains(&stem[7])
+    {
+        return after(8);
+    }
+    // `<up to 6 letters of the prefix>~<1-9><digits>`, 8 characters in all.
+    let Some(short) = stem.get(..8) else {
+        return false;
+    };
+    let Some(tilde) = short.iter().position(|&b| b == b'~') else {
+        return false;
+    };
+    let prefix_ok = tilde <= 6
+        && short[..tilde]
+            .iter()
+            .zip(short_prefix)
+            .all(|(&b, &want)| b.is_ascii() && b.to_ascii_lowercase() == want);
+    let digits = &short[tilde + 1..];
+    prefix_ok
+        && digits.first().is_some_and(|d| (b'1'..=b'9').contains(d))
+        && digits.iter().all(u8::is_ascii_digit)
+        && after(8)
+}
+
+fn only_dots_and_spaces(rest: &[u8]) -> bool {
+    rest.iter().all(|&b| b == b'.' || b == b' ')
 }
 
 /// Whether HFS+ would open `name` as `.git`: `.git` in any case once the
 /// code points HFS+ ignores are dropped. Git's `is_hfs_dotgit`; a name that
 /// is not UTF-8 cannot be `.git` there.
 fn is_hfs_dotgit(name: &[u8]) -> bool {
+    is_hfs_dot(name, "git")
+}
+
+/// Whether HFS+ would open `name` as `.<dotted>` (`dotted` lowercase ASCII).
+fn is_hfs_dot(name: &[u8], dotted: &str) -> bool {
     let Ok(name) = std::str::from_utf8(name) else {
         return false;
     };
@@ -252,9 +317,9 @@ fn is_hfs_dotgit(name: &[u8]) -> bool {
     };
     let mut chars = name.chars().filter(|c| !ignored(c));
     chars.next() == Some('.')
-        && ['g', 'i', 't']
-            .iter()
-            .all(|&want| chars.next().is_some_and(|c| c.to_ascii_lowercase() == want))
+        && dotted
+            .chars()
+            .all(|want| chars.next().is_some_and(|c| c.to_ascii_lowercase() == want))
         && chars.next().is_none()
 }
 
@@ -398,6 +463,47 @@ mod tests {
             );
         }
         assert!(parse_tree(&entry("100644", b".gi\xfft", 1)).is_ok());
+    }
+
+    #[test]
+    fn a_symlinked_gitmodules_is_refused_in_every_spelling() {
+        for name in [
+            ".gitmodules",
+            ".GITMODULES",
+            ".gitmodules.",
+            ".gitmodules ::$DATA",
+            "gitmod~1",
+            "GITMOD~4",
+            "gi7eba~1",
+            "gi7eb~12",
+            ".g\u{200c}itmodules",
+        ] {
+            assert!(
+                matches!(
+                    parse_tree(&entry("120000", name.as_bytes(), 1)),
+                    Err(ObjectError::SymlinkedGitmodules(_))
+                ),
+                "{name:?}"
+            );
+            // A plain file of that name is what Git expects.
+            assert!(
+                parse_tree(&entry("100644", name.as_bytes(), 1)).is_ok(),
+                "{name:?}"
+            );
+        }
+        for name in [
+            ".gitmodule",
+            "gitmod~5",
+            "gitmod~1x",
+            "gi7eba~0",
+            "x.gitmodules",
+            ".gitmodulesx",
+        ] {
+            assert!(
+                parse_tree(&entry("120000", name.as_bytes(), 1)).is_ok(),
+                "{name:?}"
+            );
+        }
     }
 
     #[test]

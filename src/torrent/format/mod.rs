@@ -75,6 +75,10 @@ pub enum FormatError {
         /// What is wrong.
         source: object::ObjectError,
     },
+    /// A `.torrent` whose `url-list` names more webseeds than a fetch
+    /// would ever ask (the bound a magnet's `ws=` has).
+    #[error("the url-list names {0} webseeds; at most {max} are read", max = crate::torrent::magnet::MAX_WEBSEEDS)]
+    TooManyWebseeds(usize),
     /// The walk needs a tree the metadata does not carry.
     #[error("tree {0} is referenced but not carried")]
     MissingTree(ObjectId),
@@ -271,6 +275,34 @@ pub fn sha1_of(data: &[u8]) -> [u8; 20] {
 mod tests {
     use super::*;
     use crate::torrent::bencode::Owned;
+
+    #[test]
+    fn a_url_list_is_read_up_to_its_bound() {
+        let torrent_with = |count: usize| {
+            let urls = (0..count)
+                .map(|n| {
+                    let url = format!("http://192.0.2.1:{}/", 8000 + n);
+                    format!("{}:{url}", url.len())
+                })
+                .collect::<String>();
+            format!("d8:url-listl{urls}ee").into_bytes()
+        };
+        let max = crate::torrent::magnet::MAX_WEBSEEDS;
+        assert_eq!(
+            webseeds_from_torrent_file(&torrent_with(max))
+                .ok()
+                .map(|w| w.len()),
+            Some(max)
+        );
+        assert!(matches!(
+            webseeds_from_torrent_file(&torrent_with(max + 1)),
+            Err(FormatError::TooManyWebseeds(n)) if n == max + 1
+        ));
+        assert!(matches!(
+            webseeds_from_torrent_file(&torrent_with(1_000)),
+            Err(FormatError::TooManyWebseeds(1_000))
+        ));
+    }
 
     #[test]
     fn piece_length_rule() {

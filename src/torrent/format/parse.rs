@@ -173,7 +173,8 @@ pub fn info_from_torrent_file(torrent: &[u8]) -> Result<&[u8], FormatError> {
     Ok(info.raw)
 }
 
-/// The `url-list` (BEP 19 webseeds) of a `.torrent` file, if any.
+/// The `url-list` (BEP 19 webseeds) of a `.torrent` file, if any; at most
+/// [`crate::torrent::magnet::MAX_WEBSEEDS`] of them.
 pub fn webseeds_from_torrent_file(torrent: &[u8]) -> Result<Vec<String>, FormatError> {
     let top = bencode::decode(torrent, bencode::Limits::default())?;
     let Some(list) = top.get(b"url-list") else {
@@ -183,6 +184,9 @@ pub fn webseeds_from_torrent_file(torrent: &[u8]) -> Result<Vec<String>, FormatE
         Some(items) => items.iter().collect(),
         None => vec![list],
     };
+    if items.len() > crate::torrent::magnet::MAX_WEBSEEDS {
+        return Err(FormatError::TooManyWebseeds(items.len()));
+    }
     items
         .into_iter()
         .map(|i| {
