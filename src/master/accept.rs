@@ -8,6 +8,7 @@
 //! not moved, and the backup and head steps converge.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::StatusCode;
@@ -15,10 +16,14 @@ use axum::http::StatusCode;
 use super::state::{Master, TopicState};
 use crate::git::object::ObjectId;
 use crate::swarm::fetch::{self, FetchError, FetchReport, FetchRequest, History, LogReport};
+use crate::topic::metadata_offer::{MetadataOffer, MetadataOfferError};
 use crate::topic::push_answer::PushAnswer;
 use crate::topic::push_request::{PushRequestError, SignedPush};
 use crate::topic::update_chain::update_from;
+use crate::topic::writer_key::WriterKey;
+use crate::torrent::format::{CommitTorrent, MAX_INFO_BYTES};
 use crate::torrent::import::RefOptions;
+use crate::torrent::info_hash::InfoHash;
 
 /// How long the metadata of a pushed commit may take to arrive.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(60);
@@ -41,33 +46,10 @@ pub(crate) async fn push(
         Err(error) => return invalid(StatusCode::BAD_REQUEST, error.to_string()),
     };
     let request = &signed.request;
-    let Some(topic) = master
-        .topics
-        .iter()
-        .find(|t| t.config.secret.topic() == request.topic)
-    else {
-        return invalid(
-            StatusCode::NOT_FOUND,
-            format!("this master does not own topic {}", request.topic),
-        );
+    let topic = match authorize(master, request.topic, request.writer, request.time, client) {
+        Ok(topic) => topic,
+        Err(answer) => return *answer,
     };
-    if !topic.config.writers.contains(&request.writer) {
-        tracing::warn!(topic = %topic.config.name, writer = %request.writer, %client, "push by an unknown writer refused");
-        return refused(format!(
-            "writer {} may not push to topic '{}': add its key to the topic's writers in the master's configuration",
-            request.writer, topic.config.name
-        ));
-    }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let skew = now.abs_diff(request.time);
-    if skew > master.config.limits.max_clock_skew.as_secs() {
-        return refused(format!(
-            "the request was signed {skew} s away from this master's clock (at most {} s); check both clocks",
-            master.config.limits.max_clock_skew.as_secs()
-        ));
-    }
     let branch = request.branch.as_str().to_owned();
     let refname = format!("refs/heads/{branch}");
     if !git2::Reference::is_valid_name(&refname) {
@@ -171,6 +153,104 @@ pub(crate) async fn push(
     )
 }
 
+/// The topic `writer` may push to, if this master owns it and the
+/// signing `time` is close enough to this master's clock.
+fn authorize(
+    master: &Master,
+    topic_key: tracker_free::TopicKey,
+    writer: WriterKey,
+    time: u64,
+    client: SocketAddr,
+) -> Result<&Arc<TopicState>, Box<(StatusCode, PushAnswer)>> {
+    let Some(topic) = master
+        .topics
+        .iter()
+        .find(|t| t.config.secret.topic() == topic_key)
+    else {
+        return Err(Box::new(invalid(
+            StatusCode::NOT_FOUND,
+            format!("this master does not own topic {topic_key}"),
+        )));
+    };
+    if !topic.config.writers.contains(&writer) {
+        tracing::warn!(topic = %topic.config.name, %writer, %client, "push by an unknown writer refused");
+        return Err(Box::new(refused(format!(
+            "writer {writer} may not push to topic '{}': add its key to the topic's writers in the master's configuration",
+            topic.config.name
+        ))));
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let skew = now.abs_diff(time);
+    if skew > master.config.limits.max_clock_skew.as_secs() {
+        return Err(Box::new(refused(format!(
+            "the request was signed {skew} s away from this master's clock (at most {} s); check both clocks",
+            master.config.limits.max_clock_skew.as_secs()
+        ))));
+    }
+    Ok(topic)
+}
+
+/// Handles `PUT /push/metadata/<infohash>`: keeps the info dictionary a
+/// writer uploads for a commit it is about to push, once the signed headers
+/// show a writer of the topic and the body hashes to the infohash.
+pub(crate) async fn offer_metadata(
+    master: &Master,
+    client: SocketAddr,
+    info_hash: &str,
+    headers: &axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Result<InfoHash, (StatusCode, PushAnswer)> {
+    let info_hash = InfoHash::from_hex(info_hash).ok_or_else(|| {
+        invalid(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{} is not an infohash (40 lowercase hex digits)",
+                xus_codec::quote::short(info_hash)
+            ),
+        )
+    })?;
+    let offer = MetadataOffer::verify(
+        |name| headers.get(name).and_then(|v| v.to_str().ok()),
+        info_hash,
+    )
+    .map_err(|error| match error {
+        MetadataOfferError::BadSignature => refused(error.to_string()),
+        _ => invalid(StatusCode::BAD_REQUEST, error.to_string()),
+    })?;
+    authorize(master, offer.topic, offer.writer, offer.time, client).map_err(|a| *a)?;
+    // Read only now, from a writer of the topic, and never past the bound.
+    let info = axum::body::to_bytes(body, MAX_INFO_BYTES)
+        .await
+        .map_err(|_| {
+            invalid(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "an info dictionary is at most {MAX_INFO_BYTES} bytes, or the upload broke off"
+                ),
+            )
+        })?;
+    let torrent = CommitTorrent::parse(&info).map_err(|error| {
+        invalid(
+            StatusCode::BAD_REQUEST,
+            format!("not a xus commit torrent's info dictionary: {error}"),
+        )
+    })?;
+    if torrent.info_hash != info_hash {
+        return Err(invalid(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the body is the info dictionary of {}, not of {info_hash}",
+                torrent.info_hash
+            ),
+        ));
+    }
+    tracing::info!(%info_hash, commit = %torrent.commit, writer = %offer.writer, %client, "metadata offered");
+    master.offered.put(info_hash, Arc::from(info.as_ref()));
+    Ok(info_hash)
+}
+
 /// Downloads every pushed commit the repository lacks, oldest first, each
 /// refused unless its parents are already here.
 async fn take_commits(
@@ -209,8 +289,21 @@ async fn take_commits(
         if present {
             continue;
         }
-        if let Err(error) =
-            fetch::fetch_commit(&master.swarm, pushed.info_hash, commit, &request, &report).await
+        // Metadata the writer uploaded saves asking it over BEP 9, which
+        // needs a connection to it (impossible when it is behind NAT).
+        let offered = master
+            .offered
+            .get(pushed.info_hash)
+            .and_then(|info| CommitTorrent::parse(&info).ok());
+        if let Err(error) = fetch::fetch_commit(
+            &master.swarm,
+            pushed.info_hash,
+            commit,
+            offered,
+            &request,
+            &report,
+        )
+        .await
         {
             if let FetchError::MissingParent { .. } = error {
                 return Err(invalid(StatusCode::BAD_REQUEST, error.to_string()));

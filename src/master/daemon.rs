@@ -183,6 +183,7 @@ pub async fn run(
         published,
         url: Some(webseed_url.clone())
             .filter(|url| advertisable && tracker_free::is_master_url(url)),
+        offered: Default::default(),
     });
     let (stop_http, http_stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(webseed::serve_with_routes(

@@ -1,14 +1,14 @@
-//! The master's own HTTP routes, next to its webseed: `POST /push` and
-//! `GET /status`.
+//! The master's own HTTP routes, next to its webseed: `POST /push`,
+//! `PUT /push/metadata/<infohash>` and `GET /status`.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use serde::Serialize;
 use webseed::ClientAddr;
 
@@ -22,6 +22,7 @@ use crate::topic::push_request::MAX_PUSH_BODY;
 pub(crate) fn routes(master: Arc<Master>) -> Router {
     Router::new()
         .route("/push", post(push))
+        .route("/push/metadata/{info_hash}", put(offer_metadata))
         .route("/status", get(status))
         .layer(DefaultBodyLimit::max(MAX_PUSH_BODY))
         .with_state(master)
@@ -36,12 +37,31 @@ async fn push(
     json(status, &answer)
 }
 
+/// Reads its body only once the headers are checked, up to the size of an
+/// info dictionary (not [`MAX_PUSH_BODY`]: the body is streamed, not
+/// extracted).
+async fn offer_metadata(
+    State(master): State<Arc<Master>>,
+    ConnectInfo(ClientAddr(client)): ConnectInfo<ClientAddr>,
+    Path(info_hash): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    match accept::offer_metadata(&master, client, &info_hash, &headers, body).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err((status, answer)) => json(status, &answer),
+    }
+}
+
 /// `GET /status`: every topic's branches and each backup remote's lag.
 #[derive(Serialize)]
 struct StatusAnswer {
     topics: Vec<TopicStatus>,
     /// Bytes this master has sent to peers since it started.
     uploaded_bytes: u64,
+    /// The master's BitTorrent port, on the host of its HTTP address: a
+    /// writer dials it to hand over what it pushes.
+    bittorrent_port: Option<u16>,
 }
 
 #[derive(Serialize)]
@@ -79,11 +99,13 @@ async fn status(State(master): State<Arc<Master>>) -> Response {
         });
     }
     let uploaded_bytes = master.swarm.engine().uploaded_bytes();
+    let bittorrent_port = master.swarm.engine().listen_addr().map(|a| a.port());
     json(
         StatusCode::OK,
         &StatusAnswer {
             topics,
             uploaded_bytes,
+            bittorrent_port,
         },
     )
 }

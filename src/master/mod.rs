@@ -13,6 +13,7 @@ pub mod config;
 pub mod daemon;
 mod head_torrents;
 mod http;
+mod offered;
 pub mod push_client;
 mod resume;
 mod state;

@@ -4,7 +4,7 @@
 //! the head before it answers.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -17,9 +17,12 @@ use crate::swarm::engine::{Engine, EngineConfig};
 use crate::swarm::seeder::Seeder;
 use crate::swarm::webseed_server::base_url;
 use crate::topic::home::Home;
+use crate::topic::metadata_offer::MetadataOffer;
 use crate::topic::push_answer::{PushAnswer, Status, TopicSummary};
 use crate::topic::push_request::{MAX_PUSH_COMMITS, PushRequest, PushedCommit, SignedPush};
 use crate::topic::writer_key::WriterSecret;
+use crate::torrent::cache;
+use crate::torrent::info_hash::InfoHash;
 
 /// Options of `xus push`.
 #[derive(Debug, Clone)]
@@ -152,6 +155,8 @@ pub async fn push(
             let info_hash = seeder.add(commit, &mut quiet).await?;
             pushed.push(PushedCommit { commit, info_hash });
         }
+        let pushed_ids: Vec<(ObjectId, InfoHash)> =
+            pushed.iter().map(|p| (p.commit, p.info_hash)).collect();
         let request = PushRequest {
             topic: topic_key,
             branch: branch_key,
@@ -170,11 +175,121 @@ pub async fn push(
             commits: request.commits.len(),
         });
         let body = SignedPush::sign(request, &secret).to_body();
-        send(&client, &master, body).await
+        let handover = Handover {
+            client: &client,
+            master: &master,
+            secret: &secret,
+            topic: topic_key,
+            commits: &pushed_ids,
+        };
+        let master_peer = handover.offer_metadata(&git_dir, status.bittorrent_port).await;
+        // While the master downloads, this writer dials it too: the master
+        // cannot dial a writer behind NAT, and a BitTorrent connection
+        // carries pieces whichever side opened it.
+        let dialling = async {
+            let Some(peer) = master_peer else {
+                return std::future::pending::<anyhow::Result<PushAnswer>>().await;
+            };
+            loop {
+                for (_, info_hash) in handover.commits {
+                    if let Err(error) = engine.dial(*info_hash, peer) {
+                        tracing::debug!(%peer, %info_hash, error = %format!("{error:#}"), "not dialling the master");
+                    }
+                }
+                tokio::time::sleep(REDIAL_INTERVAL).await;
+            }
+        };
+        tokio::select! {
+            answer = send(&client, &master, body) => answer,
+            never = dialling => never,
+        }
     }
     .await;
     engine.stop().await;
     result
+}
+
+/// How often a pushing writer dials the master again for each commit
+/// until the master answers: its first dial may come before the master
+/// started the download, which it then refuses.
+const REDIAL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Hands the master what it needs without dialling this writer: the info
+/// dictionaries (uploaded over HTTP) and this writer's address to connect
+/// to (it dials the master's BitTorrent port).
+struct Handover<'a> {
+    client: &'a reqwest::Client,
+    master: &'a str,
+    secret: &'a WriterSecret,
+    topic: TopicKey,
+    /// Commit and infohash, oldest first.
+    commits: &'a [(ObjectId, InfoHash)],
+}
+
+impl Handover<'_> {
+    /// Uploads every commit's info dictionary, and returns the master's
+    /// BitTorrent address to dial (its HTTP host, `port`). Failures only
+    /// log: the master can still ask this writer for the metadata and dial
+    /// it, as masters before this did.
+    async fn offer_metadata(&self, git_dir: &Path, port: Option<u16>) -> Option<SocketAddr> {
+        for &(commit, info_hash) in self.commits {
+            if let Err(error) = self.offer_one(git_dir, commit, info_hash).await {
+                tracing::info!(%commit, error = %format!("{error:#}"), "the master did not take the metadata; it will ask for it");
+                break;
+            }
+        }
+        let port = port?;
+        let url = reqwest::Url::parse(self.master).ok()?;
+        let host = url
+            .host_str()?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let addr = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .ok()?
+            .find(|addr| crate::swarm::dial_policy::check_peer(*addr).is_ok());
+        if addr.is_none() {
+            tracing::info!(%host, port, "cannot dial the master's BitTorrent port; it must dial this writer");
+        }
+        addr
+    }
+
+    async fn offer_one(
+        &self,
+        git_dir: &Path,
+        commit: ObjectId,
+        info_hash: InfoHash,
+    ) -> anyhow::Result<()> {
+        let git_dir = git_dir.to_owned();
+        let info = tokio::task::spawn_blocking(move || {
+            let repo = git2::Repository::open(&git_dir)?;
+            anyhow::Ok(cache::load_or_build(&repo, commit)?.info_bytes)
+        })
+        .await??;
+        let time = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let offer = MetadataOffer::sign(self.secret, self.topic, info_hash, time);
+        let url = format!("{}push/metadata/{info_hash}", self.master);
+        let mut put = self.client.put(&url).body(info);
+        for (name, value) in offer.headers() {
+            put = put.header(name, value);
+        }
+        let response = put
+            .send()
+            .await
+            .with_context(|| format!("uploading to {url}"))?;
+        let code = response.status();
+        if code.is_success() {
+            return Ok(());
+        }
+        let body = response.bytes().await.unwrap_or_default();
+        anyhow::bail!(
+            "{url} answered {code}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(512)]).trim()
+        )
+    }
 }
 
 /// Reads the master's topics and branch tips.

@@ -34,6 +34,8 @@ pub(crate) struct Master {
     /// readers too far behind for the listed updates can ask here for one;
     /// `None` when the address cannot be reached from elsewhere.
     pub(crate) url: Option<String>,
+    /// Info dictionaries writers uploaded for the commits they push.
+    pub(crate) offered: super::offered::Offered,
 }
 
 /// One owned topic while the master runs.

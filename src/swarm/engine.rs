@@ -379,6 +379,24 @@ impl Engine {
         handle.wait_until_completed().await
     }
 
+    /// Dials `peer` for the torrent `info_hash` now, even if an earlier dial failed: a
+    /// seed's only way to reach a peer that cannot dial it (a master taking
+    /// a push from a writer behind NAT). Returns whether a dial started
+    /// (`false` while one is under way or connected, or when the dial
+    /// policy refuses `peer`).
+    pub fn dial(&self, info_hash: InfoHash, peer: SocketAddr) -> anyhow::Result<bool> {
+        if dialable(&[peer]).is_empty() {
+            return Ok(false);
+        }
+        let id = librqbit::dht::Id20::new(info_hash.0);
+        let live = self
+            .session
+            .get(id.into())
+            .and_then(|handle| handle.live())
+            .with_context(|| format!("torrent {info_hash} is not running, so it cannot dial"))?;
+        Ok(live.dial_peer(peer)?)
+    }
+
     /// Removes a torrent (keeping its data).
     pub async fn remove(&self, info_hash: InfoHash) -> anyhow::Result<()> {
         let id = librqbit::dht::Id20::new(info_hash.0);

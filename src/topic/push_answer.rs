@@ -76,6 +76,10 @@ pub enum PushAnswer {
 pub struct Status {
     /// Every owned topic.
     pub topics: Vec<TopicSummary>,
+    /// The master's BitTorrent port (on its HTTP host), which a writer
+    /// dials to hand over its commits; absent from masters before it.
+    #[serde(default)]
+    pub bittorrent_port: Option<u16>,
 }
 
 /// A topic as `GET /status` lists it.

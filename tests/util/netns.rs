@@ -337,6 +337,36 @@ impl Lan {
             .unwrap_or_else(|| panic!("no byte count in {line:?}"))
     }
 
+    /// Makes host `from` drop every packet it sends to host `to`'s `port`,
+    /// TCP and UDP (uTP shares the BitTorrent port number): as if a
+    /// firewall between them let only other ports through.
+    pub fn block_port(&self, from: usize, to: usize, port: u16) {
+        let table =
+            "table inet xus_block { chain output { type filter hook output priority 0; }; }";
+        self.nft(from, &["-f", "-"], Some(table));
+        let (dest, port) = (self.address(to).to_string(), port.to_string());
+        for protocol in ["tcp", "udp"] {
+            self.nft(
+                from,
+                &[
+                    "add",
+                    "rule",
+                    "inet",
+                    "xus_block",
+                    "output",
+                    "ip",
+                    "daddr",
+                    &dest,
+                    protocol,
+                    "dport",
+                    &port,
+                    "drop",
+                ],
+                None,
+            );
+        }
+    }
+
     /// `nft ARGS` inside host `n`, with `stdin`; panics on failure.
     fn nft(&self, n: usize, args: &[&str], stdin: Option<&str>) -> String {
         nft_in(self.host(n), args, stdin)

@@ -283,10 +283,13 @@ async fn fetch_head_counted(
             });
         }
     }
+    // A master that signed the head serves the commit on its webseed: the
+    // `.torrent` in one request, and the pieces when the swarm is thin.
     let source = Source::InfoHash(
         info_hash,
         Hints {
             name: Some(commit.to_hex()),
+            webseeds: head.head.master.iter().cloned().collect(),
             ..Hints::default()
         },
     );
@@ -322,6 +325,8 @@ async fn existing_repo(request: &FetchRequest) -> Option<(PathBuf, Option<Object
 
 /// Fetches the commit `commit` whose torrent is `info_hash` (a head, or a
 /// topic master taking a pushed commit from the writer and the swarm).
+/// `known` is its torrent when already in hand (a writer uploaded it to
+/// the master): then no peer is asked for the metadata.
 ///
 /// # Errors
 ///
@@ -331,16 +336,22 @@ pub async fn fetch_commit(
     swarm: &Swarm,
     info_hash: InfoHash,
     commit: ObjectId,
+    known: Option<CommitTorrent>,
     request: &FetchRequest,
     report: &Arc<dyn FetchReport>,
 ) -> Result<Fetched, FetchError> {
-    let source = Source::InfoHash(
-        info_hash,
-        Hints {
-            name: Some(commit.to_hex()),
-            ..Hints::default()
-        },
-    );
+    let source = match known {
+        Some(torrent) if torrent.info_hash == info_hash => {
+            Source::Torrent(Box::new(torrent), Vec::new())
+        }
+        _ => Source::InfoHash(
+            info_hash,
+            Hints {
+                name: Some(commit.to_hex()),
+                ..Hints::default()
+            },
+        ),
+    };
     let tally = Tally::default();
     let fetched = fetch(swarm, source, Some(commit), request, report, &tally).await;
     report.event(FetchEvent::Transferred(tally.snapshot()));

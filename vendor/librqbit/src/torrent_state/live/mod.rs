@@ -769,6 +769,33 @@ impl TorrentStateLive {
         Ok(true)
     }
 
+    /// Dials `addr` now, even when it was seen before and given up on (xus
+    /// patch): a peer that refused a finished torrent's connection is never
+    /// tried again otherwise. Returns whether a dial was queued (`false`
+    /// when the peer is already queued, connecting or connected).
+    pub fn dial_peer(&self, addr: SocketAddr) -> crate::Result<bool> {
+        if self.add_peer_if_not_seen(addr)? {
+            return Ok(true);
+        }
+        let requeue = self
+            .peers
+            .with_peer_mut(addr, "dial_peer", |peer| match peer.get_state() {
+                PeerState::Dead | PeerState::NotNeeded => {
+                    peer.set_state(PeerState::Queued, &self.peers);
+                    true
+                }
+                PeerState::Queued | PeerState::Connecting(_) | PeerState::Live(_) => false,
+            })
+            .unwrap_or(false);
+        if requeue {
+            self.peer_queue_tx
+                .send(addr)
+                .ok()
+                .ok_or(Error::TorrentIsNotLive)?;
+        }
+        Ok(requeue)
+    }
+
     pub fn stats_snapshot(&self) -> StatsSnapshot {
         use Ordering::*;
         let downloaded_bytes = self.stats.downloaded_and_checked_bytes.load(Relaxed);
