@@ -228,3 +228,101 @@ fn peers_learnt_through_pex_pass_the_same_policy() {
         );
     }
 }
+
+/// What a `xus dht serve` node bootstrapped from a lying node sends, in a
+/// network namespace of its own under strace: the liar (and the control it
+/// names) list `listed` as nodes to ask. Returns the strace log of every
+/// datagram sent; panics unless the control was queried (the lists were
+/// read).
+fn dht_sends_after_lies(listed: &[&str], guard: bool) -> String {
+    let strace = util::clients::require_program("strace", "strace");
+    util::clients::require_program("unshare", "util-linux");
+    util::clients::require_program("ip", "iproute2");
+    util::clients::require_program("timeout", "coreutils");
+    let driver =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/drivers/lying_dht_node.py");
+    assert!(driver.is_file(), "{} is missing", driver.display());
+    let work = tempfile::tempdir().expect("tempdir");
+    let trace = work.path().join("send.trace");
+    let liar_log = work.path().join("liar.log");
+    // Fixed ports: the namespace is new and empty. The node runs for 6 s,
+    // long enough to bootstrap and ask every node it was told of.
+    let script = format!(
+        "ip link set lo up && \
+         ({python} {driver} --port 40011 --control-port 40012 --list {listed} \
+           --exit-after 20 > {log} 2>&1 &) && \
+         for _ in $(seq 100); do grep -q listening {log} && break; sleep 0.05; done; \
+         exec {strace} -f -qq -e trace=sendto,sendmsg,sendmmsg -o {trace} \
+           timeout -s INT 6 \"$@\"",
+        python = util::clients::SYSTEM_PYTHON,
+        driver = driver.display(),
+        listed = listed.join(" "),
+        log = liar_log.display(),
+        strace = strace.display(),
+        trace = trace.display(),
+    );
+    let mut command = Command::new("unshare");
+    command
+        .args(["--net", "sh", "-c", &script, "sh", xus_bin()])
+        .args(["dht", "serve", "--bind", "127.0.0.1"])
+        .args(["--bootstrap", "127.0.0.1:40011"])
+        .env("XUS_HOME", work.path().join("home"));
+    if guard {
+        command.env("XUS_LOOPBACK_ONLY", "1");
+    } else {
+        command.env_remove("XUS_LOOPBACK_ONLY");
+        command.env_remove("XUS_DHT_LOOPBACK_ONLY");
+    }
+    let _ = run_xus_with(&mut command, T);
+    let liar = std::fs::read_to_string(&liar_log).expect("the liar's log");
+    assert!(
+        liar.lines().any(|l| l == "control queried"),
+        "the node never asked the control node the liar named (were the lists read?):\n{liar}"
+    );
+    std::fs::read_to_string(&trace).expect("the strace log")
+}
+
+/// Datagrams in `trace` sent to `address`.
+fn sent_to<'a>(trace: &'a str, address: &str) -> Vec<&'a str> {
+    trace
+        .lines()
+        .filter(|l| l.contains(&format!("inet_addr(\"{address}\")")))
+        .collect()
+}
+
+/// Issue 15: the DHT node's own datagrams obey the dial rule too. Other
+/// nodes name the nodes a lookup asks next, so one lying node could make
+/// every xus node send to any address: a multicast group, broadcast, the
+/// unspecified address, and under the test guard anything off loopback.
+/// (`vendor/mainline`'s third change, a destination filter in its socket.)
+#[test]
+fn a_lying_dht_node_cannot_make_xus_send_anywhere() {
+    let listed = [
+        "10.20.30.40:6881",
+        "224.0.0.1:6881",
+        "255.255.255.255:6881",
+        "0.0.0.0:6881",
+    ];
+    let guarded = dht_sends_after_lies(&listed, true);
+    for address in ["10.20.30.40", "224.0.0.1", "255.255.255.255", "0.0.0.0"] {
+        let sent = sent_to(&guarded, address);
+        assert!(
+            sent.is_empty(),
+            "under the guard, {address} (named by a lying node) got datagrams: {sent:?}"
+        );
+    }
+    // Without the guard an address on another network is a node like any
+    // other (a LAN DHT); the rest never are.
+    let open = dht_sends_after_lies(&listed, false);
+    assert!(
+        !sent_to(&open, "10.20.30.40").is_empty(),
+        "without the guard the node never asked 10.20.30.40 (control):\n{open}"
+    );
+    for address in ["224.0.0.1", "255.255.255.255", "0.0.0.0"] {
+        let sent = sent_to(&open, address);
+        assert!(
+            sent.is_empty(),
+            "{address} (named by a lying node) got datagrams: {sent:?}"
+        );
+    }
+}

@@ -33,16 +33,17 @@ pub async fn serve(options: ServeOptions, out: &mut (dyn Write + Send)) -> anyho
         port: options.port,
         bind: Some(options.bind),
         server_mode: true,
+        loopback_only: crate::swarm::dial_policy::loopback_only(),
         ..DhtConfig::default()
     };
-    if crate::swarm::dial_policy::loopback_only() {
+    if first.loopback_only {
         first
             .require_loopback()
             .with_context(|| format!("{LOOPBACK_ONLY_ENV}=1 is set"))?;
     }
     let nodes = if options.bootstrap.is_empty() && options.port.is_none() && options.nodes > 1 {
         // A fresh private DHT: every node starts knowing every other.
-        Dht::start_private_network(options.nodes, options.bind)?
+        Dht::start_private_network(options.nodes, options.bind, first.loopback_only)?
     } else {
         let mut nodes = vec![Dht::start(&first)?];
         let entry = nodes[0].local_addr().await.to_string();

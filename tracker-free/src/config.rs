@@ -24,6 +24,10 @@ pub struct DhtConfig {
     /// Answer other nodes' queries from the start instead of after the
     /// node has proven reachable. Right for private DHTs and bootstrap nodes.
     pub server_mode: bool,
+    /// Send nothing outside 127.0.0.0/8, whoever names the address (the
+    /// test guard). Whatever this says, nothing is ever sent to the
+    /// unspecified address, broadcast, multicast or port 0.
+    pub loopback_only: bool,
 }
 
 impl Default for DhtConfig {
@@ -34,6 +38,7 @@ impl Default for DhtConfig {
             bind: None,
             request_timeout: mainline::DEFAULT_REQUEST_TIMEOUT,
             server_mode: false,
+            loopback_only: false,
         }
     }
 }

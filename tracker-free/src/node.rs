@@ -189,6 +189,24 @@ impl PeerStream {
     }
 }
 
+/// The addresses a node may send to. Other nodes name them (every answer
+/// lists nodes to ask next), so a lying node could otherwise make this one
+/// send datagrams to any address: never to one no node can hold (the
+/// unspecified address, port 0) or one that reaches many hosts (broadcast,
+/// multicast); with `loopback_only`, nowhere outside 127.0.0.0/8.
+fn destination_rule(loopback_only: bool) -> fn(SocketAddrV4) -> bool {
+    if loopback_only {
+        |addr| addr.ip().is_loopback() && sendable(addr)
+    } else {
+        sendable
+    }
+}
+
+fn sendable(addr: SocketAddrV4) -> bool {
+    let ip = addr.ip();
+    addr.port() != 0 && !ip.is_unspecified() && !ip.is_broadcast() && !ip.is_multicast()
+}
+
 impl Dht {
     /// Starts a node with `config`. Returns once its socket is bound;
     /// bootstrapping continues in the background.
@@ -214,6 +232,7 @@ impl Dht {
             builder.server_mode();
         }
         builder.request_timeout(config.request_timeout);
+        builder.destination_filter(destination_rule(config.loopback_only));
         let dht = builder.build().map_err(|source| StartError::Bind {
             port: config.port,
             source,
@@ -225,9 +244,15 @@ impl Dht {
 
     /// Starts `count` server nodes on `bind` that know each other and
     /// nobody else: a private DHT, for a cluster with no Internet or a test.
-    pub fn start_private_network(count: usize, bind: Ipv4Addr) -> Result<Vec<Self>, StartError> {
+    /// `loopback_only` as [`DhtConfig::loopback_only`].
+    pub fn start_private_network(
+        count: usize,
+        bind: Ipv4Addr,
+        loopback_only: bool,
+    ) -> Result<Vec<Self>, StartError> {
         let testnet = mainline::Testnet::builder(count)
             .bind_address(bind)
+            .destination_filter(destination_rule(loopback_only))
             .build()
             .map_err(|source| StartError::Bind { port: None, source })?;
         Ok(testnet

@@ -9,7 +9,7 @@ use tracker_free::{Branch, Dht, DhtConfig, Head, HeadChoice, IndexDefault, InfoH
 const NODES: usize = 20;
 
 fn network() -> (Vec<Dht>, DhtConfig) {
-    let nodes = Dht::start_private_network(NODES, Ipv4Addr::LOCALHOST).expect("private DHT");
+    let nodes = Dht::start_private_network(NODES, Ipv4Addr::LOCALHOST, true).expect("private DHT");
     let first = futures_lite::future::block_on(nodes[0].local_addr());
     let config = DhtConfig {
         bootstrap: Some(vec![first.to_string()]),
@@ -173,8 +173,8 @@ async fn a_topic_index_gathers_every_branch_and_keeps_its_default() {
 /// nodes holding an older head never wins over the newer one the rest hold.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_minority_does_not_win_a_readers_lookup() {
-    let stale_nodes = Dht::start_private_network(3, Ipv4Addr::LOCALHOST).expect("stale DHT");
-    let fresh_nodes = Dht::start_private_network(12, Ipv4Addr::LOCALHOST).expect("fresh DHT");
+    let stale_nodes = Dht::start_private_network(3, Ipv4Addr::LOCALHOST, true).expect("stale DHT");
+    let fresh_nodes = Dht::start_private_network(12, Ipv4Addr::LOCALHOST, true).expect("fresh DHT");
     let first_of = |nodes: &[Dht]| futures_lite::future::block_on(nodes[0].local_addr());
     let config_from = |bootstrap: Vec<String>| DhtConfig {
         bootstrap: Some(bootstrap),

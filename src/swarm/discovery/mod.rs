@@ -54,7 +54,8 @@ pub fn config_from(options: &DhtOptions, file: DhtSection) -> anyhow::Result<Dht
         config.request_timeout = timeout;
     }
     config.server_mode = file.server_mode.unwrap_or(false);
-    if crate::swarm::dial_policy::loopback_only() {
+    config.loopback_only = crate::swarm::dial_policy::loopback_only();
+    if config.loopback_only {
         config
             .require_loopback()
             .with_context(|| format!("{LOOPBACK_ONLY_ENV}=1 is set"))?;

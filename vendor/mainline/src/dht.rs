@@ -118,6 +118,14 @@ impl DhtBuilder {
         self
     }
 
+    /// Drop every datagram to an address `allowed` refuses (xus patch):
+    /// other nodes name the addresses a lookup sends to.
+    pub fn destination_filter(&mut self, allowed: fn(SocketAddrV4) -> bool) -> &mut Self {
+        self.0.destination_filter = Some(allowed);
+
+        self
+    }
+
     /// Create a Dht node.
     pub fn build(&self) -> Result<Dht, std::io::Error> {
         Dht::new(self.0.clone())
@@ -697,6 +705,7 @@ pub struct TestnetBuilder {
     count: usize,
     bind_address: Ipv4Addr,
     seeded: bool,
+    destination_filter: Option<fn(SocketAddrV4) -> bool>,
 }
 
 impl TestnetBuilder {
@@ -711,7 +720,15 @@ impl TestnetBuilder {
             count,
             bind_address: Ipv4Addr::LOCALHOST,
             seeded: true,
+            destination_filter: None,
         }
+    }
+
+    /// Every node drops datagrams to addresses `allowed` refuses (xus
+    /// patch; see [`DhtBuilder::destination_filter`]).
+    pub fn destination_filter(&mut self, allowed: fn(SocketAddrV4) -> bool) -> &mut Self {
+        self.destination_filter = Some(allowed);
+        self
     }
 
     /// Set the address to bind all nodes to.
@@ -742,9 +759,9 @@ impl TestnetBuilder {
     /// This will block until all nodes are created (and seeded if `seeded` is true).
     pub fn build(&self) -> Result<Testnet, std::io::Error> {
         if self.seeded {
-            Testnet::build_seeded(self.count, self.bind_address)
+            Testnet::build_seeded_filtered(self.count, self.bind_address, self.destination_filter)
         } else {
-            Testnet::build_unseeded(self.count, self.bind_address)
+            Testnet::build_unseeded_filtered(self.count, self.bind_address, self.destination_filter)
         }
     }
 }
@@ -835,16 +852,25 @@ impl Testnet {
         Testnet::build_unseeded(count, Ipv4Addr::UNSPECIFIED)
     }
 
-    #[allow(deprecated)]
     fn build_seeded(count: usize, bind_address: Ipv4Addr) -> Result<Testnet, std::io::Error> {
+        Testnet::build_seeded_filtered(count, bind_address, None)
+    }
+
+    #[allow(deprecated)]
+    fn build_seeded_filtered(
+        count: usize,
+        bind_address: Ipv4Addr,
+        filter: Option<fn(SocketAddrV4) -> bool>,
+    ) -> Result<Testnet, std::io::Error> {
         let mut nodes = Vec::with_capacity(count);
 
         for _ in 0..count {
-            let node = Dht::builder()
-                .server_mode()
-                .no_bootstrap()
-                .bind_address(bind_address)
-                .build()?;
+            let mut builder = Dht::builder();
+            builder.server_mode().no_bootstrap().bind_address(bind_address);
+            if let Some(filter) = filter {
+                builder.destination_filter(filter);
+            }
+            let node = builder.build()?;
             nodes.push(node);
         }
 
@@ -872,18 +898,27 @@ impl Testnet {
         Ok(Self { bootstrap, nodes })
     }
 
-    #[allow(deprecated)]
     fn build_unseeded(count: usize, bind_address: Ipv4Addr) -> Result<Testnet, std::io::Error> {
+        Testnet::build_unseeded_filtered(count, bind_address, None)
+    }
+
+    #[allow(deprecated)]
+    fn build_unseeded_filtered(
+        count: usize,
+        bind_address: Ipv4Addr,
+        filter: Option<fn(SocketAddrV4) -> bool>,
+    ) -> Result<Testnet, std::io::Error> {
         let mut nodes = Vec::with_capacity(count);
         let mut bootstrap = Vec::new();
 
         for i in 0..count {
             if i == 0 {
-                let node = Dht::builder()
-                    .server_mode()
-                    .no_bootstrap()
-                    .bind_address(bind_address)
-                    .build()?;
+                let mut builder = Dht::builder();
+                builder.server_mode().no_bootstrap().bind_address(bind_address);
+                if let Some(filter) = filter {
+                    builder.destination_filter(filter);
+                }
+                let node = builder.build()?;
 
                 let info = node.info();
 
@@ -891,11 +926,15 @@ impl Testnet {
 
                 nodes.push(node);
             } else {
-                let node = Dht::builder()
+                let mut builder = Dht::builder();
+                builder
                     .server_mode()
                     .bootstrap(&bootstrap)
-                    .bind_address(bind_address)
-                    .build()?;
+                    .bind_address(bind_address);
+                if let Some(filter) = filter {
+                    builder.destination_filter(filter);
+                }
+                let node = builder.build()?;
                 nodes.push(node);
             }
         }

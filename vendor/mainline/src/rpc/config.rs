@@ -39,6 +39,12 @@ pub struct Config {
     ///
     /// Defaults to 0.0.0.0 (all interfaces)
     pub bind_address: Option<Ipv4Addr>,
+    /// Asked before every datagram this node sends (xus patch): `false`
+    /// drops it. Addresses come from other nodes' answers, so without it a
+    /// lying node can make this one send to any address.
+    ///
+    /// Defaults to None (send anywhere).
+    pub destination_filter: Option<fn(SocketAddrV4) -> bool>,
 }
 
 impl Default for Config {
@@ -51,6 +57,7 @@ impl Default for Config {
             server_mode: false,
             public_ip: None,
             bind_address: None,
+            destination_filter: None,
         }
     }
 }

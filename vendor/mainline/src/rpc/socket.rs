@@ -33,6 +33,7 @@ pub struct KrpcSocket {
     inflight_requests: InflightRequests,
     last_cleanup: Instant,
     local_addr: SocketAddrV4,
+    destination_filter: Option<fn(SocketAddrV4) -> bool>,
     // poll_interval: Duration,
 }
 
@@ -65,6 +66,7 @@ impl KrpcSocket {
             inflight_requests: InflightRequests::new(request_timeout),
             last_cleanup: Instant::now(),
             local_addr,
+            destination_filter: config.destination_filter,
         })
     }
 
@@ -287,6 +289,12 @@ impl KrpcSocket {
 
     /// Send a raw dht message
     fn send(&mut self, address: SocketAddrV4, message: Message) -> Result<(), SendMessageError> {
+        if let Some(allowed) = self.destination_filter {
+            if !allowed(address) {
+                trace!(context = "socket_message_refused", ?address);
+                return Ok(());
+            }
+        }
         self.socket.send_to(&message.to_bytes()?, address)?;
         trace!(context = "socket_message_sending", message = ?message);
         Ok(())
