@@ -5,6 +5,13 @@
 //! are renamed into place. A SIGKILL or power loss leaves the files but not
 //! the lock, so whoever can take the lock knows no process is writing them:
 //! a process id alone could not tell, since ids are reused.
+//!
+//! A process killed between moving a finished pack and its index into
+//! `objects/pack/` (an update leaving its quarantine, which moves the pack
+//! first, as Git does) leaves a `pack-*.pack` with no index: no Git process
+//! can read it, and Git never removes it. It goes too, once old enough that
+//! no live writer is about to rename its index, unless a `.keep` file says
+//! someone wants it.
 
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
@@ -18,7 +25,7 @@ use crate::git::pack::TEMP_PACK_PREFIX;
 const ORPHAN_AGE: Duration = Duration::from_secs(600);
 
 /// Removes every abandoned temporary pack and index under `git_dir`'s
-/// `objects/pack/`; returns what was removed and how many bytes it held. A
+/// `objects/pack/`, and every pack left without its index; returns what was removed and how many bytes it held. A
 /// pack whose lock cannot be taken (a live writer, or a file system without
 /// locks) is left alone.
 pub fn remove_abandoned(git_dir: &Path) -> std::io::Result<(Vec<PathBuf>, u64)> {
@@ -42,6 +49,15 @@ pub fn remove_abandoned(git_dir: &Path) -> std::io::Result<(Vec<PathBuf>, u64)> 
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
+        if name.starts_with("pack-") && name.ends_with(".pack") {
+            if !path.with_extension("idx").exists()
+                && !path.with_extension("keep").exists()
+                && older_than(&path, ORPHAN_AGE)
+            {
+                remove(path);
+            }
+            continue;
+        }
         if !name.starts_with(TEMP_PACK_PREFIX) {
             continue;
         }
@@ -74,7 +90,9 @@ fn abandoned_pack(path: &Path) -> bool {
     }
 }
 
-fn older_than(path: &Path, age: Duration) -> bool {
+/// Whether `path` was last modified at least `age` ago (a file or
+/// directory whose time cannot be read is not).
+pub(crate) fn older_than(path: &Path, age: Duration) -> bool {
     std::fs::metadata(path)
         .and_then(|m| m.modified())
         .ok()
@@ -87,6 +105,33 @@ mod tests {
     use super::*;
     use crate::git::object::ObjectId;
     use crate::git::pack::PackWriter;
+
+    #[test]
+    fn a_pack_left_without_its_index_goes_once_old() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pack_dir = dir.path().join("objects/pack");
+        std::fs::create_dir_all(&pack_dir).expect("pack dir");
+        let old = SystemTime::now() - ORPHAN_AGE - Duration::from_secs(60);
+        let pack = |name: &str, age: Option<SystemTime>| {
+            let path = pack_dir.join(format!("pack-{name}.pack"));
+            let file = std::fs::File::create(&path).expect("create");
+            if let Some(modified) = age {
+                file.set_modified(modified).expect("mtime");
+            }
+            path
+        };
+        let orphan = pack("orphan", Some(old));
+        let young = pack("young", None);
+        let indexed = pack("indexed", Some(old));
+        std::fs::write(indexed.with_extension("idx"), b"").expect("idx");
+        let kept = pack("kept", Some(old));
+        std::fs::write(kept.with_extension("keep"), b"").expect("keep");
+
+        let (removed, _) = remove_abandoned(dir.path()).expect("sweep");
+        assert_eq!(removed, vec![orphan.clone()]);
+        assert!(!orphan.exists());
+        assert!(young.exists() && indexed.exists() && kept.exists());
+    }
 
     #[test]
     fn abandoned_packs_go_and_live_ones_stay() {

@@ -18,7 +18,7 @@
 use std::fmt::Display;
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use crate::git::object::ObjectId;
 
@@ -174,11 +174,7 @@ fn abandoned(dir: &Path) -> bool {
         // A directory whose owner died never gets another one, so the lock
         // need not be held through the removal.
         Ok(lock) => matches!(lock.try_lock(), Ok(())),
-        Err(_) => std::fs::metadata(dir)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| SystemTime::now().duration_since(t).ok())
-            .is_some_and(|age| age >= UNLOCKED_AGE),
+        Err(_) => crate::git::pack_leftovers::older_than(dir, UNLOCKED_AGE),
     }
 }
 
