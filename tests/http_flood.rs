@@ -354,3 +354,95 @@ async fn a_master_takes_pushes_and_answers_status_through_a_slow_loris_flood() {
         "the push took {flooded_push:?} under the flood, {quiet_push:?} without"
     );
 }
+
+/// The master's body grace (`src/master/slow_body.rs`): a body must come at
+/// 16 KiB/s on average after this.
+const BODY_GRACE: Duration = Duration::from_secs(10);
+
+/// Connections trickling a `/push` body: the header arrives whole (so the
+/// header deadline is over), then a byte a second of a 200,000-byte body.
+const TRICKLERS: usize = 24;
+
+/// Sends a whole `POST /push` header and trickles its body a byte a second;
+/// returns how long the connection stayed open and what the server said.
+async fn trickle_body(stream: TcpStream, stop: CancellationToken) -> (Duration, Vec<u8>) {
+    let opened = Instant::now();
+    let (mut read, mut write) = stream.into_split();
+    let header = "POST /push HTTP/1.1\r\nHost: flood\r\nContent-Length: 200000\r\n\r\n";
+    if write.write_all(header.as_bytes()).await.is_err() {
+        return (opened.elapsed(), Vec::new());
+    }
+    let mut answer = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut buf = [0; 1024];
+    loop {
+        tokio::select! {
+            got = read.read(&mut buf) => match got {
+                Ok(0) | Err(_) => return (opened.elapsed(), answer),
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            },
+            _ = tick.tick() => {
+                // The server may stop reading once it answered; keep
+                // waiting for it to close.
+                let _ = write.write_all(b"d").await;
+            }
+            () = stop.cancelled() => return (opened.elapsed(), answer),
+        }
+    }
+}
+
+/// Issue 15 item 2: a `/push` body trickled a byte a second is cut (408)
+/// once it falls behind the master's body rate, and a push meanwhile goes
+/// through. Before, only the header had a deadline: the body kept its slot
+/// for as long as each byte came within the 15-minute idle timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_push_body_is_cut_and_pushes_go_on() {
+    let writer = Writer::new(None);
+    writer.write("README", "a world\n");
+    let base = writer.commit("base");
+    let mut cluster = Cluster::new(&[&writer]);
+    cluster.start_master();
+    let master: SocketAddr = ([127, 0, 0, 1], cluster.http_port).into();
+    let stop = CancellationToken::new();
+    let mut tricklers = Vec::new();
+    for _ in 0..TRICKLERS {
+        let stream = connect_from(ATTACKER, master).await.expect("connect");
+        tricklers.push(tokio::spawn(trickle_body(stream, stop.clone())));
+    }
+    let mut command = writer.push_command(&cluster.url());
+    let (out, pushing) = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        (
+            run_xus_with(&mut command, Duration::from_secs(60)),
+            started.elapsed(),
+        )
+    })
+    .await
+    .expect("push task");
+    assert_eq!(pushed(&out), base, "{}", text(&out.stderr));
+    let watchdog = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(BODY_GRACE + MARGIN * 3).await;
+            stop.cancel();
+        })
+    };
+    let mut ages = Vec::new();
+    for trickler in tricklers {
+        let (age, answer) = trickler.await.expect("trickler");
+        let answer = text(&answer);
+        assert!(
+            age < BODY_GRACE + MARGIN,
+            "a trickled body held its connection {age:?}; the server said {answer:?}"
+        );
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+        ages.push(age);
+    }
+    watchdog.abort();
+    ages.sort();
+    eprintln!(
+        "{TRICKLERS} trickled bodies cut after {:?} to {:?}; the push meanwhile took {pushing:?}",
+        ages[0],
+        ages[ages.len() - 1]
+    );
+}

@@ -900,12 +900,25 @@ fn put_metadata(
     length: usize,
     body: &[u8],
 ) -> (u16, String, Duration) {
+    let target = format!("PUT /push/metadata/{info_hash}");
+    raw_request(port, &target, headers, length, body)
+}
+
+/// One raw request (`METHOD PATH`) announcing `length` body bytes and
+/// sending `body` (maybe fewer).
+fn raw_request(
+    port: u16,
+    target: &str,
+    headers: &[(&str, String)],
+    length: usize,
+    body: &[u8],
+) -> (u16, String, Duration) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     let mut head = format!(
-        "PUT /push/metadata/{info_hash} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {length}\r\nConnection: close\r\n"
+        "{target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {length}\r\nConnection: close\r\n"
     );
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
@@ -1014,6 +1027,10 @@ fn metadata_uploads_are_checked_before_their_body_is_read() {
         &t1.info_bytes,
     );
     assert_eq!(code, 204, "{answer}");
+    // A push body declared over 256 KiB is refused before it is read.
+    let (code, answer, took) = raw_request(cluster.http_port, "POST /push", &[], 300_000, b"");
+    assert_eq!(code, 413, "{answer}");
+    assert!(took < Duration::from_secs(5), "answered in {took:?}");
     // And /status tells writers where to dial.
     let status = cluster.status_json();
     assert!(

@@ -221,15 +221,15 @@ pub(crate) async fn offer_metadata(
     })?;
     authorize(master, offer.topic, offer.writer, offer.time, client).map_err(|a| *a)?;
     // Read only now, from a writer of the topic, and never past the bound.
-    let info = axum::body::to_bytes(body, MAX_INFO_BYTES)
+    let info = super::slow_body::read(body, MAX_INFO_BYTES)
         .await
-        .map_err(|_| {
-            invalid(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "an info dictionary is at most {MAX_INFO_BYTES} bytes, or the upload broke off"
-                ),
-            )
+        .map_err(|error| {
+            let status = match error {
+                super::slow_body::BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                super::slow_body::BodyError::TooSlow => StatusCode::REQUEST_TIMEOUT,
+                super::slow_body::BodyError::Broken => StatusCode::BAD_REQUEST,
+            };
+            invalid(status, format!("the info dictionary: {error}"))
         })?;
     let torrent = CommitTorrent::parse(&info).map_err(|error| {
         invalid(

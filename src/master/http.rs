@@ -4,17 +4,16 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde::Serialize;
 use webseed::ClientAddr;
 
-use super::accept;
 use super::backup::RemoteStatus;
 use super::state::{Master, topic_id};
+use super::{accept, slow_body};
 use crate::topic::push_answer::BranchSummary;
 use crate::topic::push_request::MAX_PUSH_BODY;
 
@@ -24,17 +23,39 @@ pub(crate) fn routes(master: Arc<Master>) -> Router {
         .route("/push", post(push))
         .route("/push/metadata/{info_hash}", put(offer_metadata))
         .route("/status", get(status))
-        .layer(DefaultBodyLimit::max(MAX_PUSH_BODY))
         .with_state(master)
 }
 
 async fn push(
     State(master): State<Arc<Master>>,
     ConnectInfo(ClientAddr(client)): ConnectInfo<ClientAddr>,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
+    let body = match slow_body::read(body, MAX_PUSH_BODY).await {
+        Ok(body) => body,
+        Err(error) => return body_refused(client, &error),
+    };
     let (status, answer) = accept::push(&master, client, &body).await;
     json(status, &answer)
+}
+
+/// The answer to a body that did not arrive whole: 413 or 408, and the
+/// connection closes (its unread rest is never waited for).
+fn body_refused(client: std::net::SocketAddr, error: &slow_body::BodyError) -> Response {
+    tracing::info!(%client, %error, "request body refused");
+    let status = match error {
+        slow_body::BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::REQUEST_TIMEOUT,
+    };
+    let answer = crate::topic::push_answer::PushAnswer::Invalid {
+        message: error.to_string(),
+    };
+    let mut response = json(status, &answer);
+    response.headers_mut().insert(
+        header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    response
 }
 
 /// Reads its body only once the headers are checked, up to the size of an

@@ -16,6 +16,7 @@ mod http;
 mod offered;
 pub mod push_client;
 mod resume;
+mod slow_body;
 mod state;
 pub mod webseeds;
 
