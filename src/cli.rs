@@ -217,7 +217,8 @@ pub struct DhtArgs {
     /// UDP port of this machine's DHT node (default: a free port).
     #[arg(long, value_name = "PORT")]
     pub dht_port: Option<u16>,
-    /// IPv4 address the DHT node binds (default: all).
+    /// IPv4 address the DHT node binds (default: all; the DHT is IPv4
+    /// only, peers and webseeds may be IPv6).
     #[arg(long, value_name = "ADDR")]
     pub dht_bind: Option<Ipv4Addr>,
     /// How long one DHT request may take, in milliseconds (default 2000).
@@ -320,7 +321,7 @@ pub struct DhtServeArgs {
     /// How many nodes to run.
     #[arg(long, default_value_t = 1)]
     pub nodes: usize,
-    /// IPv4 address to bind.
+    /// IPv4 address to bind (the DHT is IPv4 only: no BEP 32).
     #[arg(long, default_value = "0.0.0.0")]
     pub bind: Ipv4Addr,
     /// UDP port of the first node (default: a free port).

@@ -161,6 +161,43 @@ impl Lan {
         }
     }
 
+    /// Gives every host an IPv6 address besides its IPv4 one,
+    /// [`Lan::address6`] (`fd88::<n>/64`, a unique local address, usable at
+    /// once: no duplicate address detection).
+    pub fn enable_ipv6(&self) {
+        for (i, host) in self.hosts.iter().enumerate() {
+            let address = Self::address6_of(i + 1);
+            host.ip(&[
+                "-6",
+                "addr",
+                "add",
+                &format!("{address}/64"),
+                "dev",
+                "eth0",
+                "nodad",
+            ]);
+        }
+    }
+
+    /// Host `n`'s IPv6 address (after [`Lan::enable_ipv6`]).
+    pub fn address6(&self, n: usize) -> std::net::Ipv6Addr {
+        assert!((1..=self.hosts.len()).contains(&n), "no host {n}");
+        Self::address6_of(n)
+    }
+
+    fn address6_of(n: usize) -> std::net::Ipv6Addr {
+        std::net::Ipv6Addr::new(
+            0xfd88,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            u16::try_from(n).expect("a host number"),
+        )
+    }
+
     /// Adds home network `k` (1, 2, ...; returned) of `count` hosts behind
     /// a NAT router, as a reader at home or a laptop in a café has: the
     /// router is on the LAN at [`Lan::router_address`], and on its own
