@@ -300,6 +300,7 @@ fn new_writer(ns: &NetNs, home: &Path) -> String {
 fn a_writer_behind_nat_pushes_to_a_public_master() {
     let mut lan = Lan::new("natpush", 1);
     let site = lan.add_nat_site(1);
+    let reader_site = lan.add_nat_site(1);
     let dir = tempfile::tempdir().expect("tempdir");
     let writer_home = dir.path().join("writer");
     let writer_key = new_writer(lan.behind(site, 1), &writer_home);
@@ -323,6 +324,33 @@ fn a_writer_behind_nat_pushes_to_a_public_master() {
             backup.display()
         );
     }
+
+    // A reader behind another NAT finds the head on the master's DHT and
+    // fetches the commit from the master (item 3: readers behind NAT fetch
+    // from the master too).
+    let repo = dir.path().join("reader-repo");
+    let out = run_xus_with(
+        lan.behind(reader_site, 1)
+            .xus(&dir.path().join("reader"))
+            .args(["fetch", &format!("xus://{}/main", master.topic), "--repo"])
+            .arg(&repo)
+            .args([
+                "--branch",
+                "main",
+                "--no-lsd",
+                "--bootstrap",
+                master.dht.bootstrap(),
+            ])
+            .args(["--listen", "0.0.0.0:0"]),
+        FETCH_TIMEOUT,
+    );
+    assert!(
+        out.status.success(),
+        "fetch from behind the NAT failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(git(&repo, &["rev-parse", "main"]), commit);
+    assert_fsck_clean(&repo);
 }
 
 /// Issue 14, item 7: a head a master signs carries the master's URL, and a
