@@ -5,7 +5,8 @@
 //! few pending handshakes.
 //!
 //! The attacker connects from 127.0.0.2 (all of 127/8 is loopback on
-//! Linux), the real fetch from 127.0.0.1, as two machines would.
+//! Linux), the real fetch from 127.0.0.1, as two machines would; the IPv6
+//! case runs in network namespaces, the attacker holding a whole /64.
 
 mod util;
 
@@ -137,3 +138,97 @@ fn a_flood_of_bad_handshakes_does_not_stop_a_seed() {
 
 /// The seed's handshake deadline (5 s) plus a margin.
 const CLOSED_WITHIN: Duration = Duration::from_secs(10);
+
+/// Holds one silent connection from each of `sources` (IPv6 addresses of
+/// the namespace it runs in) to `target` and reports how many the server
+/// closed within a second: `fast N total M`.
+const SILENT_FROM_MANY: &str = r#"
+import select, socket, sys, time
+host, port = sys.argv[1], int(sys.argv[2])
+opened = {}
+for source in sys.argv[3:]:
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.bind((source, 0))
+    s.connect((host, port))
+    opened[s] = time.monotonic()
+closed = {}
+deadline = time.monotonic() + 9
+while len(closed) < len(opened) and time.monotonic() < deadline:
+    ready, _, _ = select.select([s for s in opened if s not in closed], [], [], 0.1)
+    for s in ready:
+        try:
+            data = s.recv(1)
+        except OSError:
+            data = b""
+        if not data:
+            closed[s] = time.monotonic()
+fast = sum(1 for s, t in closed.items() if t - opened[s] < 1.0)
+print("fast %d total %d closed %d" % (fast, len(opened), len(closed)), flush=True)
+"#;
+
+/// Issue 15 item 1: one IPv6 host holds a whole /64 and can pick a new
+/// address for every connection, so the cap of pending handshakes per
+/// address counts a /64 as one address (librqbit patch
+/// `xus-handshake-bucket.patch`). 64 silent connections, each from its own
+/// address of one /64: 16 may wait for the handshake deadline, the other 48
+/// are closed at once. Counted per address, all 64 would wait.
+#[test]
+fn an_ipv6_64_counts_as_one_address_for_pending_handshakes() {
+    let lan = util::netns::Lan::new("hs64", 2);
+    lan.enable_ipv6();
+    let home = tempfile::tempdir().expect("tempdir");
+    let src = TestRepo::new();
+    src.write("a.txt", "hello\n");
+    src.commit("one");
+    let listen = format!("[{}]:0", lan.address6(1));
+    let seed = spawn_seed_with(
+        lan.host(1).xus(home.path()),
+        src.path(),
+        &["--listen", &listen, "--no-lsd"],
+    );
+    let sources: Vec<String> = (0..64)
+        .map(|i| format!("fd88::1:{:x}", 0x100 + i))
+        .collect();
+    for source in &sources {
+        let status = lan
+            .host(2)
+            .command("ip")
+            .args([
+                "-6",
+                "addr",
+                "add",
+                &format!("{source}/64"),
+                "dev",
+                "eth0",
+                "nodad",
+            ])
+            .status()
+            .expect("ip addr add");
+        assert!(status.success(), "adding {source}");
+    }
+    let out = lan
+        .host(2)
+        .command("python3")
+        .args(["-c", SILENT_FROM_MANY])
+        .arg(lan.address6(1).to_string())
+        .arg(seed.addr.port().to_string())
+        .args(&sources)
+        .output()
+        .expect("python3");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("64 silent connections from one /64: {}", report.trim());
+    let fast: usize = report
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {report:?}"));
+    assert_eq!(
+        fast, 48,
+        "closed at once: {fast} of 64 (16 may wait per /64): {report}"
+    );
+}

@@ -992,7 +992,7 @@ impl Session {
     /// handshake disabled that branch until the next accept and left the rest
     /// unpolled: a flood of half-open connections wedged the listener for
     /// minutes), each has a deadline of its own, and one IP address may only
-    /// hold `max_pending_per_ip` of them.
+    /// hold `max_pending_per_ip` of them (an IPv6 /64 counts as one address).
     async fn task_listener<A: Accept>(
         self: Arc<Self>,
         l: A,
@@ -1009,7 +1009,7 @@ impl Session {
                     match r {
                         Ok((addr, (read, write))) => {
                             trace!("accepted connection from {addr}");
-                            let pending = pending_per_ip.entry(addr.ip()).or_default();
+                            let pending = pending_per_ip.entry(handshake_bucket(addr.ip())).or_default();
                             if *pending >= limits.max_pending_per_ip {
                                 debug!(%addr, "too many pending handshakes from this address, closing");
                                 continue;
@@ -1027,7 +1027,7 @@ impl Session {
                                     if let Err(e) = &result {
                                         debug!("error checking incoming connection: {e:#}");
                                     }
-                                    (addr.ip(), result)
+                                    (handshake_bucket(addr.ip()), result)
                                 }
                                 .instrument(span)
                             );
@@ -1908,5 +1908,19 @@ mod tests {
         assert_eq!(parsed.info_hash, generated_parsed.info_hash);
         assert_eq!(parsed.info, generated_parsed.info);
         assert_eq!(parsed_trackers, get_trackers(&generated_parsed));
+    }
+}
+
+/// xus patch: what the per-address cap of pending handshakes counts. One
+/// IPv6 host holds a whole /64 (and picks a new address per connection at
+/// will), so IPv6 addresses count by their /64; an IPv4-mapped address
+/// counts as its IPv4 address.
+fn handshake_bucket(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip.to_canonical() {
+        std::net::IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            std::net::IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+        }
+        v4 => v4,
     }
 }
