@@ -388,6 +388,30 @@ mod tests {
     }
 
     #[test]
+    fn more_commits_than_the_limit_are_refused() {
+        let secret = WriterSecret::generate().expect("random source");
+        let request = |count: usize| {
+            let mut request = request(&secret, 1);
+            request.commits = (0..count)
+                .map(|n| {
+                    let mut id = [0u8; 20];
+                    id[..8].copy_from_slice(&(n as u64 + 1).to_be_bytes());
+                    PushedCommit {
+                        commit: ObjectId(id),
+                        info_hash: InfoHash(id),
+                    }
+                })
+                .collect();
+            SignedPush::sign(request, &secret).to_body()
+        };
+        assert!(SignedPush::from_body(&request(MAX_PUSH_COMMITS)).is_ok());
+        let over = request(MAX_PUSH_COMMITS + 1);
+        assert!(over.len() <= MAX_PUSH_BODY, "{}", over.len());
+        let error = SignedPush::from_body(&over).expect_err("4,097 commits");
+        assert!(error.to_string().contains("4097 commits"), "{error}");
+    }
+
+    #[test]
     fn malformed_bodies_are_refused_with_a_reason() {
         let secret = WriterSecret::generate().expect("key");
         let good = request(&secret, 1);

@@ -362,6 +362,61 @@ mod tests {
     }
 
     #[test]
+    fn parsing_enforces_the_size_depth_and_entry_limits() {
+        // Over 32 MiB: refused before it is decoded.
+        assert!(matches!(
+            CommitTorrent::parse(&vec![b'd'; MAX_INFO_BYTES + 1]),
+            Err(FormatError::TooLarge { .. })
+        ));
+        // 257 directories nested (gitlinks at the bottom, so no file is
+        // needed) are one too many; 256 are within the limit.
+        let deep = CommitTorrent::parse(&shared_subtree_info(MAX_DEPTH + 1, 0, "160000"));
+        assert!(
+            matches!(deep, Err(FormatError::TooDeep(MAX_DEPTH))),
+            "{deep:?}"
+        );
+        assert!(!matches!(
+            CommitTorrent::parse(&shared_subtree_info(MAX_DEPTH, 0, "160000")),
+            Err(FormatError::TooDeep(_))
+        ));
+        // One flat tree of MAX_ENTRIES + 1 gitlinks (33 MB, within the info
+        // bound): every entry is carried, so only the entry count refuses it.
+        let id = ObjectId::for_object("commit", b"x");
+        let mut tree = Vec::with_capacity((MAX_ENTRIES + 1) * 33);
+        for n in 0..=MAX_ENTRIES {
+            tree.extend_from_slice(format!("160000 {n:05x}\0").as_bytes());
+            tree.extend_from_slice(&id.0);
+        }
+        let root = ObjectId::for_object("tree", &tree);
+        let commit = format!("tree {root}\n\nmessage\n").into_bytes();
+        let info = bencode::dict([
+            ("files", Owned::List(Vec::new())),
+            (
+                "name",
+                Owned::bytes(ObjectId::for_object("commit", &commit).to_hex()),
+            ),
+            ("piece length", Owned::Int(MIN_PIECE_LENGTH as i64)),
+            ("pieces", Owned::bytes("")),
+            (
+                "xus",
+                bencode::dict([
+                    ("commit", Owned::bytes(&commit)),
+                    ("links", Owned::List(Vec::new())),
+                    ("trees", Owned::List(vec![Owned::Bytes(tree)])),
+                    ("v", Owned::Int(VERSION)),
+                    ("weak", Owned::bytes("")),
+                ]),
+            ),
+        ])
+        .encode();
+        assert!(info.len() <= MAX_INFO_BYTES, "{}", info.len());
+        assert!(matches!(
+            CommitTorrent::parse(&info),
+            Err(FormatError::TooManyEntries(MAX_ENTRIES))
+        ));
+    }
+
+    #[test]
     fn shared_subtrees_cannot_blow_up_the_walk() {
         // 2^16 gitlinks 250 directories down: 16 million path components from
         // 8 KB of metadata, seconds of walking (and gigabytes with files).

@@ -368,6 +368,15 @@ mod tests {
             edit("lengthi1000e", "lengthi0e"),
             Err(TorrentError::Field("length"))
         ));
+        // Over 5 GiB is refused for its length, before its pieces are read.
+        let over = format!("lengthi{}e", MAX_PAYLOAD_BYTES + 1);
+        assert!(matches!(
+            edit("lengthi1000e", &over),
+            Err(TorrentError::TooLarge {
+                what: "payload",
+                ..
+            })
+        ));
         assert!(matches!(
             edit(".xup", ".xuq"),
             Err(TorrentError::Mismatch(_))
