@@ -182,7 +182,9 @@ pub async fn push(
             topic: topic_key,
             commits: &pushed_ids,
         };
-        let master_peer = handover.offer_metadata(&git_dir, status.bittorrent_port).await;
+        let master_peer = handover
+            .offer_metadata(&git_dir, status.bittorrent_port)
+            .await;
         // While the master downloads, this writer dials it too: the master
         // cannot dial a writer behind NAT, and a BitTorrent connection
         // carries pieces whichever side opened it.
@@ -190,12 +192,10 @@ pub async fn push(
             let Some(peer) = master_peer else {
                 return std::future::pending::<anyhow::Result<PushAnswer>>().await;
             };
+            let torrents = handover.commits.iter().map(|&(_, ih)| ih).collect();
             loop {
-                for (_, info_hash) in handover.commits {
-                    if let Err(error) = engine.dial(*info_hash, peer) {
-                        tracing::debug!(%peer, %info_hash, error = %format!("{error:#}"), "not dialling the master");
-                    }
-                }
+                let started = engine.dial(&torrents, peer);
+                tracing::trace!(%peer, started, "dialled the master");
                 tokio::time::sleep(REDIAL_INTERVAL).await;
             }
         };

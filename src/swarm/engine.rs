@@ -379,22 +379,31 @@ impl Engine {
         handle.wait_until_completed().await
     }
 
-    /// Dials `peer` for the torrent `info_hash` now, even if an earlier dial failed: a
-    /// seed's only way to reach a peer that cannot dial it (a master taking
-    /// a push from a writer behind NAT). Returns whether a dial started
-    /// (`false` while one is under way or connected, or when the dial
-    /// policy refuses `peer`).
-    pub fn dial(&self, info_hash: InfoHash, peer: SocketAddr) -> anyhow::Result<bool> {
+    /// Dials `peer` now for each of `torrents` that is running, even if an
+    /// earlier dial failed: a seed's only way to reach a peer that cannot
+    /// dial it (a master taking a push from a writer behind NAT). Returns
+    /// how many dials started (none while one is under way or connected,
+    /// or when the dial policy refuses `peer`). One pass over the session's
+    /// torrents, however many are named.
+    pub fn dial(&self, torrents: &std::collections::HashSet<InfoHash>, peer: SocketAddr) -> usize {
         if dialable(&[peer]).is_empty() {
-            return Ok(false);
+            return 0;
         }
-        let id = librqbit::dht::Id20::new(info_hash.0);
-        let live = self
-            .session
-            .get(id.into())
-            .and_then(|handle| handle.live())
-            .with_context(|| format!("torrent {info_hash} is not running, so it cannot dial"))?;
-        Ok(live.dial_peer(peer)?)
+        let running: Vec<_> = self.session.with_torrents(|all| {
+            all.filter(|(_, t)| torrents.contains(&InfoHash(t.info_hash().0)))
+                .filter_map(|(_, t)| t.live())
+                .collect()
+        });
+        running
+            .iter()
+            .filter(|live| match live.dial_peer(peer) {
+                Ok(started) => started,
+                Err(error) => {
+                    tracing::debug!(%peer, %error, "not dialling");
+                    false
+                }
+            })
+            .count()
     }
 
     /// Removes a torrent (keeping its data).
