@@ -334,6 +334,12 @@ mod tests {
             });
         }
         trees.reverse();
+        info_of_trees(trees)
+    }
+
+    /// An info dictionary whose commit has the root tree `trees[0]`,
+    /// carrying `trees` and no file.
+    fn info_of_trees(trees: Vec<Vec<u8>>) -> Vec<u8> {
         let root = ObjectId::for_object("tree", &trees[0]);
         let commit = format!("tree {root}\n\nmessage\n").into_bytes();
         bencode::dict([
@@ -351,7 +357,7 @@ mod tests {
                     ("links", Owned::List(Vec::new())),
                     (
                         "trees",
-                        Owned::List(trees.iter().map(Owned::bytes).collect()),
+                        Owned::List(trees.into_iter().map(Owned::Bytes).collect()),
                     ),
                     ("v", Owned::Int(VERSION)),
                     ("weak", Owned::bytes("")),
@@ -387,28 +393,7 @@ mod tests {
             tree.extend_from_slice(format!("160000 {n:05x}\0").as_bytes());
             tree.extend_from_slice(&id.0);
         }
-        let root = ObjectId::for_object("tree", &tree);
-        let commit = format!("tree {root}\n\nmessage\n").into_bytes();
-        let info = bencode::dict([
-            ("files", Owned::List(Vec::new())),
-            (
-                "name",
-                Owned::bytes(ObjectId::for_object("commit", &commit).to_hex()),
-            ),
-            ("piece length", Owned::Int(MIN_PIECE_LENGTH as i64)),
-            ("pieces", Owned::bytes("")),
-            (
-                "xus",
-                bencode::dict([
-                    ("commit", Owned::bytes(&commit)),
-                    ("links", Owned::List(Vec::new())),
-                    ("trees", Owned::List(vec![Owned::Bytes(tree)])),
-                    ("v", Owned::Int(VERSION)),
-                    ("weak", Owned::bytes("")),
-                ]),
-            ),
-        ])
-        .encode();
+        let info = info_of_trees(vec![tree]);
         assert!(info.len() <= MAX_INFO_BYTES, "{}", info.len());
         assert!(matches!(
             CommitTorrent::parse(&info),
