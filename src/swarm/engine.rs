@@ -64,6 +64,12 @@ pub const INCOMING_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// peers behind one NAT, too few for one host to take every slot.
 pub const PENDING_HANDSHAKES_PER_IP: usize = 16;
 
+/// Pending incoming handshakes in all: bounds the sockets and memory a flood
+/// from many addresses can hold; connections past it wait unread in the
+/// kernel's accept queue until a slot frees (at worst one handshake
+/// deadline later).
+pub const PENDING_HANDSHAKES_IN_ALL: usize = 256;
+
 /// How often a torrent asks the loopback peer feed for new peers.
 const FEED_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -131,6 +137,7 @@ impl Engine {
                 ipv4_only: config.listen.is_ipv4(),
                 incoming_handshake_timeout: INCOMING_HANDSHAKE_TIMEOUT,
                 max_pending_incoming_handshake_checks_per_ip: PENDING_HANDSHAKES_PER_IP,
+                max_pending_incoming_handshake_checks: PENDING_HANDSHAKES_IN_ALL,
                 ..Default::default()
             }),
             ipv4_only: config.listen.is_ipv4(),
