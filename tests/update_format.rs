@@ -13,8 +13,8 @@ use git2::{ObjectType, Oid, Repository};
 use xus::git::object::ObjectId;
 use xus::torrent::update::payload::{self, Frame};
 use xus::torrent::update::{
-    NOTHING, ObjectKind, PayloadError, UpdateError, UpdateSettings, UpdateTorrent, apply_update,
-    build_history, build_update,
+    Limits, NOTHING, ObjectKind, PayloadError, UpdateError, UpdateSettings, UpdateTorrent,
+    apply_update, apply_update_with, build_history, build_update,
 };
 
 /// One entry of a generated tree.
@@ -684,6 +684,88 @@ fn forged_and_corrupted_payloads_are_refused() {
 
     // The genuine payload still applies.
     apply_update(&reader, &update.payload).expect("applies");
+}
+
+/// FORMAT.md's bound on one object applies to the base read for it too:
+/// a small object whose frame names a large base of the reader's
+/// repository is refused from the base's header, before the base is read.
+/// The bound is 1 GiB ([`payload::MAX_OBJECT_SIZE`]); the test tightens it,
+/// as [`Limits`] allows, to the largest object the update carries, so that
+/// the base over it is A's largest blob rather than a 1 GiB one.
+#[test]
+fn a_base_over_the_object_bound_is_refused_before_it_is_read() {
+    assert_eq!(Limits::default().max_object_size, 1 << 30);
+    assert_eq!(payload::MAX_OBJECT_SIZE, 1 << 30);
+    let (_dir, publisher, commits) = publisher();
+    let (_rdir, reader) = reader_at(&publisher, commits[0]);
+    let update = update_of(&publisher, &commits, 0);
+    let applied = apply_update(&reader, &update.payload).expect("applies");
+    let mut forged = owned(&update.payload);
+    let tight = Limits {
+        max_object_size: forged.objects.iter().map(|o| o.2).max().expect("objects"),
+        ..Limits::default()
+    };
+    // A's largest blob, over that bound.
+    let mut a_blobs = Vec::new();
+    let a_tree = reader
+        .find_commit(commits[0])
+        .expect("A")
+        .tree()
+        .expect("A's tree");
+    a_tree
+        .walk(git2::TreeWalkMode::PreOrder, |_, entry| {
+            if entry.kind() == Some(ObjectType::Blob) {
+                a_blobs.push(entry.id());
+            }
+            git2::TreeWalkResult::Ok
+        })
+        .expect("walk");
+    let (big_size, big_base) = a_blobs
+        .iter()
+        .map(|&oid| {
+            let blob = reader.find_blob(oid).expect("blob");
+            (blob.size() as u64, id(oid))
+        })
+        .max()
+        .expect("A has blobs");
+    assert!(
+        big_size > tight.max_object_size,
+        "A's largest blob ({big_size} bytes) is not over the update's largest object"
+    );
+    let base_bytes = reader
+        .find_blob(big_base.to_git())
+        .expect("blob")
+        .content()
+        .to_vec();
+    // A small blob re-compressed against that base.
+    let small = (0..forged.objects.len())
+        .find(|&i| forged.objects[i].0 == ObjectKind::Blob && forged.objects[i].2 < 4096)
+        .expect("a small blob");
+    let small_id = forged.objects[small].1;
+    let small_bytes = &applied
+        .objects
+        .iter()
+        .find(|o| o.1 == small_id)
+        .expect("rebuilt")
+        .2;
+    forged.objects[small].3 = Some(big_base);
+    forged.objects[small].4 = zstd_frame(small_bytes, Some(&base_bytes), true);
+    let bytes = encode(&forged);
+    // Within the bound, the forged frame is a valid way to carry the blob.
+    apply_update(&reader, &bytes).expect("applies with the default bound");
+    match apply_update_with(&reader, &bytes, &tight) {
+        Err(UpdateError::BaseTooLarge {
+            id,
+            base,
+            size,
+            limit,
+        }) => {
+            assert_eq!((id, base), (small_id, big_base));
+            assert_eq!((size, limit), (big_size, tight.max_object_size));
+        }
+        Err(other) => panic!("expected a base over the bound, got {other}"),
+        Ok(_) => panic!("a base over the bound was read"),
+    }
 }
 
 #[test]
