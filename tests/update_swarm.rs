@@ -380,3 +380,209 @@ fn libtorrent_downloads_an_update_from_xus_and_xus_applies_one_libtorrent_seeds(
     assert_eq!(git(&clone, &["rev-parse", "main"]), last);
     assert_fsck_clean(&clone);
 }
+
+/// Writes the raw tree `entries` (mode, name, id; in Git's order) into
+/// `repo` without any check, as a hostile publisher could.
+fn raw_tree(repo: &git2::Repository, entries: &[(&str, &[u8], git2::Oid)]) -> git2::Oid {
+    let mut bytes = Vec::new();
+    for (mode, name, id) in entries {
+        bytes.extend_from_slice(mode.as_bytes());
+        bytes.push(b' ');
+        bytes.extend_from_slice(name);
+        bytes.push(0);
+        bytes.extend_from_slice(id.as_bytes());
+    }
+    repo.odb()
+        .expect("odb")
+        .write(git2::ObjectType::Tree, &bytes)
+        .expect("tree")
+}
+
+/// Issue 15 item 3, end to end: a `.git` spelling inside an update
+/// torrent's trees. The owner's history is A, then B whose tree holds
+/// `.GIT/config` (written with Git's plumbing, which does not check), then
+/// C, clean again. xus refuses to build the update from A to C (it would
+/// carry B's tree), so the test plants a hand-made one in the owner's
+/// update store, which `xus publish` lists and `xus seed` serves. A reader
+/// at A downloads it, refuses it for the name before writing anything
+/// (B's trees never reach its repository), and takes C's commit torrent,
+/// which cannot prove C descends from A without B: `main` stays at A.
+#[test]
+fn an_update_carrying_a_dot_git_tree_is_refused_before_anything_is_written() {
+    use xus::git::object::ObjectId;
+    use xus::torrent::update::payload::{self, Frame};
+    use xus::torrent::update::{ObjectKind, UpdateStore};
+
+    let (world, first) = World::start();
+    let reader = Machine::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clone = dir.path().join("clone");
+    world.fetch(&reader, &clone, &["--branch", "main"]);
+
+    let repo = git2::Repository::open(world.repo.path()).expect("owner's repository");
+    let a = repo
+        .find_commit(git2::Oid::from_str(&first).expect("A"))
+        .expect("A");
+    let a_tree = a.tree().expect("A's tree");
+    let evil = repo.blob(b"[core]\n\thooksPath = /tmp\n").expect("blob");
+    let dot_git = raw_tree(&repo, &[("100644", b"config", evil)]);
+    let mut b_entries: Vec<(&str, &[u8], git2::Oid)> = vec![("40000", b".GIT", dot_git)];
+    let names: Vec<(String, Vec<u8>, git2::Oid)> = a_tree
+        .iter()
+        .map(|e| {
+            (
+                format!("{:o}", e.filemode()),
+                e.name_bytes().to_vec(),
+                e.id(),
+            )
+        })
+        .collect();
+    b_entries.extend(names.iter().map(|(m, n, i)| (m.as_str(), n.as_slice(), *i)));
+    let b_tree = raw_tree(&repo, &b_entries);
+    let when = git2::Signature::new(
+        "Owner",
+        "owner@example.com",
+        &git2::Time::new(1_700_000_000, 0),
+    )
+    .expect("signature");
+    let b = repo
+        .commit(
+            None,
+            &when,
+            &when,
+            "B: a .GIT directory",
+            &repo.find_tree(b_tree).expect("B's tree"),
+            &[&a],
+        )
+        .expect("B");
+    let readme = repo.blob(b"hello, clean again\n").expect("blob");
+    let mut c_tree = repo.treebuilder(Some(&a_tree)).expect("builder");
+    c_tree.insert("README", readme, 0o100644).expect("README");
+    let c_tree = c_tree.write().expect("C's tree");
+    let b_commit = repo.find_commit(b).expect("B");
+    let c = repo
+        .commit(
+            None,
+            &when,
+            &when,
+            "C: clean again",
+            &repo.find_tree(c_tree).expect("C's tree"),
+            &[&b_commit],
+        )
+        .expect("C");
+    git(
+        world.repo.path(),
+        &["reset", "-q", "--hard", &c.to_string()],
+    );
+
+    let id = |oid: git2::Oid| ObjectId::from_hex(&oid.to_string()).expect("id");
+    let (a_id, c_id) = (id(a.id()), id(c));
+    let building = run_xus_with(
+        world
+            .owner
+            .xus()
+            .args(["torrent", "--repo"])
+            .arg(world.repo.path())
+            .args([
+                "--from",
+                &first,
+                "--output",
+                &dir.path().join("refused.torrent").display().to_string(),
+                &c.to_string(),
+            ]),
+        STEP,
+    );
+    assert!(
+        !building.status.success()
+            && String::from_utf8_lossy(&building.stderr).contains("\".GIT\""),
+        "xus built an update carrying a .GIT tree: {}",
+        String::from_utf8_lossy(&building.stderr)
+    );
+
+    // The hand-made update: every object of B and C that A lacks, each
+    // compressed alone, the commit C last.
+    let odb = repo.odb().expect("odb");
+    let carried = [
+        (ObjectKind::Blob, evil),
+        (ObjectKind::Tree, dot_git),
+        (ObjectKind::Tree, b_tree),
+        (ObjectKind::Commit, b),
+        (ObjectKind::Blob, readme),
+        (ObjectKind::Tree, c_tree),
+        (ObjectKind::Commit, c),
+    ];
+    let raw: Vec<Vec<u8>> = carried
+        .iter()
+        .map(|(_, oid)| odb.read(*oid).expect("object").data().to_vec())
+        .collect();
+    let frames: Vec<Vec<u8>> = raw
+        .iter()
+        .map(|data| zstd::bulk::compress(data, 3).expect("compresses"))
+        .collect();
+    let objects: Vec<Frame<'_>> = carried
+        .iter()
+        .zip(raw.iter().zip(&frames))
+        .map(|(&(kind, oid), (data, frame))| Frame {
+            kind,
+            id: id(oid),
+            size: data.len() as u64,
+            base: None,
+            frame,
+        })
+        .collect();
+    let forged = payload::encode(a_id, c_id, &objects).expect("encodes");
+    UpdateStore::of(&world.repo.path().join(".git"))
+        .save(a_id, c_id, &forged)
+        .expect("planted");
+    let published = world.publish();
+    assert!(published.contains(&c.to_string()), "{published}");
+
+    // The commit torrent brings C alone: without B, C cannot be proven a
+    // fast-forward of A, so `main` stays and C is kept aside.
+    let url = format!("xus://{}/main", world.topic);
+    let out = run_xus_with(
+        reader
+            .xus()
+            .args(["fetch", &url, "--branch", "main", "--repo"])
+            .arg(&clone)
+            .args(world.net.flags()),
+        STEP,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let refused = stderr
+        .lines()
+        .find(|l| l.contains("not used"))
+        .unwrap_or_else(|| panic!("the update was not refused: {stderr}"));
+    assert!(
+        refused.contains("unsafe path component \".GIT\""),
+        "the reason names the entry: {refused}"
+    );
+    assert!(!stderr.contains("update verified"), "{stderr}");
+    assert!(stderr.contains("cannot be told"), "{stderr}");
+    assert_eq!(git(&clone, &["rev-parse", "main"]), first);
+    assert_eq!(
+        git(&clone, &["rev-parse", &format!("refs/xus/commits/{c}")]),
+        c.to_string()
+    );
+    let reader_repo = git2::Repository::open(&clone).expect("reader's repository");
+    for (what, oid) in [("B's tree", b_tree), (".GIT", dot_git), ("B", b)] {
+        assert!(
+            !reader_repo.odb().expect("odb").exists(oid),
+            "{what} ({oid}) reached the reader's repository"
+        );
+    }
+    assert!(
+        !clone
+            .join(".git/xus")
+            .read_dir()
+            .expect("state dir")
+            .any(|e| e
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .starts_with("quarantine-")),
+        "the quarantine is gone"
+    );
+    assert_fsck_clean(&clone);
+}
