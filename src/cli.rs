@@ -427,6 +427,11 @@ pub struct SeedArgs {
     /// is unspecified, like 0.0.0.0).
     #[arg(long, value_name = "URL", requires = "webseed_listen")]
     pub webseed_url: Option<String>,
+    /// Serve Prometheus metrics (`GET /metrics`: bytes up and down by
+    /// source, peers, DHT operations and their latency, head publishes) on
+    /// this address.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// `xus fetch`.

@@ -43,6 +43,7 @@ pub mod commands;
 pub mod git;
 pub mod hex;
 pub mod master;
+pub mod metrics;
 pub mod swarm;
 pub mod topic;
 pub mod torrent;

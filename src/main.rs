@@ -70,6 +70,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 home: Home::locate()?,
                 webseed_listen: args.webseed_listen,
                 webseed_url: args.webseed_url,
+                metrics_listen: args.metrics_listen,
             },
             &mut stdout,
         )),

@@ -185,6 +185,10 @@ pub async fn run(
             .filter(|url| advertisable && tracker_free::is_master_url(url)),
         offered: Default::default(),
     });
+    crate::metrics::global().expect_pushes();
+    crate::metrics::global().register(Box::new(super::backup_metrics::BackupCollector::new(
+        &master.topics,
+    )));
     let (stop_http, http_stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(webseed::serve_with_routes(
         listener,

@@ -1,5 +1,5 @@
 //! The master's own HTTP routes, next to its webseed: `POST /push`,
-//! `PUT /push/metadata/<infohash>` and `GET /status`.
+//! `PUT /push/metadata/<infohash>`, `GET /status` and `GET /metrics`.
 
 use std::sync::Arc;
 
@@ -24,6 +24,7 @@ pub(crate) fn routes(master: Arc<Master>) -> Router {
         .route("/push/metadata/{info_hash}", put(offer_metadata))
         .route("/status", get(status))
         .with_state(master)
+        .merge(crate::swarm::metrics_server::routes())
 }
 
 async fn push(
@@ -36,6 +37,7 @@ async fn push(
         Err(error) => return body_refused(client, &error),
     };
     let (status, answer) = accept::push(&master, client, &body).await;
+    crate::metrics::global().push(answer.result_label());
     json(status, &answer)
 }
 
@@ -50,6 +52,7 @@ fn body_refused(client: std::net::SocketAddr, error: &slow_body::BodyError) -> R
     let answer = crate::topic::push_answer::PushAnswer::Invalid {
         message: error.to_string(),
     };
+    crate::metrics::global().push(answer.result_label());
     let mut response = json(status, &answer);
     response.headers_mut().insert(
         header::CONNECTION,

@@ -9,6 +9,7 @@
 
 mod accept;
 pub mod backup;
+mod backup_metrics;
 pub mod config;
 pub mod daemon;
 mod head_torrents;

@@ -183,10 +183,12 @@ impl Master {
         let min_seq = topic
             .head(branch)
             .map_or(0, |h| h.seq.saturating_add(i64::from(h.head != head)));
-        let signed = dht
+        let published = dht
             .publish_head(&topic.config.secret, &branch_key, &head, min_seq)
-            .await
-            .with_context(|| format!("publishing the head of {branch} on the DHT"))?;
+            .await;
+        crate::metrics::global().head_publish(published.is_ok());
+        let signed =
+            published.with_context(|| format!("publishing the head of {branch} on the DHT"))?;
         topic.set_head(signed.clone());
         if let Err(error) = self.published.record_head(&signed) {
             tracing::warn!(%branch, error = %format!("{error:#}"),

@@ -171,6 +171,15 @@ impl Engine {
         let session = Session::new_with_opts(config.work_dir.clone(), options)
             .await
             .with_context(|| format!("starting BitTorrent session on {}", config.listen))?;
+        let watched = Arc::downgrade(&session);
+        crate::metrics::global().peer_traffic_from(move || {
+            let stats = watched.upgrade()?.stats_snapshot();
+            Some(crate::metrics::PeerTraffic {
+                uploaded: stats.counters.uploaded_bytes,
+                downloaded: stats.counters.fetched_bytes,
+                peers: u64::from(stats.peers.live),
+            })
+        });
         Ok(Self { session, lsd })
     }
 

@@ -9,6 +9,7 @@ pub mod dial_policy;
 pub mod discovery;
 pub mod engine;
 pub mod fetch;
+pub mod metrics_server;
 pub mod piece_check;
 pub mod repo_status;
 pub mod reseed;

@@ -18,6 +18,7 @@ use crate::git::repo;
 use crate::git::state_dir::StateDir;
 use crate::swarm::discovery::{self, DhtOptions};
 use crate::swarm::engine::{Engine, EngineConfig};
+use crate::swarm::metrics_server::MetricsServer;
 use crate::swarm::seeder::{self, ORIGIN_UPDATE_PEERS, Seeder};
 use crate::swarm::webseed_server::WebseedServer;
 use crate::topic::home::Home;
@@ -57,10 +58,13 @@ pub struct SeedOptions {
     /// The URL clients reach that webseed by, when not `http://<address>/`
     /// (behind a proxy, or bound to all interfaces).
     pub webseed_url: Option<String>,
+    /// Where to serve Prometheus metrics (`GET /metrics`); `None` serves none.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Seeds until `shutdown` resolves. Prints `seeding <commit> <infohash> <magnet>`
-/// per commit, then (with a webseed) `webseed <url>`, then `listening <addr>`
+/// per commit, then (with a webseed) `webseed <url>`, (with metrics)
+/// `metrics <url>`, then `listening <addr>`
 /// once the first set is served; commits that appear later (branch moves
 /// with `--all-branches`, heads published from this machine) print their own
 /// `seeding` line. Every seeded commit is also served by the webseed, and
@@ -103,6 +107,10 @@ pub async fn run(
         ),
         None => None,
     };
+    let metrics = match options.metrics_listen {
+        Some(listen) => Some(MetricsServer::start(listen).await?),
+        None => None,
+    };
     let engine = Engine::start(&EngineConfig {
         listen: options.listen,
         work_dir: StateDir::of(&git_dir).session(),
@@ -141,6 +149,9 @@ pub async fn run(
     let seed_addr = seeder::seed_addr_path(&git_dir);
     if let Some(webseed) = &webseed {
         writeln!(out, "webseed {}", webseed.url)?;
+    }
+    if let Some(metrics) = &metrics {
+        writeln!(out, "metrics {}", metrics.url)?;
     }
     writeln!(out, "listening {addr}")?;
     out.flush()?;
@@ -182,6 +193,11 @@ pub async fn run(
         && let Err(error) = webseed.stop().await
     {
         tracing::warn!(error = %format!("{error:#}"), "webseed stopped abnormally");
+    }
+    if let Some(metrics) = metrics
+        && let Err(error) = metrics.stop().await
+    {
+        tracing::warn!(error = %format!("{error:#}"), "metrics endpoint stopped abnormally");
     }
     engine.stop().await;
     result

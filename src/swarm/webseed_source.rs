@@ -243,6 +243,7 @@ impl ByteSource for GitWebseed {
         match &file.handle {
             FileHandle::Blob(blob) => {
                 self.blobs.read_at(*blob, offset, buf)?;
+                crate::metrics::global().webseed_sent(buf.len() as u64);
                 Ok(buf.len())
             }
             FileHandle::Commit(torrent) => {
@@ -257,6 +258,7 @@ impl ByteSource for GitWebseed {
                         len: buf.len(),
                     })?;
                 buf.copy_from_slice(&raw[range]);
+                crate::metrics::global().webseed_sent(buf.len() as u64);
                 Ok(buf.len())
             }
         }

@@ -71,6 +71,23 @@ pub enum PushAnswer {
     },
 }
 
+impl PushAnswer {
+    /// The result as a metric label: `accepted`, `already` (accepted, the
+    /// branch was there: a retry), `contained`, `not_fast_forward`,
+    /// `refused`, `invalid` or `failed`.
+    pub fn result_label(&self) -> &'static str {
+        match self {
+            Self::Accepted { already: false, .. } => "accepted",
+            Self::Accepted { already: true, .. } => "already",
+            Self::Contained { .. } => "contained",
+            Self::NotFastForward { .. } => "not_fast_forward",
+            Self::Refused { .. } => "refused",
+            Self::Invalid { .. } => "invalid",
+            Self::Failed { .. } => "failed",
+        }
+    }
+}
+
 /// `GET /status`, the part `xus push` reads (the master sends more).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {

@@ -212,6 +212,8 @@ pub struct Seeder {
     pub guard: ChildGuard,
     pub addr: SocketAddr,
     pub seeded: Vec<Seeded>,
+    /// Every line it printed up to its listening line.
+    pub printed: Vec<String>,
 }
 
 /// Spawns `command` with its stdout piped; its lines arrive on the
@@ -271,12 +273,14 @@ pub fn spawn_seed_logging(
     command.args(&args).stderr(stderr);
     let (guard, rx) = spawn_with_lines(command, "xus seed");
     let mut seeded = Vec::new();
+    let mut printed = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = rx
             .recv_timeout(left)
             .unwrap_or_else(|_| panic!("xus seed {args:?} never printed its listening line"));
+        printed.push(line.clone());
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
             ["seeding", commit, ih, magnet] => seeded.push(Seeded {
@@ -289,6 +293,7 @@ pub fn spawn_seed_logging(
                     guard,
                     addr: addr.parse().expect("listen address"),
                     seeded,
+                    printed,
                 };
             }
             _ => {}

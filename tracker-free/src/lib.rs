@@ -31,6 +31,7 @@ mod config;
 mod head;
 mod index;
 mod node;
+mod observe;
 mod topic;
 
 pub use config::{ConfigError, DhtConfig, PUBLIC_BOOTSTRAP_NODES};
@@ -41,4 +42,5 @@ pub use head::{
 };
 pub use index::{IndexDefault, IndexError, SignedIndex, TopicIndex, merge_indexes};
 pub use node::{AnnounceError, Dht, PeerStream, PublishError, StartError};
+pub use observe::{LookupKind, LookupObserver, LookupOutcome};
 pub use topic::{TopicError, TopicKey, TopicSecret};

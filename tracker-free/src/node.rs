@@ -3,7 +3,8 @@
 //! into verified [`SignedHead`]s and its errors into ours.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_lite::StreamExt;
 use mainline::async_dht::{AsyncDht, GetStream};
@@ -14,6 +15,7 @@ use tracing::debug;
 use crate::config::{ConfigError, DhtConfig};
 use crate::head::{Branch, Head, HeadLookup, InfoHash, Refusal, SignedHead, ValueForm};
 use crate::index::{IndexDefault, SignedIndex, TopicIndex, merge_indexes};
+use crate::observe::{LookupKind, LookupObserver, LookupOutcome};
 use crate::topic::{TopicKey, TopicSecret};
 
 /// How many times a head write re-reads and retries after a concurrent write.
@@ -101,6 +103,7 @@ impl Answers {
 /// on its own thread until the last handle is dropped.
 pub struct Dht {
     inner: AsyncDht,
+    observer: Option<Arc<dyn LookupObserver>>,
 }
 
 /// Returned by [`Dht::start`].
@@ -180,12 +183,42 @@ pub enum PublishError {
 
 /// Peers for one infohash as DHT nodes report them; a lookup ends when the
 /// closest nodes have all answered or timed out.
-pub struct PeerStream(GetStream<Vec<SocketAddrV4>>);
+pub struct PeerStream {
+    batches: GetStream<Vec<SocketAddrV4>>,
+    /// Told once, when the lookup ends or the stream is dropped before.
+    observer: Option<Arc<dyn LookupObserver>>,
+    started: Instant,
+    found: bool,
+}
 
 impl PeerStream {
     /// The next batch of peers, or `None` once the lookup is over.
     pub async fn next(&mut self) -> Option<Vec<SocketAddrV4>> {
-        self.0.next().await
+        let next = self.batches.next().await;
+        match &next {
+            Some(batch) => self.found |= !batch.is_empty(),
+            None => self.report(),
+        }
+        next
+    }
+
+    fn report(&mut self) {
+        if let Some(observer) = self.observer.take() {
+            let outcome = if self.found {
+                LookupOutcome::Found
+            } else {
+                LookupOutcome::Empty
+            };
+            observer.observe(LookupKind::Peers, outcome, self.started.elapsed());
+        }
+    }
+}
+
+impl Drop for PeerStream {
+    /// A caller that stops reading once it has enough peers still ends a
+    /// lookup: it counts, found or not by then.
+    fn drop(&mut self) {
+        self.report();
     }
 }
 
@@ -239,6 +272,7 @@ impl Dht {
         })?;
         Ok(Self {
             inner: dht.as_async(),
+            observer: None,
         })
     }
 
@@ -260,8 +294,31 @@ impl Dht {
             .into_iter()
             .map(|node| Self {
                 inner: node.as_async(),
+                observer: None,
             })
             .collect())
+    }
+
+    /// Reports every lookup and write this node finishes to `observer`
+    /// (an operator's metrics).
+    pub fn observed_by(mut self, observer: Arc<dyn LookupObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    fn observe(&self, kind: LookupKind, outcome: LookupOutcome, started: Instant) {
+        if let Some(observer) = &self.observer {
+            observer.observe(kind, outcome, started.elapsed());
+        }
+    }
+
+    /// [`Dht::observe`] for a write's result.
+    fn observe_write<T, E>(&self, kind: LookupKind, result: &Result<T, E>, started: Instant) {
+        let outcome = match result {
+            Ok(_) => LookupOutcome::Stored,
+            Err(_) => LookupOutcome::Failed,
+        };
+        self.observe(kind, outcome, started);
     }
 
     /// The UDP address this node listens on.
@@ -277,6 +334,17 @@ impl Dht {
     /// Tells the nodes closest to `infohash` that this machine serves it on
     /// TCP `port`. Entries expire after about 30 minutes: call again before.
     pub async fn announce(&self, infohash: InfoHash, port: u16) -> Result<(), AnnounceError> {
+        let started = Instant::now();
+        let result = self.announce_unobserved(infohash, port).await;
+        self.observe_write(LookupKind::Announce, &result, started);
+        result
+    }
+
+    async fn announce_unobserved(
+        &self,
+        infohash: InfoHash,
+        port: u16,
+    ) -> Result<(), AnnounceError> {
         match self
             .inner
             .announce_peer(Id::from(infohash.0), Some(port))
@@ -293,7 +361,12 @@ impl Dht {
 
     /// Starts a peer lookup for `infohash`.
     pub fn peers(&self, infohash: InfoHash) -> PeerStream {
-        PeerStream(self.inner.get_peers(Id::from(infohash.0)))
+        PeerStream {
+            batches: self.inner.get_peers(Id::from(infohash.0)),
+            observer: self.observer.clone(),
+            started: Instant::now(),
+            found: false,
+        }
     }
 
     /// Reads every copy of a branch head the closest nodes hold, waiting
@@ -319,6 +392,23 @@ impl Dht {
     }
 
     async fn lookup_head_with(&self, topic: &TopicKey, branch: &Branch, early: bool) -> HeadLookup {
+        let started = Instant::now();
+        let lookup = self.lookup_head_unobserved(topic, branch, early).await;
+        let outcome = if lookup.candidates.is_empty() {
+            LookupOutcome::Empty
+        } else {
+            LookupOutcome::Found
+        };
+        self.observe(LookupKind::HeadGet, outcome, started);
+        lookup
+    }
+
+    async fn lookup_head_unobserved(
+        &self,
+        topic: &TopicKey,
+        branch: &Branch,
+        early: bool,
+    ) -> HeadLookup {
         let mut detailed = self
             .inner
             .get_mutable_detailed(&topic.0, Some(branch.as_bytes()), None);
@@ -395,6 +485,21 @@ impl Dht {
         head: &Head,
         min_seq: i64,
     ) -> Result<SignedHead, PublishError> {
+        let started = Instant::now();
+        let result = self
+            .publish_head_unobserved(secret, branch, head, min_seq)
+            .await;
+        self.observe_write(LookupKind::HeadPut, &result, started);
+        result
+    }
+
+    async fn publish_head_unobserved(
+        &self,
+        secret: &TopicSecret,
+        branch: &Branch,
+        head: &Head,
+        min_seq: i64,
+    ) -> Result<SignedHead, PublishError> {
         let topic = secret.topic();
         let value = head.encode();
         for attempt in 1..=PUBLISH_ATTEMPTS {
@@ -413,7 +518,7 @@ impl Dht {
                 && current.seq >= min_seq
                 && !contested
             {
-                self.republish(current).await?;
+                self.store_head_again(current).await?;
                 return Ok(current.clone());
             }
             let seq = current
@@ -477,6 +582,18 @@ impl Dht {
     }
 
     async fn lookup_index_with(&self, topic: &TopicKey, early: bool) -> Vec<SignedIndex> {
+        let started = Instant::now();
+        let found = self.lookup_index_unobserved(topic, early).await;
+        let outcome = if found.is_empty() {
+            LookupOutcome::Empty
+        } else {
+            LookupOutcome::Found
+        };
+        self.observe(LookupKind::IndexGet, outcome, started);
+        found
+    }
+
+    async fn lookup_index_unobserved(&self, topic: &TopicKey, early: bool) -> Vec<SignedIndex> {
         let mut detailed = self.inner.get_mutable_detailed(&topic.0, None, None);
         let mut found: Vec<SignedIndex> = Vec::new();
         read_items(&mut detailed.items, early, |item| {
@@ -508,6 +625,21 @@ impl Dht {
     /// already there only refreshes it. The master URL is `master`'s when
     /// given, else the current one's.
     pub async fn publish_index(
+        &self,
+        secret: &TopicSecret,
+        branches: &[Branch],
+        default: &IndexDefault,
+        master: Option<&str>,
+    ) -> Result<SignedIndex, PublishError> {
+        let started = Instant::now();
+        let result = self
+            .publish_index_unobserved(secret, branches, default, master)
+            .await;
+        self.observe_write(LookupKind::IndexPut, &result, started);
+        result
+    }
+
+    async fn publish_index_unobserved(
         &self,
         secret: &TopicSecret,
         branches: &[Branch],
@@ -566,13 +698,16 @@ impl Dht {
     /// Stores an already signed branch index again (DHT nodes forget items
     /// after about two hours; anyone holding it may refresh it).
     pub async fn republish_index(&self, index: &SignedIndex) -> Result<(), PublishError> {
-        match self.put_index(index, None).await {
+        let started = Instant::now();
+        let result = match self.put_index(index, None).await {
             Ok(()) => Ok(()),
             Err(Some(error)) => Err(error),
             Err(None) => Err(PublishError::Index {
                 reason: "the DHT holds a newer index than the one being refreshed".into(),
             }),
-        }
+        };
+        self.observe_write(LookupKind::IndexPut, &result, started);
+        result
     }
 
     /// Stores a signed index, compare-and-swap on `cas` when given;
@@ -602,6 +737,14 @@ impl Dht {
     /// DHT nodes forget items after about two hours, and anyone holding a
     /// signed head may refresh it.
     pub async fn republish(&self, head: &SignedHead) -> Result<(), PublishError> {
+        let started = Instant::now();
+        let result = self.store_head_again(head).await;
+        self.observe_write(LookupKind::HeadRepublish, &result, started);
+        result
+    }
+
+    /// [`Dht::republish`] without reporting it: part of a head write.
+    async fn store_head_again(&self, head: &SignedHead) -> Result<(), PublishError> {
         let item = MutableItem::new_signed_unchecked_bencoded(
             head.topic.0,
             head.signature,

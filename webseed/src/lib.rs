@@ -101,5 +101,5 @@ pub mod fuzzing {
     pub use crate::range::{ByteRange, RangeHeader, Resolved};
     pub use crate::server::file_answer::{FileAnswer, file_answer, requested_range};
 }
-pub use server::{ClientAddr, ServeError, ServerOptions, serve, serve_with_routes};
+pub use server::{ClientAddr, ServeError, ServerOptions, serve, serve_routes, serve_with_routes};
 pub use source::{ByteSource, FileInfo};

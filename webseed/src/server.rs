@@ -134,18 +134,7 @@ pub async fn serve_with_routes<S: ByteSource>(
     routes: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let zero = [
-        ("max_concurrent_reads", options.max_concurrent_reads == 0),
-        ("max_connections", options.max_connections == 0),
-        (
-            "max_connections_per_address",
-            options.max_connections_per_address == 0,
-        ),
-        ("header_timeout", options.header_timeout.is_zero()),
-    ];
-    if let Some((option, _)) = zero.into_iter().find(|(_, zero)| *zero) {
-        return Err(ServeError::ZeroLimit { option });
-    }
+    check_limits(&options)?;
     let public_url = match &options.public_url {
         Some(url) => Some(
             base_url::normalise_public(url)
@@ -182,6 +171,51 @@ pub async fn serve_with_routes<S: ByteSource>(
     connections::serve(listener, router, options.header_timeout, shutdown).await;
     tracing::info!(%local_addr, "webseed stopped");
     Ok(())
+}
+
+/// Serves `routes` alone (any other path is 404, no webseed behind them) under the same
+/// connection limits and request-header deadline as [`serve`]: for a side endpoint such as a
+/// seed's `/metrics`, which a slow client must not hold either. `public_url`,
+/// `max_concurrent_reads` and `shutdown_grace` do not apply. Stops when `shutdown` completes.
+///
+/// # Errors
+///
+/// As [`serve`].
+pub async fn serve_routes(
+    listener: tokio::net::TcpListener,
+    options: ServerOptions,
+    routes: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    check_limits(&options)?;
+    let local_addr = listener.local_addr().map_err(ServeError::LocalAddr)?;
+    let listener = LimitedListener::new(
+        listener,
+        options.max_connections,
+        options.max_connections_per_address,
+        options.idle_timeout,
+    );
+    tracing::info!(%local_addr, "HTTP listening");
+    connections::serve(listener, routes, options.header_timeout, shutdown).await;
+    tracing::info!(%local_addr, "HTTP stopped");
+    Ok(())
+}
+
+/// Refuses a zero limit, which would block (or refuse) every request.
+fn check_limits(options: &ServerOptions) -> Result<(), ServeError> {
+    let zero = [
+        ("max_concurrent_reads", options.max_concurrent_reads == 0),
+        ("max_connections", options.max_connections == 0),
+        (
+            "max_connections_per_address",
+            options.max_connections_per_address == 0,
+        ),
+        ("header_timeout", options.header_timeout.is_zero()),
+    ];
+    match zero.into_iter().find(|(_, zero)| *zero) {
+        Some((option, _)) => Err(ServeError::ZeroLimit { option }),
+        None => Ok(()),
+    }
 }
 
 /// The address a connection comes from, for routes added with [`serve_with_routes`] (a push

@@ -67,7 +67,11 @@ pub fn config_from(options: &DhtOptions, file: DhtSection) -> anyhow::Result<Dht
 /// the bootstrap nodes while the routing table fills); a bootstrap that
 /// reaches nobody is reported in the background.
 pub async fn start(config: &DhtConfig) -> anyhow::Result<Arc<Dht>> {
-    let dht = Arc::new(Dht::start(config).context("starting the DHT node")?);
+    let dht = Arc::new(
+        Dht::start(config)
+            .context("starting the DHT node")?
+            .observed_by(crate::metrics::dht_observer()),
+    );
     let (watch, bootstrap) = (dht.clone(), config.bootstrap.clone());
     tokio::spawn(async move {
         if !watch.bootstrapped().await {

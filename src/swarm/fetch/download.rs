@@ -169,6 +169,7 @@ pub(crate) async fn download(
     let http = bridge.as_ref().map_or(0, |b| b.stats().bytes_fetched);
     tally.add(&tally.commit, end.fetched.saturating_sub(http));
     tally.add(&tally.webseed, http);
+    crate::metrics::global().webseed_fetched(http);
     report.event(FetchEvent::Downloaded {
         from_peers: end.fetched.saturating_sub(http),
         reused: start.have,
