@@ -193,6 +193,11 @@ impl Metrics {
             .fetch_add(bytes, Ordering::Relaxed);
     }
 
+    /// Bytes counted by [`Metrics::webseed_sent`] so far.
+    pub fn webseed_sent_bytes(&self) -> u64 {
+        self.traffic.webseed_sent.load(Ordering::Relaxed)
+    }
+
     /// A fetch took `bytes` from HTTP webseeds (the BitTorrent session
     /// counts them too: [`Metrics::peer_traffic_from`]'s downloads are
     /// reported without them).

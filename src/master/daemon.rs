@@ -184,6 +184,7 @@ pub async fn run(
         url: Some(webseed_url.clone())
             .filter(|url| advertisable && tracker_free::is_master_url(url)),
         offered: Default::default(),
+        recent_pushes: Default::default(),
     });
     crate::metrics::global().expect_pushes();
     crate::metrics::global().register(Box::new(super::backup_metrics::BackupCollector::new(

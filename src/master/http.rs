@@ -1,5 +1,6 @@
 //! The master's own HTTP routes, next to its webseed: `POST /push`,
-//! `PUT /push/metadata/<infohash>`, `GET /status` and `GET /metrics`.
+//! `PUT /push/metadata/<infohash>`, `GET /status`, `GET /` (the status as
+//! an HTML page) and `GET /metrics`.
 
 use std::sync::Arc;
 
@@ -11,10 +12,10 @@ use axum::routing::{get, post, put};
 use serde::Serialize;
 use webseed::ClientAddr;
 
-use super::backup::RemoteStatus;
-use super::state::{Master, topic_id};
-use super::{accept, slow_body};
-use crate::topic::push_answer::BranchSummary;
+use super::state::Master;
+use super::status::{self, PushRecord};
+use super::{accept, slow_body, status_page};
+use crate::topic::push_answer::PushAnswer;
 use crate::topic::push_request::MAX_PUSH_BODY;
 
 /// The routes, sharing `master`.
@@ -22,6 +23,7 @@ pub(crate) fn routes(master: Arc<Master>) -> Router {
     Router::new()
         .route("/push", post(push))
         .route("/push/metadata/{info_hash}", put(offer_metadata))
+        .route("/", get(status_page))
         .route("/status", get(status))
         .with_state(master)
         .merge(crate::swarm::metrics_server::routes())
@@ -38,7 +40,51 @@ async fn push(
     };
     let (status, answer) = accept::push(&master, client, &body).await;
     crate::metrics::global().push(answer.result_label());
+    master.recent_pushes.record(push_record(&body, &answer));
     json(status, &answer)
+}
+
+/// What the status keeps of an answered push: the writer from the request
+/// (when it parses), the rest from the answer.
+fn push_record(body: &[u8], answer: &PushAnswer) -> PushRecord {
+    let request = crate::topic::push_request::SignedPush::from_body(body).ok();
+    let (topic, branch, commit) = match answer {
+        PushAnswer::Accepted {
+            topic,
+            branch,
+            commit,
+            ..
+        }
+        | PushAnswer::Contained {
+            topic,
+            branch,
+            commit,
+            ..
+        }
+        | PushAnswer::NotFastForward {
+            topic,
+            branch,
+            commit,
+            ..
+        } => (
+            Some(topic.clone()),
+            Some(branch.clone()),
+            Some(commit.clone()),
+        ),
+        _ => (
+            None,
+            request.as_ref().map(|r| r.request.branch.to_string()),
+            request.as_ref().map(|r| r.request.tip().commit.to_hex()),
+        ),
+    };
+    PushRecord {
+        time: status::unix_now(),
+        writer: request.map(|r| r.request.writer.to_hex()),
+        topic,
+        branch,
+        commit,
+        result: answer.result_label(),
+    }
 }
 
 /// The answer to a body that did not arrive whole: 413 or 408, and the
@@ -49,7 +95,7 @@ fn body_refused(client: std::net::SocketAddr, error: &slow_body::BodyError) -> R
         slow_body::BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         _ => StatusCode::REQUEST_TIMEOUT,
     };
-    let answer = crate::topic::push_answer::PushAnswer::Invalid {
+    let answer = PushAnswer::Invalid {
         message: error.to_string(),
     };
     crate::metrics::global().push(answer.result_label());
@@ -77,61 +123,26 @@ async fn offer_metadata(
     }
 }
 
-/// `GET /status`: every topic's branches and each backup remote's lag.
-#[derive(Serialize)]
-struct StatusAnswer {
-    topics: Vec<TopicStatus>,
-    /// Bytes this master has sent to peers since it started.
-    uploaded_bytes: u64,
-    /// The master's BitTorrent port, on the host of its HTTP address: a
-    /// writer dials it to hand over what it pushes.
-    bittorrent_port: Option<u16>,
-}
-
-#[derive(Serialize)]
-struct TopicStatus {
-    name: String,
-    id: String,
-    branches: Vec<BranchSummary>,
-    backups: Vec<RemoteStatus>,
-}
-
 async fn status(State(master): State<Arc<Master>>) -> Response {
-    let mut topics = Vec::new();
-    for topic in &master.topics {
-        let branches = match topic.branches().await {
-            Ok(branches) => branches,
-            Err(error) => {
-                return json(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &format!("reading topic {}: {error:#}", topic.config.name),
-                );
-            }
-        };
-        topics.push(TopicStatus {
-            name: topic.config.name.clone(),
-            id: topic_id(&topic.config),
-            branches: branches
-                .into_iter()
-                .map(|(name, commit)| BranchSummary {
-                    seq: topic.head(&name).map(|h| h.seq),
-                    name,
-                    commit: commit.to_hex(),
-                })
-                .collect(),
-            backups: topic.backups.status(),
-        });
+    match status::gather(&master).await {
+        Ok(answer) => json(StatusCode::OK, &answer),
+        Err(error) => json(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error:#}")),
     }
-    let uploaded_bytes = master.swarm.engine().uploaded_bytes();
-    let bittorrent_port = master.swarm.engine().listen_addr().map(|a| a.port());
-    json(
-        StatusCode::OK,
-        &StatusAnswer {
-            topics,
-            uploaded_bytes,
-            bittorrent_port,
-        },
-    )
+}
+
+/// `GET /`: the same as `/status`, as an HTML page for a person.
+async fn status_page(State(master): State<Arc<Master>>) -> Response {
+    match status::gather(&master).await {
+        Ok(answer) => (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            status_page::render(&answer),
+        )
+            .into_response(),
+        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{error:#}")).into_response(),
+    }
 }
 
 fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {

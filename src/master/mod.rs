@@ -19,6 +19,8 @@ pub mod push_client;
 mod resume;
 mod slow_body;
 mod state;
+mod status;
+mod status_page;
 pub mod webseeds;
 
 pub use daemon::run;

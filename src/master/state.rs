@@ -36,6 +36,8 @@ pub(crate) struct Master {
     pub(crate) url: Option<String>,
     /// Info dictionaries writers uploaded for the commits they push.
     pub(crate) offered: super::offered::Offered,
+    /// The last pushes answered, for the status.
+    pub(crate) recent_pushes: super::status::RecentPushes,
 }
 
 /// One owned topic while the master runs.

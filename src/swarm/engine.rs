@@ -85,6 +85,21 @@ const METER_IDLE_POLL: Duration = Duration::from_millis(250);
 /// How long after its last upload a metered torrent counts as busy.
 const METER_BUSY: Duration = Duration::from_secs(5);
 
+/// A session's totals since it started, and its rates now.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct SessionTraffic {
+    /// Bytes sent to peers.
+    pub uploaded: u64,
+    /// Bytes received (webseeds bridged into the session included).
+    pub downloaded: u64,
+    /// Peers connected now.
+    pub peers: u64,
+    /// Upload rate, bytes per second (librqbit's moving estimate).
+    pub upload_per_second: u64,
+    /// Download rate, bytes per second.
+    pub download_per_second: u64,
+}
+
 /// A running BitTorrent session.
 pub struct Engine {
     session: Arc<Session>,
@@ -192,6 +207,18 @@ impl Engine {
     /// The address peers can reach this session at.
     pub fn listen_addr(&self) -> Option<SocketAddr> {
         self.session.listen_addr()
+    }
+
+    /// The session's totals and current rates, for a master's status.
+    pub fn traffic(&self) -> SessionTraffic {
+        let stats = self.session.stats_snapshot();
+        SessionTraffic {
+            uploaded: stats.counters.uploaded_bytes,
+            downloaded: stats.counters.fetched_bytes,
+            peers: u64::from(stats.peers.live),
+            upload_per_second: stats.upload_speed.as_bytes(),
+            download_per_second: stats.download_speed.as_bytes(),
+        }
     }
 
     /// Bytes sent to peers since the session started: a topic master

@@ -119,4 +119,8 @@ pub struct BranchSummary {
     pub commit: String,
     /// Seq of the last head published for it, when one was.
     pub seq: Option<i64>,
+    /// The commit's committer time (Unix seconds): how old the tip is.
+    /// Absent from masters before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_time: Option<i64>,
 }
