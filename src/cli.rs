@@ -16,6 +16,11 @@ pub struct Cli {
     /// Log more (repeat for more detail); logs go to stderr.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Machine-readable output: an error ends as one JSON object on stderr
+    /// (`{"event":"error","kind":…,"exit_status":…,"message":…}`); `xus
+    /// master status` prints `/status`'s JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
 }
 
 /// The subcommands.
@@ -177,9 +182,6 @@ pub enum MasterAction {
         /// The running master's configuration (its HTTP address is read there).
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
-        /// Print the raw JSON of `GET /status`.
-        #[arg(long)]
-        json: bool,
     },
 }
 

@@ -40,6 +40,7 @@
 pub mod bounded_file;
 pub mod cli;
 pub mod commands;
+pub mod error_kind;
 pub mod git;
 pub mod hex;
 pub mod master;

@@ -6,21 +6,28 @@ use std::time::Duration;
 use clap::{CommandFactory, Parser};
 use xus::cli::{Cli, Command, DhtCommand, MasterAction, TopicCommand, WriterCommand};
 use xus::commands::{
-    dht, docs, fetch, follow, gc, master, publish, push, seed, status, topic, torrent, webseed,
-    writer,
+    dht, docs, failure, fetch, follow, gc, master, publish, push, seed, status, topic, torrent,
+    webseed, writer,
 };
 use xus::swarm::fetch::{FetchRequest, History};
 use xus::topic::home::Home;
 use xus::torrent::import::RefOptions;
 
+/// Exit statuses by error kind: see [`failure::ErrorKind`] (usage errors
+/// exit 2 from clap, the same status as other bad input).
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    let json = cli.json;
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("xus: error: {err:#}");
-            ExitCode::FAILURE
+            if json {
+                eprintln!("{}", failure::to_json(&err));
+            } else {
+                eprintln!("xus: error: {err:#}");
+            }
+            ExitCode::from(failure::classify(&err).exit_status())
         }
     }
 }
@@ -74,8 +81,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             },
             &mut stdout,
         )),
-        Command::Fetch(args) => runtime()?.block_on(fetch::run(
-            fetch::FetchOptions {
+        Command::Fetch(args) => {
+            let options = fetch::FetchOptions {
                 source: args.source,
                 request: FetchRequest {
                     repo: args.repo,
@@ -104,14 +111,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 no_dht: args.no_dht,
                 home: Home::locate()?,
                 seed_for: args.seed_for.map(Duration::from_secs),
-            },
-            &mut stdout,
-        )),
+            };
+            // With --seed-for, a signal ends the seeding cleanly (fetch's
+            // own handler); before that, it interrupts.
+            if options.seed_for.is_some() {
+                runtime()?.block_on(fetch::run(options, &mut stdout))
+            } else {
+                runtime()?.block_on(interruptible(fetch::run(options, &mut stdout)))
+            }
+        }
         Command::Topic(TopicCommand::New { name }) => {
             topic::new(&Home::locate()?, &name, &mut stdout)
         }
         Command::Topic(TopicCommand::List) => topic::list(&Home::locate()?, &mut stdout),
-        Command::Publish(args) => runtime()?.block_on(publish::run(
+        Command::Publish(args) => runtime()?.block_on(interruptible(publish::run(
             publish::PublishOptions {
                 repo: args.repo,
                 rev: args.rev,
@@ -122,7 +135,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 home: Home::locate()?,
             },
             &mut stdout,
-        )),
+        ))),
         Command::Gc(args) => gc::run(&args.repo, &mut stdout),
         Command::Completions(args) => {
             docs::completions(Cli::command(), "xus", args.shell, &mut stdout)
@@ -131,7 +144,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Some(dir) => docs::man_pages(Cli::command(), &dir, &mut stdout),
             None => docs::man_page(Cli::command(), &mut stdout),
         },
-        Command::Status(args) => runtime()?.block_on(status::run(
+        Command::Status(args) => runtime()?.block_on(interruptible(status::run(
             status::StatusOptions {
                 repo: args.repo,
                 offline: args.offline,
@@ -139,7 +152,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 home: Home::locate()?,
             },
             &mut stdout,
-        )),
+        ))),
         Command::Follow(args) => runtime()?.block_on(follow::run(
             follow::FollowOptions {
                 head: args.head,
@@ -196,7 +209,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let path = key.map_or_else(|| Home::locate().map(|h| h.writer_key_path()), Ok)?;
             writer::show(&path, &mut stdout)
         }
-        Command::Push(args) => runtime()?.block_on(push::run(
+        Command::Push(args) => runtime()?.block_on(interruptible(push::run(
             push::PushOptions {
                 repo: args.repo,
                 rev: args.rev,
@@ -209,10 +222,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 home: Home::locate()?,
             },
             &mut stdout,
-        )),
+        ))),
         Command::Master(args) => match (args.action, args.config) {
-            (Some(MasterAction::Status { config, json }), _) => {
-                runtime()?.block_on(master::status(&config, json, &mut stdout))
+            (Some(MasterAction::Status { config }), _) => {
+                runtime()?.block_on(master::status(&config, cli.json, &mut stdout))
             }
             (None, Some(config)) => {
                 runtime()?.block_on(master::run(&config, args.init, &mut stdout))
@@ -226,4 +239,21 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
+}
+
+/// Runs `work` until it ends or Ctrl-C / SIGTERM arrives; then it is
+/// dropped (what it wrote is safe to leave, as after a kill: temporary
+/// packs and quarantines are swept by the next run) and the command fails
+/// as interrupted.
+async fn interruptible<T>(
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    let stop = xus::commands::shutdown_signal();
+    tokio::select! {
+        result = work => result,
+        () = stop => Err(failure::failure(
+            failure::ErrorKind::Interrupted,
+            "interrupted (Ctrl-C or SIGTERM) before it finished; running it again resumes",
+        )),
+    }
 }

@@ -87,12 +87,14 @@ fn refused(target: &Path, source: &str, extra: &[&str], needles: &[&str]) -> Str
     let elapsed = started.elapsed();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let shown: String = source.chars().take(80).collect();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
+    // Exit statuses 1-5 are the documented error kinds (README, "Exit
+    // statuses"); anything else is a crash or a signal.
+    assert!(
+        matches!(out.status.code(), Some(1..=5)),
         "fetch of {shown:?} did not fail cleanly ({}):\n{stderr}",
         out.status
     );
+    eprintln!("exit status {:?} for {shown:?}", out.status.code());
     assert!(
         !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
         "{stderr}"

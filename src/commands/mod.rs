@@ -5,6 +5,7 @@
 
 pub mod dht;
 pub mod docs;
+pub mod failure;
 pub mod fetch;
 pub mod follow;
 pub mod gc;

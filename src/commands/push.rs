@@ -3,6 +3,8 @@
 
 use std::io::Write;
 
+use super::failure::{ErrorKind, failure};
+
 use crate::master::push_client;
 pub use crate::master::push_client::PushOptions;
 use crate::topic::push_answer::PushAnswer;
@@ -60,14 +62,26 @@ pub async fn run(options: PushOptions, out: &mut (dyn Write + Send)) -> anyhow::
         } => {
             writeln!(out, "kept {kept_ref} {commit}")?;
             out.flush()?;
-            anyhow::bail!(
-                "not a fast-forward: {branch} is at {current} on the master, which {commit} does not descend from; the master keeps your commit as {kept_ref}. Fetch {branch}, merge, and push again"
-            )
+            Err(failure(
+                ErrorKind::Refused,
+                format!(
+                    "not a fast-forward: {branch} is at {current} on the master, which {commit} does not descend from; the master keeps your commit as {kept_ref}. Fetch {branch}, merge, and push again"
+                ),
+            ))
         }
-        PushAnswer::Refused { message } => anyhow::bail!("the master refused the push: {message}"),
-        PushAnswer::Invalid { message } => {
-            anyhow::bail!("the master rejected the request: {message}")
-        }
-        PushAnswer::Failed { message } => anyhow::bail!("the push did not complete: {message}"),
+        PushAnswer::Refused { message } => Err(failure(
+            ErrorKind::Refused,
+            format!("the master refused the push: {message}"),
+        )),
+        PushAnswer::Invalid { message } => Err(failure(
+            ErrorKind::Refused,
+            format!("the master rejected the request: {message}"),
+        )),
+        // The master says retrying is safe: something on its side (a
+        // backup, the DHT) did not answer.
+        PushAnswer::Failed { message } => Err(failure(
+            ErrorKind::Network,
+            format!("the push did not complete: {message}"),
+        )),
     }
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use super::report::{FetchEvent, FetchReport, Tally};
+use crate::error_kind::{ErrorKind, failure};
 use crate::swarm::session::Swarm;
 use crate::torrent::format::{self, CommitTorrent};
 use crate::torrent::info_hash::InfoHash;
@@ -88,10 +89,12 @@ pub(crate) async fn info_from_peers(
 ) -> anyhow::Result<Vec<u8>> {
     let deadline = clock.deadline;
     let feed_url = swarm.feed_url();
-    anyhow::ensure!(
-        !peers.is_empty() || feed_url.is_some() || swarm.engine.finds_lan_peers(),
-        "no peer to ask for the metadata of {ih}: give one with --peer ADDR"
-    );
+    if peers.is_empty() && feed_url.is_none() && !swarm.engine.finds_lan_peers() {
+        return Err(failure(
+            ErrorKind::Network,
+            format!("no peer to ask for the metadata of {ih}: give one with --peer ADDR"),
+        ));
+    }
     report.event(FetchEvent::AskingForMetadata {
         info_hash: ih,
         peers: feed_url.is_none().then_some(peers.len()),
@@ -123,11 +126,14 @@ pub(crate) async fn info_from_peers(
                 };
                 // The engine's own error only repeats the deadline.
                 tracing::debug!(%ih, error = %format!("{error:#}"), "metadata rounds over");
-                anyhow::bail!(
-                    "no peer sent the metadata of {ih} within {:.0} s ({known} peer(s) known, \
-                     none answered): is a seed or master of this commit running and reachable?",
-                    asked_from.elapsed().as_secs_f64()
-                );
+                return Err(failure(
+                    ErrorKind::Network,
+                    format!(
+                        "no peer sent the metadata of {ih} within {:.0} s ({known} peer(s) known, \
+                         none answered): is a seed or master of this commit running and reachable?",
+                        asked_from.elapsed().as_secs_f64()
+                    ),
+                ));
             }
             Err(error) => {
                 tracing::debug!(%ih, error = %format!("{error:#}"), "no metadata yet; asking again");
