@@ -50,6 +50,7 @@ fn init_logging(verbose: u8) {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout();
+    let json = cli.json;
     match cli.command {
         Command::Torrent(args) => torrent::run(
             &torrent::TorrentOptions {
@@ -111,6 +112,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 no_dht: args.no_dht,
                 home: Home::locate()?,
                 seed_for: args.seed_for.map(Duration::from_secs),
+                json,
             };
             // With --seed-for, a signal ends the seeding cleanly (fetch's
             // own handler); before that, it interrupts.
@@ -225,7 +227,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         ))),
         Command::Master(args) => match (args.action, args.config) {
             (Some(MasterAction::Status { config }), _) => {
-                runtime()?.block_on(master::status(&config, cli.json, &mut stdout))
+                runtime()?.block_on(master::status(&config, json, &mut stdout))
             }
             (None, Some(config)) => {
                 runtime()?.block_on(master::run(&config, args.init, &mut stdout))

@@ -586,3 +586,58 @@ fn an_update_carrying_a_dot_git_tree_is_refused_before_anything_is_written() {
     );
     assert_fsck_clean(&clone);
 }
+
+/// `--json` on a fetch through the DHT and an update torrent: the head and
+/// update events, each a JSON line on stdout with the documented fields.
+#[test]
+fn a_fetch_through_an_update_reports_json_events() {
+    let (world, first) = World::start();
+    let reader = Machine::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clone = dir.path().join("clone");
+    world.fetch(&reader, &clone, &["--branch", "main"]);
+    let last = three_commits(&world.repo).pop().expect("commits");
+    world.publish();
+    let url = format!("xus://{}/main", world.topic);
+    let dest = clone.display().to_string();
+    let (stdout, _) = world.run(
+        &reader,
+        &["--json", "fetch", &url, "--repo", &dest, "--branch", "main"],
+    );
+    let mut events = std::collections::BTreeMap::new();
+    for line in stdout.lines() {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        let name = value["event"].as_str().expect("event").to_owned();
+        events.insert(name, value);
+    }
+    for name in [
+        "head_resolved",
+        "update_plan",
+        "update_applied",
+        "update_verified",
+        "transferred",
+        "fetched",
+    ] {
+        assert!(events.contains_key(name), "no {name} in\n{stdout}");
+    }
+    assert_eq!(events["head_resolved"]["url"], url.as_str());
+    assert_eq!(events["head_resolved"]["commit"], last.as_str());
+    assert!(events["head_resolved"]["seq"].as_i64().is_some());
+    assert_eq!(events["update_plan"]["from"], first.as_str());
+    assert!(
+        events["update_applied"]["objects"]
+            .as_u64()
+            .is_some_and(|n| n > 0)
+    );
+    assert_eq!(events["update_verified"]["commit"], last.as_str());
+    assert!(
+        events["transferred"]["update"]
+            .as_u64()
+            .is_some_and(|n| n > 0)
+    );
+    assert_eq!(events["transferred"]["commit"], 0);
+    assert_eq!(events["fetched"]["commit"], last.as_str());
+    assert_eq!(git(&clone, &["rev-parse", "main"]), last);
+    assert_fsck_clean(&clone);
+}

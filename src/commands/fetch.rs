@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::report::StderrReport;
+use super::report::{JsonReport, StderrReport, print_json};
 use crate::swarm::discovery::{self, DhtOptions};
 use crate::swarm::engine::RateLimits;
 use crate::swarm::fetch::{self, FetchReport, FetchRequest, Fetched, Source};
@@ -38,6 +38,8 @@ pub struct FetchOptions {
     /// Keep serving the fetched commit this long after the fetch, so the
     /// next readers take it from here rather than from the first seeds.
     pub seed_for: Option<Duration>,
+    /// Report as JSON lines on stdout (`--json`) instead of text.
+    pub json: bool,
 }
 
 /// Downloads, verifies and imports; prints `fetched <commit> <infohash>`.
@@ -69,12 +71,24 @@ pub async fn run(options: FetchOptions, out: &mut (dyn Write + Send)) -> anyhow:
         feed: !options.request.webseeds.is_empty() || source.names_webseeds(),
     })
     .await?;
-    let report: Arc<dyn FetchReport> = Arc::new(StderrReport::new());
+    let report: Arc<dyn FetchReport> = if options.json {
+        Arc::new(JsonReport::new())
+    } else {
+        Arc::new(StderrReport::new())
+    };
     let outcome = async {
         let fetched =
             fetch::fetch_source(&swarm, source, &options.request, &options.home, &report).await?;
-        writeln!(out, "fetched {} {}", fetched.commit, fetched.info_hash)?;
-        out.flush()?;
+        if options.json {
+            print_json(&serde_json::json!({
+                "event": "fetched",
+                "commit": fetched.commit,
+                "info_hash": fetched.info_hash,
+            }));
+        } else {
+            writeln!(out, "fetched {} {}", fetched.commit, fetched.info_hash)?;
+            out.flush()?;
+        }
         match options.seed_for {
             Some(duration) => seed_for(&swarm, &options.request, &fetched, duration, out).await,
             None => Ok(()),

@@ -91,3 +91,66 @@ impl FetchReport for StderrReport {
         }
     }
 }
+
+/// How often `--json` reports progress.
+const JSON_PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// Prints a fetch's report as JSON lines on stdout (`--json`): each
+/// [`FetchEvent`] as its object, progress as `{"event":"progress",…}` at
+/// most once a second, and `{"event":"download_ended","complete":…}`.
+pub struct JsonReport {
+    last_progress: Mutex<Option<Instant>>,
+}
+
+impl JsonReport {
+    /// Nothing printed yet.
+    pub fn new() -> Self {
+        Self {
+            last_progress: Mutex::new(None),
+        }
+    }
+}
+
+impl Default for JsonReport {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Prints `value` as one line on stdout; a closed stdout only loses it.
+pub fn print_json(value: &impl serde::Serialize) {
+    use std::io::Write;
+    match serde_json::to_string(value) {
+        Ok(line) => {
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "{line}");
+            let _ = stdout.flush();
+        }
+        Err(error) => tracing::warn!(%error, "an event could not be serialized"),
+    }
+}
+
+impl FetchReport for JsonReport {
+    fn event(&self, event: FetchEvent) {
+        print_json(&event);
+    }
+
+    fn progress(&self, progress: &Progress) {
+        let mut last = self.last_progress.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_none_or(|at| at.elapsed() >= JSON_PROGRESS_EVERY) {
+            *last = Some(Instant::now());
+            print_json(&serde_json::json!({
+                "event": "progress",
+                "have": progress.have,
+                "total": progress.total,
+                "fetched": progress.fetched,
+                "uploaded": progress.uploaded,
+                "peers": progress.peers,
+            }));
+        }
+    }
+
+    fn download_ended(&self, complete: bool) {
+        print_json(&serde_json::json!({"event": "download_ended", "complete": complete}));
+    }
+}

@@ -71,6 +71,13 @@ macro_rules! sha1_id_text {
                 f.write_str(&self.to_hex())
             }
         }
+
+        /// As its lowercase hex, the form xus prints (`--json` events).
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.to_hex())
+            }
+        }
     };
 }
 pub(crate) use sha1_id_text;

@@ -13,8 +13,12 @@ use crate::swarm::engine::Progress;
 use crate::torrent::info_hash::InfoHash;
 
 /// Something worth telling about a fetch under way. `Display` gives the
-/// line a person reads (the CLI prints exactly that).
-#[derive(Debug, Clone)]
+/// line a person reads (the CLI prints exactly that); with `--json` it is
+/// serialized as one object whose `event` is the variant's snake-case name
+/// and whose other keys are its fields (ids in hex, durations in seconds).
+/// Those names are stable: scripts read them.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
 pub enum FetchEvent {
     /// A head was refused (bad signature, rollback, malformed value).
     HeadRefused {
@@ -43,6 +47,7 @@ pub enum FetchEvent {
         /// The head's sequence number.
         seq: i64,
         /// Since the swarm started.
+        #[serde(serialize_with = "seconds")]
         after: Duration,
     },
     /// The commit is already in the repository: nothing to download.
@@ -74,11 +79,13 @@ pub enum FetchEvent {
     /// The first peer turned up on the DHT.
     FirstDhtPeer {
         /// Since the swarm started.
+        #[serde(serialize_with = "seconds")]
         after: Duration,
     },
     /// A peer sent the metadata.
     MetadataReceived {
         /// Since the swarm started.
+        #[serde(serialize_with = "seconds")]
         after: Duration,
     },
     /// With no peer known, the webseeds serve from the start.
@@ -184,10 +191,17 @@ pub enum FetchEvent {
     /// How long the two halves took.
     Timing {
         /// Download.
+        #[serde(serialize_with = "seconds")]
         download: Duration,
         /// Verification and import into Git.
+        #[serde(serialize_with = "seconds")]
         import: Duration,
     },
+}
+
+/// A duration as seconds, to the microsecond.
+fn seconds<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64((duration.as_micros() as f64) / 1e6)
 }
 
 impl fmt::Display for FetchEvent {
@@ -356,7 +370,7 @@ impl FetchEvent {
 
 /// Bytes one fetch received, by what carried them (see
 /// [`FetchEvent::Transferred`]): what a benchmark compares with `git fetch`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Transferred {
     /// Update payload bytes: from peers (update torrents), or from the
     /// topic master when the reader was behind every update a head lists.
