@@ -59,6 +59,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 output: args.output,
                 webseeds: args.webseeds,
                 from: args.from,
+                json,
             },
             &mut stdout,
         ),
@@ -125,7 +126,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Topic(TopicCommand::New { name }) => {
             topic::new(&Home::locate()?, &name, &mut stdout)
         }
-        Command::Topic(TopicCommand::List) => topic::list(&Home::locate()?, &mut stdout),
+        Command::Topic(TopicCommand::List) => topic::list(&Home::locate()?, json, &mut stdout),
         Command::Publish(args) => runtime()?.block_on(interruptible(publish::run(
             publish::PublishOptions {
                 repo: args.repo,
@@ -223,6 +224,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 timeout: Duration::from_secs(args.timeout.max(1)),
                 home: Home::locate()?,
             },
+            json,
             &mut stdout,
         ))),
         Command::Master(args) => match (args.action, args.config) {

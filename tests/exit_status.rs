@@ -109,6 +109,25 @@ fn a_master_refusing_exits_5() {
     let error = json_error(&out);
     assert_eq!(error["kind"], "refused", "{error}");
     assert_eq!(out.status.code(), Some(5));
+    // The master's answer itself is the push event on stdout.
+    let answer: Value = serde_json::from_str(text(&out.stdout).trim()).expect("a push event");
+    assert_eq!(answer["event"], "push");
+    assert_eq!(answer["result"], "refused");
+    // A listed writer's push: accepted, with the answer's fields.
+    listed.write("README", "listed\n");
+    let commit = listed.commit("one");
+    let mut push = listed.push_command(&cluster.url());
+    push.arg("--json");
+    let out = run_xus_with(&mut push, T);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let answer: Value = serde_json::from_str(text(&out.stdout).trim()).expect("a push event");
+    assert_eq!(answer["event"], "push");
+    assert_eq!(answer["result"], "accepted");
+    assert_eq!(answer["commit"], commit.as_str());
+    assert_eq!(answer["branch"], "main");
+    assert!(answer["seq"].as_i64().is_some());
+    // The backup remotes holding it when the master answered: at least one.
+    assert!(answer["backups"].as_array().is_some_and(|b| !b.is_empty()));
 }
 
 #[test]

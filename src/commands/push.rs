@@ -14,7 +14,15 @@ use crate::topic::push_answer::PushAnswer;
 /// `kept <ref>` (where the master keeps the commit) and fails. A commit the
 /// branch already contains prints `contained <topic>/<branch> <commit> in
 /// <tip>` and succeeds: nothing was lost, nothing moved.
-pub async fn run(options: PushOptions, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
+///
+/// With `json`, the master's answer is printed instead as one line:
+/// `{"event":"push","result":"accepted"|"contained"|"not-fast-forward"|…}`
+/// with the answer's fields.
+pub async fn run(
+    options: PushOptions,
+    json: bool,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<()> {
     let answer = push_client::push(&options, |offer| {
         eprintln!(
             "pushing {} to {}/{} at {} ({} commit(s) offered)",
@@ -22,6 +30,15 @@ pub async fn run(options: PushOptions, out: &mut (dyn Write + Send)) -> anyhow::
         );
     })
     .await?;
+    let mut out: Box<dyn Write + Send + '_> = if json {
+        let mut event = serde_json::to_value(&answer)?;
+        event["event"] = "push".into();
+        super::report::print_json(&event);
+        Box::new(std::io::sink())
+    } else {
+        Box::new(out)
+    };
+    let out = &mut out;
     match answer {
         PushAnswer::Accepted {
             topic,

@@ -18,10 +18,19 @@ pub fn new(home: &Home, name: &str, out: &mut dyn Write) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `xus topic list`: prints `<name> <id>` per local topic.
-pub fn list(home: &Home, out: &mut dyn Write) -> anyhow::Result<()> {
+/// `xus topic list`: prints `<name> <id>` per local topic, or with `json`
+/// one `{"event":"topic","name":…,"id":…}` line each.
+pub fn list(home: &Home, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
     for (name, secret) in home.topics()? {
-        writeln!(out, "{name} {}", secret.topic())?;
+        if json {
+            super::report::print_json(&serde_json::json!({
+                "event": "topic",
+                "name": name,
+                "id": secret.topic().to_string(),
+            }));
+        } else {
+            writeln!(out, "{name} {}", secret.topic())?;
+        }
     }
     Ok(())
 }

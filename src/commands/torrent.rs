@@ -2,6 +2,8 @@
 //! one commit to another, written to a file.
 
 use std::io::Write;
+
+use super::report::print_json;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -26,6 +28,9 @@ pub struct TorrentOptions {
     pub webseeds: Vec<String>,
     /// Make the update torrent from this revision to `rev` instead.
     pub from: Option<String>,
+    /// Print one JSON object (`--json`): `{"event":"torrent",…}` or
+    /// `{"event":"update_torrent",…}`.
+    pub json: bool,
 }
 
 /// Builds the torrent and prints `commit`, `infohash`, `magnet` and `torrent` lines.
@@ -54,13 +59,20 @@ pub fn run(options: &TorrentOptions, out: &mut dyn Write) -> anyhow::Result<()> 
         .unwrap_or_else(|| PathBuf::from(format!("{commit}.torrent")));
     std::fs::write(&path, torrent.torrent_file(&options.webseeds))
         .with_context(|| format!("writing {}", path.display()))?;
+    let magnet = torrent.magnet_with_webseeds(&[], &options.webseeds);
+    if options.json {
+        print_json(&serde_json::json!({
+            "event": "torrent",
+            "commit": commit,
+            "info_hash": torrent.info_hash,
+            "magnet": magnet,
+            "torrent": path.display().to_string(),
+        }));
+        return Ok(());
+    }
     writeln!(out, "commit {commit}")?;
     writeln!(out, "infohash {}", torrent.info_hash)?;
-    writeln!(
-        out,
-        "magnet {}",
-        torrent.magnet_with_webseeds(&[], &options.webseeds)
-    )?;
+    writeln!(out, "magnet {magnet}")?;
     writeln!(out, "torrent {}", path.display())?;
     Ok(())
 }
@@ -85,6 +97,18 @@ fn update(
         .unwrap_or_else(|| PathBuf::from(format!("{}.torrent", torrent.name())));
     std::fs::write(&path, torrent.torrent_file(&options.webseeds))
         .with_context(|| format!("writing {}", path.display()))?;
+    if options.json {
+        print_json(&serde_json::json!({
+            "event": "update_torrent",
+            "from": from,
+            "to": to,
+            "info_hash": torrent.info_hash(),
+            "payload": torrent.length,
+            "magnet": torrent.magnet(&[]),
+            "torrent": path.display().to_string(),
+        }));
+        return Ok(());
+    }
     writeln!(out, "update {from} {to}")?;
     writeln!(out, "infohash {}", torrent.info_hash())?;
     writeln!(out, "payload {}", torrent.length)?;
