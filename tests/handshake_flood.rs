@@ -70,38 +70,7 @@ fn a_flood_of_bad_handshakes_does_not_stop_a_seed() {
     let flooded = Instant::now();
     assert_eq!(held.len(), 64, "the flood could not even connect");
 
-    let dst = tempfile::tempdir().expect("tempdir");
-    let repo = dst.path().join("r");
-    let started = Instant::now();
-    let out = run_xus(
-        &[
-            "fetch",
-            &seeder.seeded[0].magnet,
-            "--repo",
-            repo.to_str().expect("utf8"),
-            "--branch",
-            "main",
-            "--listen",
-            "127.0.0.1:0",
-            "--metadata-timeout",
-            &FETCH_DEADLINE.as_secs().to_string(),
-        ],
-        FETCH_DEADLINE + Duration::from_secs(30),
-    );
-    let took = started.elapsed();
-    assert!(
-        out.status.success(),
-        "the fetch after the flood failed after {took:?}:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("fetch after the flood took {took:?}");
-    assert!(
-        took < WITHIN_SECONDS,
-        "the fetch after the flood took {took:?}: a listener that serves new peers through a \
-         flood answers within seconds (about 0.2 s here)"
-    );
-    assert_eq!(git(&repo, &["rev-parse", "main"]), commit);
-    assert_fsck_clean(&repo);
+    fetch_within_seconds(&seeder, &commit, "after the flood");
 
     // The silent connections are closed by the seed: those over the
     // per-address cap at once, the rest at the handshake deadline.
@@ -134,6 +103,44 @@ fn a_flood_of_bad_handshakes_does_not_stop_a_seed() {
         at_once >= 64 - 16,
         "only {at_once} connections over the per-address cap of 16 were closed at once"
     );
+}
+
+/// A normal fetch of `commit` from `seeder` (from 127.0.0.1): it must
+/// complete within [`WITHIN_SECONDS`] and be `git fsck` clean; `when` says
+/// what it comes after, for the messages.
+fn fetch_within_seconds(seeder: &Seeder, commit: &str, when: &str) {
+    let dst = tempfile::tempdir().expect("tempdir");
+    let repo = dst.path().join("r");
+    let started = Instant::now();
+    let out = run_xus(
+        &[
+            "fetch",
+            &seeder.seeded[0].magnet,
+            "--repo",
+            repo.to_str().expect("utf8"),
+            "--branch",
+            "main",
+            "--listen",
+            "127.0.0.1:0",
+            "--metadata-timeout",
+            &FETCH_DEADLINE.as_secs().to_string(),
+        ],
+        FETCH_DEADLINE + Duration::from_secs(30),
+    );
+    let took = started.elapsed();
+    assert!(
+        out.status.success(),
+        "the fetch {when} failed after {took:?}:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("fetch {when} took {took:?}");
+    assert!(
+        took < WITHIN_SECONDS,
+        "the fetch {when} took {took:?}: a listener that serves new peers through a \
+         flood answers within seconds"
+    );
+    assert_eq!(git(&repo, &["rev-parse", "main"]), commit);
+    assert_fsck_clean(&repo);
 }
 
 /// The seed's handshake deadline (5 s) plus a margin.
@@ -287,37 +294,7 @@ fn pending_handshakes_are_capped_in_all() {
     std::io::BufRead::read_line(&mut stdout, &mut first).expect("python3 output");
     assert_eq!(first.trim(), "connected", "the silent connections failed");
 
-    let dst = tempfile::tempdir().expect("tempdir");
-    let repo = dst.path().join("r");
-    let started = Instant::now();
-    let out = run_xus(
-        &[
-            "fetch",
-            &seeder.seeded[0].magnet,
-            "--repo",
-            repo.to_str().expect("utf8"),
-            "--branch",
-            "main",
-            "--listen",
-            "127.0.0.1:0",
-            "--metadata-timeout",
-            &FETCH_DEADLINE.as_secs().to_string(),
-        ],
-        FETCH_DEADLINE + Duration::from_secs(30),
-    );
-    let took = started.elapsed();
-    assert!(
-        out.status.success(),
-        "the fetch behind 300 silent connections failed after {took:?}:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("fetch behind 300 silent connections took {took:?}");
-    assert!(
-        took < WITHIN_SECONDS,
-        "the fetch behind 300 silent connections took {took:?}"
-    );
-    assert_eq!(git(&repo, &["rev-parse", "main"]), commit);
-    assert_fsck_clean(&repo);
+    fetch_within_seconds(&seeder, &commit, "behind 300 silent connections");
 
     let mut report = String::new();
     std::io::Read::read_to_string(&mut stdout, &mut report).expect("python3 output");

@@ -6,7 +6,7 @@
 
 mod util;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -63,42 +63,9 @@ impl Scrape {
     }
 }
 
-/// `GET url` over one HTTP/1.1 connection: the status, the content type
-/// and the body.
-fn get(url: &str) -> (u16, String, String) {
-    let rest = url.strip_prefix("http://").expect("an http:// URL");
-    let (host, path) = rest.split_once('/').expect("a path");
-    let mut stream = std::net::TcpStream::connect(host).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    write!(
-        stream,
-        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("request");
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).expect("answer");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("a header end");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status");
-    let content_type = head
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("content-type")
-                .then(|| value.trim().to_owned())
-        })
-        .unwrap_or_default();
-    (status, content_type, body.to_owned())
-}
-
 /// Scrapes `url` and parses the text strictly, as Prometheus would.
 fn scrape(url: &str) -> Scrape {
-    let (status, content_type, body) = get(url);
+    let (status, content_type, body) = http_get(url);
     assert_eq!(status, 200, "{body}");
     assert!(
         content_type.starts_with("application/openmetrics-text; version=1.0.0"),
@@ -312,6 +279,6 @@ fn a_seed_serves_metrics_on_its_own_address() {
         "the seed sent {sent} bytes for a {DATA}-byte commit"
     );
 
-    let (status, _, _) = get(&url.replace("/metrics", "/status"));
+    let (status, _, _) = http_get(&url.replace("/metrics", "/status"));
     assert_eq!(status, 404, "the metrics address serves nothing else");
 }

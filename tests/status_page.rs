@@ -7,40 +7,15 @@
 
 mod util;
 
-use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
 use serde_json::Value;
 use util::cluster::*;
+use util::http_get;
 
 /// Debian's headless Chromium.
 const CHROMIUM: &str = "/usr/bin/chromium-headless-shell";
-
-/// `GET url`: the status and the body.
-fn get(url: &str) -> (u16, String) {
-    let rest = url.strip_prefix("http://").expect("an http:// URL");
-    let (host, path) = rest.split_once('/').expect("a path");
-    let mut stream = std::net::TcpStream::connect(host).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    write!(
-        stream,
-        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("request");
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).expect("answer");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("a header end");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status");
-    (status, body.to_owned())
-}
 
 /// Runs headless Chromium on `url` with `args` and returns its stdout.
 /// (Headless Chromium reads the DOM and takes screenshots through the
@@ -102,7 +77,7 @@ fn the_status_page_shows_what_status_says_in_headless_chromium() {
     cluster.start_master();
     assert_eq!(pushed(&writer.push(&cluster.url())), commit);
 
-    let (code, raw) = get(&cluster.url());
+    let (code, _, raw) = http_get(&cluster.url());
     assert_eq!(code, 200, "{raw}");
     assert!(
         raw.contains("<meta http-equiv=\"refresh\""),
@@ -112,7 +87,7 @@ fn the_status_page_shows_what_status_says_in_headless_chromium() {
     assert!(!raw.contains("src=\"http"), "no external resource");
 
     let dom = chromium(&cluster.url(), &["--dump-dom"]);
-    let (_, status) = get(&format!("{}status", cluster.url()));
+    let (_, _, status) = http_get(&format!("{}status", cluster.url()));
     let status: Value = serde_json::from_str(&status).expect("status JSON");
 
     let topics = status["topics"].as_array().expect("topics");

@@ -297,18 +297,7 @@ fn a_reader_heads_behind_uses_its_update_and_a_forged_update_falls_back() {
     let bytes = bytes_line(&stderr);
     assert!(bytes.update > 0 && bytes.commit > 0, "{bytes:?}");
     assert_eq!(git(&clone, &["rev-parse", "main"]), fourth);
-    assert!(
-        !clone
-            .join(".git/xus")
-            .read_dir()
-            .expect("state dir")
-            .any(|e| e
-                .expect("entry")
-                .file_name()
-                .to_string_lossy()
-                .starts_with("quarantine-")),
-        "the quarantine is gone"
-    );
+    assert_no_quarantine(&clone);
     assert_fsck_clean(&clone);
 }
 
@@ -572,18 +561,7 @@ fn an_update_carrying_a_dot_git_tree_is_refused_before_anything_is_written() {
             "{what} ({oid}) reached the reader's repository"
         );
     }
-    assert!(
-        !clone
-            .join(".git/xus")
-            .read_dir()
-            .expect("state dir")
-            .any(|e| e
-                .expect("entry")
-                .file_name()
-                .to_string_lossy()
-                .starts_with("quarantine-")),
-        "the quarantine is gone"
-    );
+    assert_no_quarantine(&clone);
     assert_fsck_clean(&clone);
 }
 
@@ -640,4 +618,16 @@ fn a_fetch_through_an_update_reports_json_events() {
     assert_eq!(events["fetched"]["commit"], last.as_str());
     assert_eq!(git(&clone, &["rev-parse", "main"]), last);
     assert_fsck_clean(&clone);
+}
+
+/// No update quarantine (`.git/xus/quarantine-*`) is left in `repo`.
+fn assert_no_quarantine(repo: &std::path::Path) {
+    let left: Vec<String> = repo
+        .join(".git/xus")
+        .read_dir()
+        .expect("state dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("quarantine-"))
+        .collect();
+    assert!(left.is_empty(), "quarantines left: {left:?}");
 }

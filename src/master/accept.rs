@@ -134,34 +134,26 @@ pub(crate) async fn push(
         // different xus format versions.
         tracing::warn!(%commit, pushed = %infohash, built = %seeded.infohash, "the writer's torrent differs from the master's");
     }
-    if already
-        && let Some(published) = topic.head(&branch).filter(|h| {
-            h.head.commit == commit.0 && InfoHash::from(h.head.infohash) == seeded.infohash
-        })
-    {
-        // A repeated push (a retry after a lost answer, a replay) whose head
-        // is already published: answer it without another DHT round. The
-        // daemon keeps republishing it; a head whose publish failed was
-        // never recorded, so its retry still publishes.
-        tracing::info!(topic = %topic.config.name, %branch, %commit, seq = published.seq, "push repeated; head already published");
-        return (
-            StatusCode::OK,
-            PushAnswer::Accepted {
-                topic: topic.config.name.clone(),
-                branch,
-                commit: commit.to_hex(),
-                infohash: seeded.infohash.to_hex(),
-                seq: published.seq,
-                backups,
-                already,
-            },
-        );
-    }
-    let head = match master.publish_head(topic, &branch, commit, &seeded).await {
-        Ok(head) => head,
-        Err(error) => return failed(format!("{error:#}; retrying the push is safe")),
+    // A repeated push (a retry after a lost answer, a replay) whose head is
+    // already published is answered without another DHT round: the daemon
+    // keeps republishing it, and a head whose publish failed was never
+    // recorded, so its retry still publishes.
+    let published = topic.head(&branch).filter(|h| {
+        already && h.head.commit == commit.0 && InfoHash::from(h.head.infohash) == seeded.infohash
+    });
+    let seq = match published {
+        Some(published) => {
+            tracing::info!(topic = %topic.config.name, %branch, %commit, seq = published.seq, "push repeated; head already published");
+            published.seq
+        }
+        None => match master.publish_head(topic, &branch, commit, &seeded).await {
+            Ok(head) => {
+                tracing::info!(topic = %topic.config.name, %branch, %commit, seq = head.seq, "push accepted");
+                head.seq
+            }
+            Err(error) => return failed(format!("{error:#}; retrying the push is safe")),
+        },
     };
-    tracing::info!(topic = %topic.config.name, %branch, %commit, seq = head.seq, "push accepted");
     (
         StatusCode::OK,
         PushAnswer::Accepted {
@@ -169,7 +161,7 @@ pub(crate) async fn push(
             branch,
             commit: commit.to_hex(),
             infohash: seeded.infohash.to_hex(),
-            seq: head.seq,
+            seq,
             backups,
             already,
         },
