@@ -56,6 +56,10 @@ pub enum Command {
     /// What a repository follows (local vs published heads, peers on the
     /// DHT) and what a `xus seed` on it serves.
     Status(StatusArgs),
+    /// Check a repository and its work tree against a commit (missing or
+    /// corrupt objects, damaged packs, edited files); with --repair, fetch
+    /// only what is broken from the swarm or a webseed.
+    Verify(VerifyArgs),
     /// Remove what killed xus processes left in a repository (temporary
     /// packs of an interrupted import); fetches do it too.
     Gc(GcArgs),
@@ -103,6 +107,46 @@ pub struct StatusArgs {
     /// Only what this machine knows: no DHT lookups.
     #[arg(long)]
     pub offline: bool,
+    /// DHT options.
+    #[command(flatten)]
+    pub dht: DhtArgs,
+}
+
+/// `xus verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The commit to check against: a branch, a ref or an id (read from
+    /// the ref, so a broken commit object can still be named).
+    #[arg(default_value = "HEAD")]
+    pub rev: String,
+    /// The repository.
+    #[arg(long, default_value = ".")]
+    pub repo: PathBuf,
+    /// Set broken objects aside (kept under `.git/xus/damaged/`), fetch
+    /// them back, and check edited or deleted files out again (the edited
+    /// ones are kept there too).
+    #[arg(long)]
+    pub repair: bool,
+    /// The commit's torrent, when no followed head names the commit and no
+    /// torrent of it is cached: a magnet link, a `.torrent` file or an
+    /// infohash.
+    #[arg(long)]
+    pub source: Option<String>,
+    /// A webseed to download from as well (repeatable).
+    #[arg(long = "webseed", value_name = "URL")]
+    pub webseeds: Vec<String>,
+    /// Give up when no peer sends the metadata within this many seconds.
+    #[arg(long, default_value_t = 60)]
+    pub metadata_timeout: u64,
+    /// Give up when no new piece verifies for this many seconds.
+    #[arg(long, default_value_t = 300)]
+    pub stall_timeout: u64,
+    /// Network options.
+    #[command(flatten)]
+    pub net: NetArgs,
+    /// Never use the DHT: only --peer, magnet peers and webseeds.
+    #[arg(long)]
+    pub no_dht: bool,
     /// DHT options.
     #[command(flatten)]
     pub dht: DhtArgs,

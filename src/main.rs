@@ -7,9 +7,10 @@ use clap::{CommandFactory, Parser};
 use xus::cli::{Cli, Command, DhtCommand, MasterAction, TopicCommand, WriterCommand};
 use xus::commands::{
     dht, docs, failure, fetch, follow, gc, master, publish, push, seed, status, topic, torrent,
-    webseed, writer,
+    verify, webseed, writer,
 };
 use xus::swarm::fetch::{FetchRequest, History};
+use xus::swarm::output::Output;
 use xus::topic::home::Home;
 use xus::torrent::import::RefOptions;
 
@@ -81,7 +82,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 webseed_url: args.webseed_url,
                 metrics_listen: args.metrics_listen,
             },
-            &mut stdout,
+            &mut Output::new(&mut stdout, json),
         )),
         Command::Fetch(args) => {
             let options = fetch::FetchOptions {
@@ -105,6 +106,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     base: None,
                     deepen: false,
                     timed_from: None,
+                    repair: false,
                 },
                 listen: args.net.listen,
                 rates: args.net.rates(),
@@ -113,14 +115,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 no_dht: args.no_dht,
                 home: Home::locate()?,
                 seed_for: args.seed_for.map(Duration::from_secs),
-                json,
             };
             // With --seed-for, a signal ends the seeding cleanly (fetch's
             // own handler); before that, it interrupts.
             if options.seed_for.is_some() {
-                runtime()?.block_on(fetch::run(options, &mut stdout))
+                runtime()?.block_on(fetch::run(options, &mut Output::new(&mut stdout, json)))
             } else {
-                runtime()?.block_on(interruptible(fetch::run(options, &mut stdout)))
+                runtime()?.block_on(interruptible(fetch::run(
+                    options,
+                    &mut Output::new(&mut stdout, json),
+                )))
             }
         }
         Command::Topic(TopicCommand::New { name }) => {
@@ -137,7 +141,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 dht: args.dht.options(),
                 home: Home::locate()?,
             },
-            &mut stdout,
+            &mut Output::new(&mut stdout, json),
         ))),
         Command::Gc(args) => gc::run(&args.repo, &mut stdout),
         Command::Completions(args) => {
@@ -154,7 +158,38 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 dht: args.dht.options(),
                 home: Home::locate()?,
             },
+            json,
             &mut stdout,
+        ))),
+        Command::Verify(args) => runtime()?.block_on(interruptible(verify::run(
+            verify::VerifyOptions {
+                rev: args.rev,
+                repair: args.repair,
+                source: args.source,
+                request: FetchRequest {
+                    repo: args.repo,
+                    bare: false,
+                    refs: RefOptions::default(),
+                    peers: args.net.peers.clone(),
+                    webseeds: args.webseeds,
+                    metadata_timeout: Duration::from_secs(args.metadata_timeout),
+                    stall_timeout: Duration::from_secs(args.stall_timeout),
+                    require_parents: false,
+                    use_updates: false,
+                    history: History::Tip,
+                    base: None,
+                    deepen: false,
+                    timed_from: None,
+                    repair: true,
+                },
+                listen: args.net.listen,
+                rates: args.net.rates(),
+                lsd: !args.net.no_lsd,
+                dht: args.dht.options(),
+                no_dht: args.no_dht,
+                home: Home::locate()?,
+            },
+            &mut Output::new(&mut stdout, json),
         ))),
         Command::Follow(args) => runtime()?.block_on(follow::run(
             follow::FollowOptions {
@@ -175,6 +210,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     base: None,
                     deepen: false,
                     timed_from: None,
+                    repair: false,
                 },
                 listen: args.net.listen,
                 rates: args.net.rates(),
@@ -182,7 +218,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 dht: args.dht.options(),
                 home: Home::locate()?,
             },
-            &mut stdout,
+            &mut Output::new(&mut stdout, json),
         )),
         Command::Dht(DhtCommand::Serve(args)) => runtime()?.block_on(dht::serve(
             dht::ServeOptions {

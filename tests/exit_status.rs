@@ -110,8 +110,7 @@ fn a_master_refusing_exits_5() {
     assert_eq!(error["kind"], "refused", "{error}");
     assert_eq!(out.status.code(), Some(5));
     // The master's answer itself is the push event on stdout.
-    let answer: Value = serde_json::from_str(text(&out.stdout).trim()).expect("a push event");
-    assert_eq!(answer["event"], "push");
+    let answer = push_answer(&out, &stranger);
     assert_eq!(answer["result"], "refused");
     // A listed writer's push: accepted, with the answer's fields.
     listed.write("README", "listed\n");
@@ -120,14 +119,45 @@ fn a_master_refusing_exits_5() {
     push.arg("--json");
     let out = run_xus_with(&mut push, T);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let answer: Value = serde_json::from_str(text(&out.stdout).trim()).expect("a push event");
-    assert_eq!(answer["event"], "push");
+    let answer = push_answer(&out, &listed);
     assert_eq!(answer["result"], "accepted");
     assert_eq!(answer["commit"], commit.as_str());
     assert_eq!(answer["branch"], "main");
     assert!(answer["seq"].as_i64().is_some());
     // The backup remotes holding it when the master answered: at least one.
     assert!(answer["backups"].as_array().is_some_and(|b| !b.is_empty()));
+}
+
+/// The events of `xus --json push`: `offered` first (the tip offered),
+/// `progress` with bytes uploaded that never go down, and the master's
+/// answer last, as the `push` event it returns.
+fn push_answer(out: &Output, writer: &Writer) -> Value {
+    let events: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .collect();
+    let names: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert_eq!(names.first(), Some(&"offered"), "{names:?}");
+    assert_eq!(names.last(), Some(&"push"), "{names:?}");
+    let offered = &events[0];
+    assert_eq!(
+        offered["tip"],
+        git(&writer.repo, &["rev-parse", "HEAD"]).as_str()
+    );
+    assert_eq!(offered["branch"], "main");
+    assert!(offered["commits"].as_u64().is_some_and(|n| n >= 1));
+    assert!(
+        offered["master"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("http://"))
+    );
+    let mut last = 0;
+    for progress in events.iter().filter(|e| e["event"] == "progress") {
+        let uploaded = progress["uploaded"].as_u64().expect("uploaded bytes");
+        assert!(uploaded >= last, "{names:?}");
+        last = uploaded;
+    }
+    events.last().cloned().expect("the push event")
 }
 
 #[test]

@@ -1,15 +1,15 @@
 //! `xus fetch`: download a commit into a repository (the pipeline is
 //! [`crate::swarm::fetch`]).
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::report::{JsonReport, StderrReport, print_json};
+use super::report::{JsonReport, StderrReport};
 use crate::swarm::discovery::{self, DhtOptions};
 use crate::swarm::engine::RateLimits;
 use crate::swarm::fetch::{self, FetchReport, FetchRequest, Fetched, Source};
+use crate::swarm::output::{Event, Output};
 use crate::swarm::reseed;
 use crate::swarm::{Swarm, SwarmOptions};
 use crate::topic::home::Home;
@@ -38,12 +38,10 @@ pub struct FetchOptions {
     /// Keep serving the fetched commit this long after the fetch, so the
     /// next readers take it from here rather than from the first seeds.
     pub seed_for: Option<Duration>,
-    /// Report as JSON lines on stdout (`--json`) instead of text.
-    pub json: bool,
 }
 
 /// Downloads, verifies and imports; prints `fetched <commit> <infohash>`.
-pub async fn run(options: FetchOptions, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
+pub async fn run(options: FetchOptions, out: &mut Output<'_>) -> anyhow::Result<()> {
     // Everything that can be refused is refused before anything is created.
     let source = fetch::parse_source(&options.source, &options.home)?;
     import::check_ref_options(&options.request.refs, options.request.bare)?;
@@ -71,7 +69,7 @@ pub async fn run(options: FetchOptions, out: &mut (dyn Write + Send)) -> anyhow:
         feed: !options.request.webseeds.is_empty() || source.names_webseeds(),
     })
     .await?;
-    let report: Arc<dyn FetchReport> = if options.json {
+    let report: Arc<dyn FetchReport> = if out.is_json() {
         Arc::new(JsonReport::new())
     } else {
         Arc::new(StderrReport::new())
@@ -79,16 +77,10 @@ pub async fn run(options: FetchOptions, out: &mut (dyn Write + Send)) -> anyhow:
     let outcome = async {
         let fetched =
             fetch::fetch_source(&swarm, source, &options.request, &options.home, &report).await?;
-        if options.json {
-            print_json(&serde_json::json!({
-                "event": "fetched",
-                "commit": fetched.commit,
-                "info_hash": fetched.info_hash,
-            }));
-        } else {
-            writeln!(out, "fetched {} {}", fetched.commit, fetched.info_hash)?;
-            out.flush()?;
-        }
+        out.emit(&Event::Fetched {
+            commit: fetched.commit,
+            info_hash: fetched.info_hash,
+        })?;
         match options.seed_for {
             Some(duration) => seed_for(&swarm, &options.request, &fetched, duration, out).await,
             None => Ok(()),
@@ -106,28 +98,23 @@ async fn seed_for(
     request: &FetchRequest,
     fetched: &Fetched,
     duration: Duration,
-    out: &mut (dyn Write + Send),
+    out: &mut Output<'_>,
 ) -> anyhow::Result<()> {
     let mut seeder = None;
     reseed::seed_fetched(swarm, &mut seeder, request, fetched).await?;
-    let addr = swarm
-        .engine()
-        .listen_addr()
-        .map_or_else(|| "no listening address".to_owned(), |a| a.to_string());
-    writeln!(
-        out,
-        "seeding {} {} on {addr} for {} s",
-        fetched.commit,
-        fetched.info_hash,
-        duration.as_secs()
-    )?;
-    out.flush()?;
+    out.emit(&Event::SeedingFor {
+        commit: fetched.commit,
+        info_hash: fetched.info_hash,
+        address: swarm.engine().listen_addr(),
+        seconds: duration.as_secs(),
+    })?;
     tokio::select! {
         () = tokio::time::sleep(duration) => {}
         () = super::shutdown_signal() => {}
     }
     drop(seeder);
-    writeln!(out, "uploaded {} bytes", swarm.engine().uploaded_bytes())?;
-    out.flush()?;
+    out.emit(&Event::Uploaded {
+        bytes: swarm.engine().uploaded_bytes(),
+    })?;
     Ok(())
 }

@@ -1,17 +1,17 @@
 //! `xus follow`: keep a local branch at a topic's signed head.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 
-use super::report::StderrReport;
+use super::report::{JsonReport, StderrReport};
 use crate::git::object::ObjectId;
 use crate::swarm::discovery::{self, DhtOptions};
 use crate::swarm::engine::RateLimits;
 use crate::swarm::fetch::{self, FetchReport, FetchRequest, resolve_head};
+use crate::swarm::output::{Event, Output};
 use crate::swarm::reseed;
 use crate::swarm::seeder::Seeder;
 use crate::swarm::{Swarm, SwarmOptions};
@@ -48,7 +48,7 @@ pub struct FollowOptions {
 /// (the commit torrent and the update torrent it came through), so
 /// followers updating together take pieces from each other rather than
 /// from the publisher.
-pub async fn run(options: FollowOptions, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
+pub async fn run(options: FollowOptions, out: &mut Output<'_>) -> anyhow::Result<()> {
     let address = HeadAddress::parse(&options.head, &options.home)?.with_context(|| {
         format!(
             "{:?} is not a head: expected xus://TOPIC/BRANCH or magnet:?xs=urn:btpk:...",
@@ -76,8 +76,10 @@ pub async fn run(options: FollowOptions, out: &mut (dyn Write + Send)) -> anyhow
     })
     .await?;
     let shutdown = super::shutdown_signal();
-    writeln!(out, "following {} into {local}", address.url())?;
-    out.flush()?;
+    out.emit(&Event::Following {
+        url: address.url(),
+        branch: local.clone(),
+    })?;
     let result = follow_loop(&swarm, &address, &local, &options, &request, shutdown, out).await;
     swarm.stop().await;
     result
@@ -90,10 +92,14 @@ async fn follow_loop(
     options: &FollowOptions,
     request: &FetchRequest,
     shutdown: impl std::future::Future<Output = ()>,
-    out: &mut (dyn Write + Send),
+    out: &mut Output<'_>,
 ) -> anyhow::Result<()> {
     let dht = swarm.dht().context("following needs the DHT")?;
-    let report: Arc<dyn FetchReport> = Arc::new(StderrReport::new());
+    let report: Arc<dyn FetchReport> = if out.is_json() {
+        Arc::new(JsonReport::new())
+    } else {
+        Arc::new(StderrReport::new())
+    };
     // The last head acted on (moved to, or refused for good).
     let mut settled: Option<ObjectId> = None;
     let mut said_no_head = false;
@@ -110,21 +116,27 @@ async fn follow_loop(
             Ok(Some(head)) => head,
             Ok(None) => {
                 if !said_no_head {
-                    eprintln!("no head of {} on the DHT yet; still looking", address.url());
+                    out.warn(format_args!(
+                        "no head of {} on the DHT yet; still looking",
+                        address.url()
+                    ));
                     said_no_head = true;
                 }
                 continue;
             }
             Err(error) => {
-                eprintln!("warning: reading the head of {}: {error:#}", address.url());
+                out.warn(format_args!(
+                    "reading the head of {}: {error:#}",
+                    address.url()
+                ));
                 continue;
             }
         };
         let Some(commit) = ObjectId::from_slice(&head.head.commit) else {
-            eprintln!(
-                "warning: the head of {} names a non-SHA-1 commit",
+            out.warn(format_args!(
+                "the head of {} names a non-SHA-1 commit",
                 address.url()
-            );
+            ));
             continue;
         };
         if settled == Some(commit) {
@@ -137,13 +149,19 @@ async fn follow_loop(
         match fetched {
             Ok(fetched) => {
                 settled = Some(commit);
-                writeln!(out, "fetched {} {}", fetched.commit, fetched.info_hash)?;
-                writeln!(out, "updated {local} {commit} seq {}", head.seq)?;
-                out.flush()?;
+                out.emit(&Event::Fetched {
+                    commit: fetched.commit,
+                    info_hash: fetched.info_hash,
+                })?;
+                out.emit(&Event::Updated {
+                    branch: local.to_owned(),
+                    commit,
+                    seq: head.seq,
+                })?;
                 if let Err(error) =
                     reseed::seed_fetched(swarm, &mut seeder, request, &fetched).await
                 {
-                    eprintln!("warning: cannot seed what was fetched: {error:#}");
+                    out.warn(format_args!("cannot seed what was fetched: {error:#}"));
                 }
             }
             Err(error) => {
@@ -151,12 +169,12 @@ async fn follow_loop(
                     // Kept under refs/xus/commits; retrying cannot help.
                     settled = Some(commit);
                 }
-                eprintln!(
-                    "warning: could not move {local} to head seq {} of {}: {:#}",
+                out.warn(format_args!(
+                    "could not move {local} to head seq {} of {}: {:#}",
                     head.seq,
                     address.url(),
                     anyhow::Error::from(error)
-                );
+                ));
             }
         }
     }

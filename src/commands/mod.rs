@@ -18,6 +18,7 @@ pub mod seed;
 pub mod status;
 pub mod topic;
 pub mod torrent;
+pub mod verify;
 pub mod webseed;
 pub mod writer;
 

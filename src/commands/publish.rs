@@ -1,6 +1,5 @@
 //! `xus publish`: sign a branch head into the DHT and announce its torrent.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -9,6 +8,7 @@ use tracker_free::{Branch, IndexDefault};
 use crate::git::object::ObjectId;
 use crate::git::repo;
 use crate::swarm::discovery::{self, DhtOptions};
+use crate::swarm::output::{Event, Output};
 use crate::swarm::seeder::{seed_addr_path, wait_for_seed};
 use crate::topic::head_address::HeadAddress;
 use crate::topic::home::Home;
@@ -38,7 +38,7 @@ pub struct PublishOptions {
 
 /// Publishes; prints `published <xus url> <commit> <infohash> seq <n>` and
 /// `magnet <BEP 46 link>`.
-pub async fn run(options: PublishOptions, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
+pub async fn run(options: PublishOptions, out: &mut Output<'_>) -> anyhow::Result<()> {
     let home = options.home.clone();
     let secret = match &options.topic {
         Some(topic) => home.topic_secret(topic)?,
@@ -99,11 +99,13 @@ pub async fn run(options: PublishOptions, out: &mut (dyn Write + Send)) -> anyho
         None => None,
     };
     if let Some((from, infohash, bytes)) = newest {
-        writeln!(
-            out,
-            "update {from}..{} {infohash} {bytes} bytes",
-            torrent.commit
-        )?;
+        out.emit(&Event::Update {
+            from,
+            to: torrent.commit,
+            info_hash: infohash,
+            bytes,
+            magnet: None,
+        })?;
     }
     let mut head = chained_head(
         torrent.commit,
@@ -119,7 +121,11 @@ pub async fn run(options: PublishOptions, out: &mut (dyn Write + Send)) -> anyho
             .await??;
         if let Some((_, infohash, bytes)) = built {
             set_history(&mut head, target, infohash);
-            writeln!(out, "history {target} {infohash} {bytes} bytes")?;
+            out.emit(&Event::History {
+                commit: target,
+                info_hash: infohash,
+                bytes,
+            })?;
         }
     }
     let config = discovery::config(&options.dht, &home)?;
@@ -147,7 +153,9 @@ pub async fn run(options: PublishOptions, out: &mut (dyn Write + Send)) -> anyho
         .await
     {
         Ok(index) => home.record_index(&index)?,
-        Err(error) => eprintln!("warning: the topic's branch index was not updated: {error}"),
+        Err(error) => out.warn(format_args!(
+            "the topic's branch index was not updated: {error}"
+        )),
     }
     let port = match options.port {
         Some(port) => Some(port),
@@ -156,7 +164,7 @@ pub async fn run(options: PublishOptions, out: &mut (dyn Write + Send)) -> anyho
     match port {
         Some(port) => {
             if let Err(error) = dht.announce(head.infohash, port).await {
-                eprintln!("warning: announcing {} failed: {error}", head.infohash);
+                out.warn(format_args!("announcing {} failed: {error}", head.infohash));
             }
         }
         None => eprintln!(
@@ -164,16 +172,15 @@ pub async fn run(options: PublishOptions, out: &mut (dyn Write + Send)) -> anyho
             torrent.commit
         ),
     }
-    writeln!(
-        out,
-        "published {} {} {} seq {}",
-        address.url(),
-        torrent.commit,
-        torrent.info_hash,
-        signed.seq
-    )?;
-    writeln!(out, "magnet {}", address.magnet())?;
-    out.flush()?;
+    out.emit(&Event::Published {
+        url: address.url(),
+        commit: torrent.commit,
+        info_hash: torrent.info_hash,
+        seq: signed.seq,
+    })?;
+    out.emit(&Event::Magnet {
+        link: address.magnet(),
+    })?;
     Ok(())
 }
 

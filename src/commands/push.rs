@@ -4,9 +4,10 @@
 use std::io::Write;
 
 use super::failure::{ErrorKind, failure};
+use super::report::print_json;
 
-use crate::master::push_client;
 pub use crate::master::push_client::PushOptions;
+use crate::master::push_client::{self, Offer, PushProgress};
 use crate::topic::push_answer::PushAnswer;
 
 /// Pushes; prints `pushed <topic>/<branch> <commit> seq <n>` once the
@@ -15,7 +16,9 @@ use crate::topic::push_answer::PushAnswer;
 /// branch already contains prints `contained <topic>/<branch> <commit> in
 /// <tip>` and succeeds: nothing was lost, nothing moved.
 ///
-/// With `json`, the master's answer is printed instead as one line:
+/// With `json`, every line is a JSON object: `{"event":"offered",…}` once
+/// the request is signed, `{"event":"progress","uploaded":N}` about once a
+/// second while the master downloads, and the master's answer as
 /// `{"event":"push","result":"accepted"|"contained"|"not-fast-forward"|…}`
 /// with the answer's fields.
 pub async fn run(
@@ -23,17 +26,11 @@ pub async fn run(
     json: bool,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<()> {
-    let answer = push_client::push(&options, |offer| {
-        eprintln!(
-            "pushing {} to {}/{} at {} ({} commit(s) offered)",
-            offer.tip, offer.topic, offer.branch, offer.master, offer.commits
-        );
-    })
-    .await?;
+    let answer = push_client::push(&options, &CommandProgress { json }).await?;
     let mut out: Box<dyn Write + Send + '_> = if json {
         let mut event = serde_json::to_value(&answer)?;
         event["event"] = "push".into();
-        super::report::print_json(&event);
+        print_json(&event);
         Box::new(std::io::sink())
     } else {
         Box::new(out)
@@ -100,5 +97,37 @@ pub async fn run(
             ErrorKind::Network,
             format!("the push did not complete: {message}"),
         )),
+    }
+}
+
+/// `xus push`'s progress: the offer on stderr as text; with `--json`, the
+/// offer and the bytes uploaded as events on stdout.
+struct CommandProgress {
+    json: bool,
+}
+
+impl PushProgress for CommandProgress {
+    fn offered(&self, offer: &Offer) {
+        if self.json {
+            print_json(&serde_json::json!({
+                "event": "offered",
+                "tip": offer.tip,
+                "topic": offer.topic,
+                "branch": offer.branch,
+                "master": offer.master,
+                "commits": offer.commits,
+            }));
+        } else {
+            eprintln!(
+                "pushing {} to {}/{} at {} ({} commit(s) offered)",
+                offer.tip, offer.topic, offer.branch, offer.master, offer.commits
+            );
+        }
+    }
+
+    fn uploaded(&self, bytes: u64) {
+        if self.json {
+            print_json(&serde_json::json!({"event": "progress", "uploaded": bytes}));
+        }
     }
 }

@@ -32,7 +32,14 @@ pub struct StatusOptions {
 ///   peers     <n> on the DHT
 /// seed <addr> pid <pid>: <n> torrent(s), running | not running
 /// ```
-pub async fn run(options: StatusOptions, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
+///
+/// With `json`, one line instead: `{"event":"status",…}` with the same
+/// facts (see [`to_json`]).
+pub async fn run(
+    options: StatusOptions,
+    json: bool,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<()> {
     let dht = if options.offline {
         None
     } else {
@@ -40,9 +47,76 @@ pub async fn run(options: StatusOptions, out: &mut (dyn Write + Send)) -> anyhow
         Some(discovery::start(&config).await?)
     };
     let status = repo_status::gather(&options.repo, &options.home, dht.as_deref()).await?;
-    print(&status, out)?;
+    if json {
+        serde_json::to_writer(&mut *out, &to_json(&status))?;
+        writeln!(out)?;
+    } else {
+        print(&status, out)?;
+    }
     out.flush()?;
     Ok(())
+}
+
+/// The status as `xus status --json` prints it: `repository`, `followed`
+/// (per branch: `url`, `owned`, `local`, `branches`, `seen` and `published`
+/// heads with `commit` and `seq`, `standing`
+/// `up_to_date`|`behind`|`ahead`|`diverged`, `peers`; `published` is null
+/// offline and `{"found":false,"refused":[…]}` when the DHT has none), and
+/// `seed` (null, or `address`, `pid`, `torrents`, `running`).
+pub fn to_json(status: &RepoStatus) -> serde_json::Value {
+    use serde_json::{Value, json};
+    let head = |head: &tracker_free::SignedHead| json!({"commit": crate::hex::encode(&head.head.commit), "seq": head.seq});
+    let followed: Vec<Value> = status
+        .followed
+        .iter()
+        .map(|followed| {
+            let published = match &followed.published {
+                None => Value::Null,
+                Some(Published::NotFound { refused }) => {
+                    json!({"found": false, "refused": refused})
+                }
+                Some(Published::Head {
+                    head: signed,
+                    standing,
+                    peers,
+                }) => {
+                    let mut value = head(signed);
+                    value["found"] = true.into();
+                    value["standing"] = match standing {
+                        Standing::UpToDate => "up_to_date",
+                        Standing::Behind => "behind",
+                        Standing::Ahead => "ahead",
+                        Standing::Diverged => "diverged",
+                    }
+                    .into();
+                    value["peers"] = (*peers).into();
+                    value
+                }
+            };
+            json!({
+                "url": followed.address.url(),
+                "owned": followed.owned,
+                "local": followed.local,
+                "branches": followed.branches,
+                "seen": followed.seen.as_ref().map(head),
+                "published": published,
+            })
+        })
+        .collect();
+    let seed = status.seed.as_ref().map(|seed| {
+        json!({
+            "address": seed.addr,
+            "pid": seed.pid,
+            "torrents": seed.torrents,
+            "running": seed.running,
+        })
+    });
+    json!({
+        "event": "status",
+        "repository": status.git_dir,
+        "followed": followed,
+        "seed": seed,
+    })
 }
 
 fn print(status: &RepoStatus, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {

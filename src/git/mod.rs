@@ -3,6 +3,7 @@
 //! per-repository `.git/xus/` directory ([`state_dir::StateDir`]). Knows nothing of torrents.
 
 pub mod blobs;
+pub mod integrity;
 pub mod object;
 pub mod pack;
 pub mod pack_leftovers;

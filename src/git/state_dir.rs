@@ -57,6 +57,13 @@ impl StateDir {
         self.root.join("updates")
     }
 
+    /// Where `xus verify --repair` sets aside what it found broken (damaged
+    /// packs, corrupt loose objects, edited work-tree files), one directory
+    /// per repair named by its start time: never deleted by xus.
+    pub fn damaged(&self, started_unix: u64) -> PathBuf {
+        self.root.join("damaged").join(started_unix.to_string())
+    }
+
     /// librqbit's scratch directory for a long-running seed.
     pub fn session(&self) -> PathBuf {
         self.root.join("session")

@@ -289,6 +289,7 @@ async fn take_commits(
         base: None,
         deepen: false,
         timed_from: Some(std::time::Instant::now()),
+        repair: false,
     };
     let report: std::sync::Arc<dyn FetchReport> = std::sync::Arc::new(LogReport);
     for pushed in &signed.request.commits {

@@ -4,6 +4,8 @@
 //! address.
 
 use std::io::Write;
+
+use crate::swarm::output::Output;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +56,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<()> {
+    let out = &mut Output::text(out);
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     for topic in &config.topics {
@@ -65,7 +68,7 @@ pub async fn run(
         let line =
             tokio::task::spawn_blocking(move || prepare(&git_dir, &name, &remotes, init)).await??;
         if let Some(line) = line {
-            writeln!(out, "{line}")?;
+            writeln!(out.writer(), "{line}")?;
         }
     }
 
@@ -209,9 +212,12 @@ pub async fn run(
     for (topic, branch, commit, seeded) in tips {
         match master.publish_head(&topic, &branch, commit, &seeded).await {
             Ok(head) => writeln!(
-                out,
+                out.writer(),
                 "head {} {} {} seq {}",
-                topic.config.name, branch, commit, head.seq
+                topic.config.name,
+                branch,
+                commit,
+                head.seq
             )?,
             Err(error) => {
                 unpublished += 1;
@@ -231,8 +237,8 @@ pub async fn run(
         let master = master.clone();
         tokio::spawn(async move { master.publish_index(&topic).await });
     }
-    writeln!(out, "master http {webseed_url} bittorrent {addr}")?;
-    out.flush()?;
+    writeln!(out.writer(), "master http {webseed_url} bittorrent {addr}")?;
+    out.writer().flush()?;
 
     let mut shutdown = std::pin::pin!(shutdown);
     let first_refresh = if unpublished > 0 {
@@ -283,7 +289,7 @@ pub async fn run(
 /// it still names the branch tip (DHT nodes forget items after about two
 /// hours), and signs a new one when it does not (a publish that failed
 /// earlier, or a branch moved by hand). Tips are seeded first.
-async fn refresh_heads(master: &Master, seeders: &mut [Seeder<'_>], out: &mut (dyn Write + Send)) {
+async fn refresh_heads(master: &Master, seeders: &mut [Seeder<'_>], out: &mut Output<'_>) {
     let Some(dht) = master.swarm.dht() else {
         return;
     };

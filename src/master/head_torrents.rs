@@ -5,11 +5,10 @@
 //! whole branch from the swarm. The main loop owns the seeders, so this
 //! runs there; the head itself is signed by [`super::state::Master::publish_head`].
 
-use std::io::Write;
-
 use tracker_free::Head;
 
 use crate::git::object::ObjectId;
+use crate::swarm::output::Output;
 use crate::swarm::seeder::Seeder;
 use crate::topic::update_chain::{chained_head, history_target};
 use crate::torrent::info_hash::InfoHash;
@@ -39,7 +38,7 @@ pub(crate) async fn serve_head(
     commit: ObjectId,
     from: Option<ObjectId>,
     previous: Option<&Head>,
-    out: &mut (dyn Write + Send),
+    out: &mut Output<'_>,
 ) -> anyhow::Result<Seeded> {
     let infohash = seeder.add(commit, out).await?;
     let froms: Vec<ObjectId> = from.into_iter().collect();
@@ -62,7 +61,7 @@ pub(crate) async fn serve_history(
     infohash: InfoHash,
     update: Option<(ObjectId, InfoHash)>,
     previous: Option<&Head>,
-    out: &mut (dyn Write + Send),
+    out: &mut Output<'_>,
 ) -> Option<(ObjectId, InfoHash)> {
     let head = chained_head(commit, infohash, update, previous);
     let target = history_target(&head)?;

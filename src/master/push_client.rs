@@ -63,10 +63,24 @@ pub struct Offer {
     pub commits: usize,
 }
 
+/// What a push tells its user before the master answers, which can take as
+/// long as the master's download: a silent wait looks like a hang.
+pub trait PushProgress {
+    /// The request is signed and about to go: what it offers.
+    fn offered(&self, offer: &Offer);
+
+    /// Bytes this writer has uploaded so far (to the master, or to anyone
+    /// it dials), about once a second until the answer comes.
+    fn uploaded(&self, _bytes: u64) {}
+}
+
+/// How often [`PushProgress::uploaded`] is told.
+const UPLOAD_REPORT_EVERY: Duration = Duration::from_secs(1);
+
 /// Pushes and returns the master's answer, whatever it says (the caller
-/// decides what a refusal means to its user). `offered` hears what is
-/// offered once the request is signed, before the master answers (which
-/// can take as long as the download).
+/// decides what a refusal means to its user). `progress` hears what is
+/// offered once the request is signed, then the bytes uploaded until the
+/// master answers.
 ///
 /// # Errors
 ///
@@ -75,7 +89,7 @@ pub struct Offer {
 /// connection failed (pushing again is safe).
 pub async fn push(
     options: &PushOptions,
-    offered: impl FnOnce(&Offer),
+    progress: &dyn PushProgress,
 ) -> anyhow::Result<PushAnswer> {
     let master = match &options.master {
         Some(url) => url.clone(),
@@ -150,7 +164,8 @@ pub async fn push(
         )?
         .unadvertised();
         let mut pushed = Vec::with_capacity(commits.len());
-        let mut quiet = std::io::sink();
+        let mut sink = std::io::sink();
+        let mut quiet = crate::swarm::output::Output::text(&mut sink);
         for &commit in &commits {
             let info_hash = seeder.add(commit, &mut quiet).await?;
             pushed.push(PushedCommit { commit, info_hash });
@@ -167,7 +182,7 @@ pub async fn push(
                 .map_or(0, |d| d.as_secs()),
             writer: secret.public(),
         };
-        offered(&Offer {
+        progress.offered(&Offer {
             tip,
             topic: topic.name.clone(),
             branch: branch.clone(),
@@ -199,9 +214,19 @@ pub async fn push(
                 tokio::time::sleep(REDIAL_INTERVAL).await;
             }
         };
+        let reporting = async {
+            let mut tick = tokio::time::interval(UPLOAD_REPORT_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                progress.uploaded(engine.uploaded_bytes());
+            }
+        };
         tokio::select! {
             answer = send(&client, &master, body) => answer,
             never = dialling => never,
+            never = reporting => never,
         }
     }
     .await;

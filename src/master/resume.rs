@@ -5,12 +5,12 @@
 //! branch is recorded under the data directory; a master whose data was
 //! wiped (restored from its backups) reads it back from the DHT instead.
 
-use std::io::Write;
 use std::path::Path;
 
 use tracker_free::{Branch, Dht, HeadChoice, SignedHead, TopicKey};
 
 use crate::git::object::ObjectId;
+use crate::swarm::output::Output;
 use crate::swarm::seeder::Seeder;
 use crate::topic::home::Home;
 use crate::topic::update_chain::{chain_steps, history_step, update_from};
@@ -55,7 +55,7 @@ pub(crate) async fn serve_chain(
     seeder: &mut Seeder<'_>,
     previous: &SignedHead,
     tip: ObjectId,
-    out: &mut (dyn Write + Send),
+    out: &mut Output<'_>,
 ) -> Option<(ObjectId, InfoHash)> {
     for step in chain_steps(&previous.head)
         .into_iter()

@@ -39,7 +39,8 @@ pub async fn seed_fetched<'a>(
             )
         }
     };
-    let mut quiet = std::io::sink();
+    let mut sink = std::io::sink();
+    let mut quiet = crate::swarm::output::Output::text(&mut sink);
     seeder.add(fetched.commit, &mut quiet).await?;
     for link in &fetched.updates {
         let store = UpdateStore::of(seeder.git_dir());

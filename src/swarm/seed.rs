@@ -3,7 +3,6 @@
 //! keeps stored heads alive on the DHT.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,6 +18,7 @@ use crate::git::state_dir::StateDir;
 use crate::swarm::discovery::{self, DhtOptions};
 use crate::swarm::engine::{Engine, EngineConfig};
 use crate::swarm::metrics_server::MetricsServer;
+use crate::swarm::output::{Event, Output};
 use crate::swarm::seeder::{self, ORIGIN_UPDATE_PEERS, Seeder};
 use crate::swarm::webseed_server::WebseedServer;
 use crate::topic::home::Home;
@@ -72,7 +72,7 @@ pub struct SeedOptions {
 pub async fn run(
     options: SeedOptions,
     shutdown: impl std::future::Future<Output = ()>,
-    out: &mut (dyn Write + Send),
+    out: &mut Output<'_>,
 ) -> anyhow::Result<()> {
     let repo_path = options.repo.clone();
     let revs = options.revs.clone();
@@ -148,13 +148,16 @@ pub async fn run(
     seeder.record();
     let seed_addr = seeder::seed_addr_path(&git_dir);
     if let Some(webseed) = &webseed {
-        writeln!(out, "webseed {}", webseed.url)?;
+        out.emit(&Event::Webseed {
+            url: webseed.url.clone(),
+        })?;
     }
     if let Some(metrics) = &metrics {
-        writeln!(out, "metrics {}", metrics.url)?;
+        out.emit(&Event::Metrics {
+            url: metrics.url.clone(),
+        })?;
     }
-    writeln!(out, "listening {addr}")?;
-    out.flush()?;
+    out.emit(&Event::Listening { address: addr })?;
 
     let mut shutdown = std::pin::pin!(shutdown);
     let mut rescan = tokio::time::interval(options.rescan);
@@ -186,8 +189,9 @@ pub async fn run(
     tracing::info!("stopping");
     // What this seed gave the swarm, for its operator and for benchmarks
     // that compare seeds' shares.
-    let _ = writeln!(out, "uploaded {} bytes", engine.uploaded_bytes());
-    let _ = out.flush();
+    let _ = out.emit(&Event::Uploaded {
+        bytes: engine.uploaded_bytes(),
+    });
     drop(seeder);
     if let Some(webseed) = webseed
         && let Err(error) = webseed.stop().await
@@ -261,7 +265,7 @@ async fn seed_listed_updates(
     seeder: &mut Seeder<'_>,
     home: &Home,
     tried: &mut HashSet<(ObjectId, ObjectId)>,
-    out: &mut (dyn Write + Send),
+    out: &mut Output<'_>,
 ) {
     let heads = match home.all_heads() {
         Ok(heads) => heads,

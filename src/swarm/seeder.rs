@@ -16,6 +16,7 @@ use crate::git::state_dir::StateDir;
 use crate::swarm::AbortOnDrop;
 use crate::swarm::announcer::Announcer;
 use crate::swarm::engine::Engine;
+use crate::swarm::output::{Event, Output};
 use crate::swarm::storage::{Backing, GitStorageFactory};
 use crate::swarm::webseed_source::GitWebseed;
 use crate::torrent::cache;
@@ -203,7 +204,7 @@ impl<'a> Seeder<'a> {
     pub async fn add(
         &mut self,
         commit: ObjectId,
-        out: &mut (dyn Write + Send),
+        out: &mut Output<'_>,
     ) -> anyhow::Result<InfoHash> {
         let infohash = self.add_unrecorded(commit, out).await?;
         self.record();
@@ -216,7 +217,7 @@ impl<'a> Seeder<'a> {
     pub async fn add_all(
         &mut self,
         commits: impl IntoIterator<Item = ObjectId>,
-        out: &mut (dyn Write + Send),
+        out: &mut Output<'_>,
     ) -> anyhow::Result<()> {
         let mut outcome = Ok(());
         for commit in commits {
@@ -232,7 +233,7 @@ impl<'a> Seeder<'a> {
     async fn add_unrecorded(
         &mut self,
         commit: ObjectId,
-        out: &mut (dyn Write + Send),
+        out: &mut Output<'_>,
     ) -> anyhow::Result<InfoHash> {
         if let Some(&infohash) = self.seeded.get(&commit) {
             return Ok(infohash);
@@ -274,14 +275,11 @@ impl<'a> Seeder<'a> {
         if let Some(announcer) = &self.announcer {
             announcer.add(torrent.info_hash.into());
         }
-        writeln!(
-            out,
-            "seeding {} {} {}",
-            torrent.commit,
-            torrent.info_hash,
-            torrent.magnet_with_webseeds(&self.advertised, &self.webseed_urls)
-        )?;
-        out.flush()?;
+        out.emit(&Event::Seeding {
+            commit: torrent.commit,
+            info_hash: torrent.info_hash,
+            magnet: torrent.magnet_with_webseeds(&self.advertised, &self.webseed_urls),
+        })?;
         Ok(torrent.info_hash)
     }
 }
@@ -296,7 +294,7 @@ impl Seeder<'_> {
         &mut self,
         to: ObjectId,
         froms: &[ObjectId],
-        out: &mut (dyn Write + Send),
+        out: &mut Output<'_>,
     ) -> Vec<(ObjectId, InfoHash)> {
         let mut served = Vec::new();
         for &from in froms {
@@ -339,7 +337,7 @@ impl Seeder<'_> {
     pub async fn add_update(
         &mut self,
         stored: StoredUpdate,
-        out: &mut (dyn Write + Send),
+        out: &mut Output<'_>,
     ) -> anyhow::Result<InfoHash> {
         let torrent = &stored.torrent;
         let key = (torrent.from, torrent.to);
@@ -386,16 +384,13 @@ impl Seeder<'_> {
             announcer.add(infohash.into());
         }
         // Served whether or not anyone reads the line (a closed stdout).
-        let _ = writeln!(
-            out,
-            "update {}..{} {} {} bytes {}",
-            torrent.from,
-            torrent.to,
-            infohash,
-            torrent.length,
-            torrent.magnet(&self.advertised)
-        )
-        .and_then(|()| out.flush());
+        let _ = out.emit(&Event::Update {
+            from: torrent.from,
+            to: torrent.to,
+            info_hash: infohash,
+            bytes: torrent.length,
+            magnet: Some(torrent.magnet(&self.advertised)),
+        });
         Ok(infohash)
     }
 }

@@ -531,6 +531,7 @@ impl Session<'_> {
                 // Git asks for several refs in one session: each fetch's
                 // timings count from its own start.
                 timed_from: Some(std::time::Instant::now()),
+                repair: false,
                 deepen,
             };
             let report = self.report();
@@ -597,14 +598,10 @@ impl Session<'_> {
         let verbosity = self.verbosity;
         let answer = self
             .runtime
-            .block_on(push_client::push(&options, |offer| {
-                if verbosity >= 1 {
-                    eprintln!(
-                        "xus: pushing {} to {}/{} at {} ({} commit(s) offered)",
-                        offer.tip, offer.topic, offer.branch, offer.master, offer.commits
-                    );
-                }
-            }))
+            .block_on(push_client::push(
+                &options,
+                &HelperPushProgress { verbosity },
+            ))
             .map_err(|e| format!("{e:#}"))?;
         match answer {
             PushAnswer::Accepted { .. } => Ok(()),
@@ -686,6 +683,23 @@ impl FetchReport for HelperReport {
 
     fn download_ended(&self, complete: bool) {
         self.inner.download_ended(complete);
+    }
+}
+
+/// What `git push` shows while the master takes the commits: the offer
+/// at `-v` (Git's default verbosity is 1).
+struct HelperPushProgress {
+    verbosity: u8,
+}
+
+impl push_client::PushProgress for HelperPushProgress {
+    fn offered(&self, offer: &push_client::Offer) {
+        if self.verbosity >= 1 {
+            eprintln!(
+                "xus: pushing {} to {}/{} at {} ({} commit(s) offered)",
+                offer.tip, offer.topic, offer.branch, offer.master, offer.commits
+            );
+        }
     }
 }
 

@@ -85,6 +85,10 @@ pub struct FetchRequest {
     /// start-up), `Some` for a long-lived process (a master counts a
     /// pushed commit's fetch from the push).
     pub timed_from: Option<Instant>,
+    /// Download and import even though the commit object is here: some of
+    /// its other objects are missing (`xus verify --repair` set broken ones
+    /// aside). Those present are reused, so only the missing ones move.
+    pub repair: bool,
 }
 
 impl FetchRequest {
@@ -323,6 +327,26 @@ async fn existing_repo(request: &FetchRequest) -> Option<(PathBuf, Option<Object
     .flatten()
 }
 
+/// Fetches what `source` (a torrent or an infohash, not a head) names,
+/// refusing it unless it holds `commit`: the repair of a commit whose
+/// torrent is known from a `.torrent`, a magnet or the torrent cache.
+///
+/// # Errors
+///
+/// See [`FetchError`].
+pub async fn fetch_expected(
+    swarm: &Swarm,
+    source: Source,
+    commit: ObjectId,
+    request: &FetchRequest,
+    report: &Arc<dyn FetchReport>,
+) -> Result<Fetched, FetchError> {
+    let tally = Tally::default();
+    let fetched = fetch(swarm, source, Some(commit), request, report, &tally).await;
+    report.event(FetchEvent::Transferred(tally.snapshot()));
+    fetched
+}
+
 /// Fetches the commit `commit` whose torrent is `info_hash` (a head, or a
 /// topic master taking a pushed commit from the writer and the swarm).
 /// `known` is its torrent when already in hand (a writer uploaded it to
@@ -390,6 +414,7 @@ async fn fetch(
     let first_dht_peer = Arc::new(OnceLock::new());
     let _search = swarm.search_peers(info_hash, &first_dht_peer);
     if let Some(commit) = expected
+        && !request.repair
         && already_have(&request.repo, commit).await
     {
         report.event(FetchEvent::AlreadyHave { commit });
@@ -461,7 +486,7 @@ async fn fetch(
         check_parents(&request.repo, &torrent).await?;
     }
     let git_dir = open_or_init(request).await?;
-    if already_have(&git_dir, torrent.commit).await {
+    if !request.repair && already_have(&git_dir, torrent.commit).await {
         report.event(FetchEvent::AlreadyHave {
             commit: torrent.commit,
         });
