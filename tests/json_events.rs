@@ -496,3 +496,100 @@ fn seed_publish_follow_and_status_print_json_events() {
         "the follower took from the seed"
     );
 }
+
+/// The events of a fetch with no peer but a webseed (the metadata and every
+/// byte over HTTP), an address the dial policy refuses, and a second fetch
+/// of a commit already here.
+#[test]
+fn webseed_refused_peer_and_already_have_events_parse() {
+    const SIZE: usize = 1 << 20;
+    let src = TestRepo::new();
+    src.write("data.bin", noise(SIZE, 9));
+    let commit = src.commit("one");
+    let mut webseed = xus_command();
+    webseed
+        .args(["webseed", "--listen", "127.0.0.1:0", "--repo"])
+        .arg(src.path())
+        .arg("HEAD");
+    let (_webseed, lines) = spawn_with_lines(webseed, "xus webseed");
+    let url = loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("xus webseed printed its URL");
+        if let Some(url) = line.strip_prefix("webseed ") {
+            break url.to_owned();
+        }
+    };
+    let out = run_xus(
+        &[
+            "torrent",
+            "--json",
+            "--repo",
+            src.path().to_str().expect("utf8"),
+        ],
+        Duration::from_secs(60),
+    );
+    let (_, made) = events(&String::from_utf8_lossy(&out.stdout));
+    let ih = made["torrent"]["info_hash"]
+        .as_str()
+        .expect("info_hash")
+        .to_owned();
+    let magnet = format!("magnet:?xt=urn:btih:{ih}&dn={commit}&ws={url}&x.pe=224.0.0.1:6881");
+    let dst = tempfile::tempdir().expect("tempdir");
+    let repo = dst.path().join("r");
+    let fetch = || {
+        let out = run_xus(
+            &[
+                "--json",
+                "fetch",
+                &magnet,
+                "--no-dht",
+                "--repo",
+                repo.to_str().expect("utf8"),
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            Duration::from_secs(120),
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let stdout = fetch();
+    let (_, first) = events(&stdout);
+    assert_eq!(first["not_dialled"]["what"], "224.0.0.1:6881", "{stdout}");
+    assert!(
+        first["not_dialled"]["why"]
+            .as_str()
+            .is_some_and(|w| !w.is_empty())
+    );
+    assert_eq!(
+        first["metadata_from_webseed"]["info_hash"],
+        ih.as_str(),
+        "{stdout}"
+    );
+    assert!(
+        first["metadata_from_webseed"]["url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with(&url))
+    );
+    assert_eq!(first["webseeds_only"]["count"], 1, "{stdout}");
+    assert_eq!(first["webseed_bytes"]["bytes"], SIZE, "{stdout}");
+    assert_eq!(first["webseed_bytes"]["http_errors"], 0);
+    assert_eq!(first["transferred"]["webseed"], SIZE);
+    assert_eq!(first["fetched"]["commit"], commit.as_str());
+    assert_fsck_clean(&repo);
+
+    let stdout = fetch();
+    let (order, again) = events(&stdout);
+    assert_eq!(again["already_have"]["commit"], commit.as_str(), "{stdout}");
+    assert!(
+        !order.contains(&"plan".to_owned()),
+        "nothing planned: {stdout}"
+    );
+    assert_eq!(order.last().map(String::as_str), Some("fetched"));
+}

@@ -460,3 +460,191 @@ impl FetchReport for LogReport {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `event` name and fields of each event, as README documents them:
+    /// names and fields are a promise to scripts. The match has no
+    /// wildcard, so a new event does not compile until it is listed here.
+    fn promised(event: &FetchEvent) -> (&'static str, &'static [&'static str]) {
+        match event {
+            FetchEvent::HeadRefused { .. } => ("head_refused", &["url", "reason"]),
+            FetchEvent::HeadUnreachable { .. } => {
+                ("head_unreachable", &["url", "queried", "responded"])
+            }
+            FetchEvent::HeadResolved { .. } => (
+                "head_resolved",
+                &["url", "commit", "info_hash", "seq", "after"],
+            ),
+            FetchEvent::AlreadyHave { .. } => ("already_have", &["commit"]),
+            FetchEvent::NoTorrentFromWebseeds { .. } => {
+                ("no_torrent_from_webseeds", &["name", "error"])
+            }
+            FetchEvent::MetadataFromWebseed { .. } => {
+                ("metadata_from_webseed", &["info_hash", "url"])
+            }
+            FetchEvent::AskingForMetadata { .. } => {
+                ("asking_for_metadata", &["info_hash", "peers"])
+            }
+            FetchEvent::FirstDhtPeer { .. } => ("first_dht_peer", &["after"]),
+            FetchEvent::MetadataReceived { .. } => ("metadata_received", &["after"]),
+            FetchEvent::WebseedsOnly { .. } => ("webseeds_only", &["count"]),
+            FetchEvent::NotDialled { .. } => ("not_dialled", &["what", "why"]),
+            FetchEvent::Plan { .. } => (
+                "plan",
+                &["commit", "total", "files", "reused", "patched", "verified"],
+            ),
+            FetchEvent::WebseedsJoin { .. } => ("webseeds_join", &["no_peer", "bridge"]),
+            FetchEvent::Downloaded { .. } => ("downloaded", &["from_peers", "reused"]),
+            FetchEvent::WebseedBytes { .. } => {
+                ("webseed_bytes", &["bytes", "http_errors", "per_url"])
+            }
+            FetchEvent::UpdatePlan { .. } => ("update_plan", &["from", "info_hash"]),
+            FetchEvent::UpdateApplied { .. } => {
+                ("update_applied", &["payload", "objects", "object_bytes"])
+            }
+            FetchEvent::UpdateVerified { .. } => ("update_verified", &["commit"]),
+            FetchEvent::UpdateFromMaster { .. } => ("update_from_master", &["from", "url"]),
+            FetchEvent::MasterUpdateFailed { .. } => ("master_update_failed", &["url", "reason"]),
+            FetchEvent::UpdateFailed { .. } => ("update_failed", &["info_hash", "reason"]),
+            FetchEvent::Transferred(_) => {
+                ("transferred", &["update", "commit", "webseed", "metadata"])
+            }
+            FetchEvent::Timing { .. } => ("timing", &["download", "import"]),
+        }
+    }
+
+    fn every_event() -> Vec<FetchEvent> {
+        let id = ObjectId([0xab; 20]);
+        let ih = InfoHash([0xcd; 20]);
+        let text = || "x".to_owned();
+        let after = Duration::from_millis(1500);
+        vec![
+            FetchEvent::HeadRefused {
+                url: text(),
+                reason: text(),
+            },
+            FetchEvent::HeadUnreachable {
+                url: text(),
+                queried: 8,
+                responded: 0,
+            },
+            FetchEvent::HeadResolved {
+                url: text(),
+                commit: id.to_hex(),
+                info_hash: ih.to_hex(),
+                seq: 7,
+                after,
+            },
+            FetchEvent::AlreadyHave { commit: id },
+            FetchEvent::NoTorrentFromWebseeds {
+                name: text(),
+                error: text(),
+            },
+            FetchEvent::MetadataFromWebseed {
+                info_hash: ih,
+                url: text(),
+            },
+            FetchEvent::AskingForMetadata {
+                info_hash: ih,
+                peers: Some(2),
+            },
+            FetchEvent::FirstDhtPeer { after },
+            FetchEvent::MetadataReceived { after },
+            FetchEvent::WebseedsOnly { count: 1 },
+            FetchEvent::NotDialled {
+                what: text(),
+                why: text(),
+            },
+            FetchEvent::Plan {
+                commit: id,
+                total: 10,
+                files: 1,
+                reused: 0,
+                patched: 0,
+                verified: 0,
+            },
+            FetchEvent::WebseedsJoin {
+                no_peer: true,
+                bridge: "127.0.0.1:1".parse().expect("address"),
+            },
+            FetchEvent::Downloaded {
+                from_peers: 10,
+                reused: 0,
+            },
+            FetchEvent::WebseedBytes {
+                bytes: 10,
+                http_errors: 0,
+                per_url: vec![(text(), 10)],
+            },
+            FetchEvent::UpdatePlan {
+                from: id,
+                info_hash: ih,
+            },
+            FetchEvent::UpdateApplied {
+                payload: 1,
+                objects: 1,
+                object_bytes: 1,
+            },
+            FetchEvent::UpdateVerified { commit: id },
+            FetchEvent::UpdateFromMaster {
+                from: id,
+                url: text(),
+            },
+            FetchEvent::MasterUpdateFailed {
+                url: text(),
+                reason: text(),
+            },
+            FetchEvent::UpdateFailed {
+                info_hash: ih,
+                reason: text(),
+            },
+            FetchEvent::Transferred(Transferred {
+                update: 0,
+                commit: 10,
+                webseed: 0,
+                metadata: 1,
+            }),
+            FetchEvent::Timing {
+                download: after,
+                import: after,
+            },
+        ]
+    }
+
+    #[test]
+    fn every_fetch_event_has_its_documented_json_name_and_fields() {
+        let readme = include_str!("../../../README.md");
+        let events = every_event();
+        let mut names = std::collections::HashSet::new();
+        for event in &events {
+            let (name, fields) = promised(event);
+            assert!(names.insert(name), "{name} listed twice");
+            let value = serde_json::to_value(event).expect("serializable");
+            let object = value.as_object().expect("an object");
+            assert_eq!(object.get("event").and_then(|e| e.as_str()), Some(name));
+            let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+            keys.retain(|k| *k != "event");
+            keys.sort_unstable();
+            let mut expected = fields.to_vec();
+            expected.sort_unstable();
+            assert_eq!(keys, expected, "fields of {name}");
+            assert!(
+                readme.contains(&format!("`{name}`")),
+                "README does not document the {name} event"
+            );
+            // Ids in hex, durations in seconds.
+            if let Some(after) = object.get("after") {
+                assert_eq!(after.as_f64(), Some(1.5), "{name}");
+            }
+            for key in ["commit", "info_hash", "from"] {
+                if let Some(id) = object.get(key).and_then(|v| v.as_str()) {
+                    assert_eq!(id.len(), 40, "{name}.{key}");
+                }
+            }
+        }
+        assert_eq!(names.len(), events.len());
+    }
+}
