@@ -175,6 +175,37 @@ fn the_status_page_shows_what_status_says_in_headless_chromium() {
         "the master downloaded the push"
     );
 
+    // The last hour's upload: a sample at start and one now in /status, a
+    // line per series on the page, each rate bounded by what was sent.
+    let history = status["upload_history"].as_array().expect("upload_history");
+    assert!(history.len() >= 2, "{history:?}");
+    let last = history.last().expect("now");
+    assert_eq!(last["time"], status["time"]);
+    assert_eq!(last["peers"], status["swarm"]["uploaded"]);
+    assert_eq!(last["webseed"], status["webseed_sent_bytes"]);
+    assert!(
+        history
+            .windows(2)
+            .all(|w| w[0]["time"].as_u64() < w[1]["time"].as_u64())
+    );
+    let chart = element(&dom, "<svg id=\"upload-chart\"", "svg");
+    let uploaded = status["swarm"]["uploaded"].as_u64().expect("uploaded");
+    for series in ["peers", "webseed"] {
+        let line = chart
+            .split(&format!("data-series=\"{series}\" data-rates=\""))
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("no {series} line in {chart}"));
+        let rates: Vec<u64> = line
+            .split_whitespace()
+            .map(|r| r.parse().expect("a rate"))
+            .collect();
+        assert!(!rates.is_empty(), "{chart}");
+        if series == "peers" {
+            assert!(rates.iter().all(|&r| r <= uploaded), "{rates:?} {uploaded}");
+        }
+    }
+
     let pushes = element(&dom, "<table class=\"pushes\">", "table");
     let row = element(pushes, "<tr class=\"push\" data-result=\"accepted\">", "tr");
     assert!(row.contains(&commit), "{row}");

@@ -188,7 +188,9 @@ pub async fn run(
             .filter(|url| advertisable && tracker_free::is_master_url(url)),
         offered: Default::default(),
         recent_pushes: Default::default(),
+        upload_history: Default::default(),
     });
+    let _sampler = crate::swarm::AbortOnDrop(tokio::spawn(sample_uploads(master.clone())));
     crate::metrics::global().expect_pushes();
     crate::metrics::global().register(Box::new(super::backup_metrics::BackupCollector::new(
         &master.topics,
@@ -385,4 +387,18 @@ fn prepare(
         ),
         None => format!("new topic {name}: every backup remote is empty"),
     }))
+}
+
+/// Records this master's upload totals every
+/// [`super::upload_history::SAMPLE_EVERY`], from its start, for the status
+/// page's chart.
+async fn sample_uploads(master: Arc<Master>) {
+    let mut tick = tokio::time::interval(super::upload_history::SAMPLE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        master
+            .upload_history
+            .record(super::status::upload_now(&master));
+    }
 }

@@ -21,6 +21,7 @@ mod slow_body;
 mod state;
 mod status;
 mod status_page;
+mod upload_history;
 pub mod webseeds;
 
 pub use daemon::run;

@@ -38,6 +38,8 @@ pub(crate) struct Master {
     pub(crate) offered: super::offered::Offered,
     /// The last pushes answered, for the status.
     pub(crate) recent_pushes: super::status::RecentPushes,
+    /// The last hour of this master's upload, for the status page's chart.
+    pub(crate) upload_history: super::upload_history::UploadHistory,
 }
 
 /// One owned topic while the master runs.

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::backup::RemoteStatus;
 use super::state::{Master, topic_id};
+use super::upload_history::UploadSample;
 use crate::git::object::ObjectId;
 use crate::swarm::engine::SessionTraffic;
 use crate::topic::push_answer::BranchSummary;
@@ -35,6 +36,9 @@ pub(crate) struct StatusAnswer {
     pub(crate) recent_pushes: Vec<PushRecord>,
     /// Unix seconds when this was gathered.
     pub(crate) time: u64,
+    /// This master's upload totals over the last hour, a sample a minute
+    /// and one now, oldest first (the page's chart).
+    pub(crate) upload_history: Vec<UploadSample>,
 }
 
 #[derive(Serialize)]
@@ -122,15 +126,30 @@ pub(crate) async fn gather(master: &Master) -> anyhow::Result<StatusAnswer> {
     }
     let engine = master.swarm.engine();
     let swarm = engine.traffic();
+    let now = UploadSample {
+        time: unix_now(),
+        peers: swarm.uploaded,
+        webseed: crate::metrics::global().webseed_sent_bytes(),
+    };
     Ok(StatusAnswer {
         topics,
         uploaded_bytes: swarm.uploaded,
         bittorrent_port: engine.listen_addr().map(|a| a.port()),
         swarm,
-        webseed_sent_bytes: crate::metrics::global().webseed_sent_bytes(),
+        webseed_sent_bytes: now.webseed,
         recent_pushes: master.recent_pushes.newest_first(),
-        time: unix_now(),
+        time: now.time,
+        upload_history: master.upload_history.with_now(now),
     })
+}
+
+/// The master's upload totals now.
+pub(crate) fn upload_now(master: &Master) -> UploadSample {
+    UploadSample {
+        time: unix_now(),
+        peers: master.swarm.engine().traffic().uploaded,
+        webseed: crate::metrics::global().webseed_sent_bytes(),
+    }
 }
 
 /// Each commit's committer time, `None` where it cannot be read.

@@ -7,6 +7,7 @@
 use std::fmt::Write;
 
 use super::status::{PushRecord, StatusAnswer, TopicStatus};
+use super::upload_history::UploadSample;
 
 /// How often the page reloads itself.
 pub(crate) const REFRESH_SECS: u32 = 10;
@@ -84,9 +85,94 @@ fn swarm(page: &mut String, status: &StatusAnswer) {
             kind.show(value)
         );
     }
+    page.push_str("</table>\n");
+    upload_chart(page, &status.upload_history, status.time);
     page.push_str(
-        "</table><p class=\"muted\">What peers send each other is not seen by the master; \
+        "<p class=\"muted\">What peers send each other is not seen by the master; \
          the bytes above are this master's share.</p></section>\n",
+    );
+}
+
+/// The chart's size in SVG units.
+const CHART_WIDTH: u64 = 600;
+const CHART_HEIGHT: u64 = 120;
+
+/// The last hour of this master's upload rate as a small inline SVG: one
+/// line for BitTorrent (to peers), one for webseed answers (HTTP), each a
+/// step per interval between two samples at its mean rate. Every interval
+/// also carries its exact rate (`data-rates`, bytes per second).
+fn upload_chart(page: &mut String, samples: &[UploadSample], now: u64) {
+    // (from, to, mean rate) per interval between two samples.
+    let rates = |series: fn(&UploadSample) -> u64| -> Vec<(u64, u64, u64)> {
+        samples
+            .windows(2)
+            .filter(|pair| pair[1].time > pair[0].time)
+            .map(|pair| {
+                let bytes = series(&pair[1]).saturating_sub(series(&pair[0]));
+                let seconds = pair[1].time - pair[0].time;
+                (pair[0].time, pair[1].time, bytes / seconds)
+            })
+            .collect()
+    };
+    let peers = rates(|s| s.peers);
+    let webseed = rates(|s| s.webseed);
+    page.push_str("<h3>Upload, last hour</h3>\n");
+    if peers.is_empty() {
+        page.push_str(
+            "<p class=\"muted\" id=\"upload-chart\">No samples yet: one is taken a minute.</p>\n",
+        );
+        return;
+    }
+    let top = peers
+        .iter()
+        .chain(&webseed)
+        .map(|&(_, _, rate)| rate)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let start = now.saturating_sub(3600);
+    let _ = write!(
+        page,
+        "<svg id=\"upload-chart\" width=\"{CHART_WIDTH}\" height=\"{}\" \
+         viewBox=\"0 0 {CHART_WIDTH} {}\" role=\"img\" \
+         aria-label=\"upload rate over the last hour\" data-max-rate=\"{top}\">\
+         <rect width=\"{CHART_WIDTH}\" height=\"{CHART_HEIGHT}\" fill=\"#fafafa\" stroke=\"#ccc\"/>",
+        CHART_HEIGHT + 16,
+        CHART_HEIGHT + 16
+    );
+    for (series, color, points) in [
+        ("peers", "#1f5fa8", &peers),
+        ("webseed", "#c46a00", &webseed),
+    ] {
+        // A step per interval: its mean rate from one sample to the next.
+        let x = |time: u64| time.saturating_sub(start).min(3600) * CHART_WIDTH / 3600;
+        let xy: Vec<String> = points
+            .iter()
+            .flat_map(|&(from, to, rate)| {
+                let y = CHART_HEIGHT - 1 - rate.min(top) * (CHART_HEIGHT - 2) / top;
+                [format!("{},{y}", x(from)), format!("{},{y}", x(to))]
+            })
+            .collect();
+        let exact: Vec<String> = points.iter().map(|(_, _, rate)| rate.to_string()).collect();
+        let _ = write!(
+            page,
+            "<polyline data-series=\"{series}\" data-rates=\"{}\" points=\"{}\" \
+             fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"/>",
+            exact.join(" "),
+            xy.join(" ")
+        );
+    }
+    let _ = writeln!(
+        page,
+        "<text x=\"4\" y=\"12\" font-size=\"11\">{}</text>\
+         <text x=\"4\" y=\"{}\" font-size=\"11\" fill=\"#1f5fa8\">to peers</text>\
+         <text x=\"70\" y=\"{}\" font-size=\"11\" fill=\"#c46a00\">webseed</text>\
+         <text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"end\">now</text></svg>",
+        Number::Rate.show(top),
+        CHART_HEIGHT + 13,
+        CHART_HEIGHT + 13,
+        CHART_WIDTH - 2,
+        CHART_HEIGHT + 13,
     );
 }
 
@@ -304,5 +390,36 @@ mod tests {
             escape("<script>alert('x')</script>&\""),
             "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"
         );
+    }
+
+    #[test]
+    fn the_chart_draws_each_interval_at_its_mean_rate() {
+        let sample = |time, peers, webseed| UploadSample {
+            time,
+            peers,
+            webseed,
+        };
+        let mut page = String::new();
+        upload_chart(
+            &mut page,
+            &[
+                sample(0, 0, 0),
+                sample(60, 6000, 0),
+                sample(120, 6000, 1200),
+            ],
+            120,
+        );
+        assert!(
+            page.contains("data-series=\"peers\" data-rates=\"100 0\""),
+            "{page}"
+        );
+        assert!(
+            page.contains("data-series=\"webseed\" data-rates=\"0 20\""),
+            "{page}"
+        );
+        assert!(page.contains("data-max-rate=\"100\""), "{page}");
+        let mut empty = String::new();
+        upload_chart(&mut empty, &[sample(5, 0, 0)], 5);
+        assert!(empty.contains("No samples yet"), "{empty}");
     }
 }
