@@ -247,7 +247,7 @@ fn write_packs(
 /// (`git check-ref-format --branch`: no `HEAD`, `-x`, `@`, ...), and
 /// libgit2's for refs. The error quotes at most 80 characters of it.
 fn check_branch_option(branch: &str) -> Result<(), ImportError> {
-    let shown = || branch.chars().take(80).collect::<String>();
+    let shown = || xus_codec::quote::short(branch);
     if let Err(error) = tracker_free::check_git_branch_name(branch) {
         return Err(ImportError::BadBranch(shown(), error.to_string()));
     }

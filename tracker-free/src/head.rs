@@ -75,7 +75,7 @@ impl Branch {
             return Err(BranchError::Empty);
         }
         if name.len() > MAX_SALT_LEN {
-            let shown: String = name.chars().take(80).collect();
+            let shown = xus_codec::quote::short(name);
             return Err(BranchError::TooLong(shown));
         }
         check_git_branch_name(name)?;
@@ -97,7 +97,7 @@ impl Branch {
 /// --branch`), whatever its length: the rule for local branches (`--branch`),
 /// which are no DHT salt. Errors quote at most 80 characters of it.
 pub fn check_git_branch_name(name: &str) -> Result<(), BranchError> {
-    let shown = || name.chars().take(80).collect::<String>();
+    let shown = || xus_codec::quote::short(name);
     if name.is_empty() {
         return Err(BranchError::Empty);
     }

@@ -34,7 +34,7 @@ impl CommitId {
         match bytes {
             Some(bytes) => Ok(Self(xus_codec::hex::encode(&bytes))),
             None => Err(CommitIdError {
-                text: text.chars().take(80).collect(),
+                text: xus_codec::quote::short(text),
             }),
         }
     }

@@ -430,7 +430,7 @@ async fn fetch(
     // Every address named by the request (a magnet, `--peer`, a writer's
     // push, a torrent's url-list) passes the one dial policy first.
     let not_dialled = |what: String, why: String| {
-        let what = what.chars().take(80).collect();
+        let what = xus_codec::quote::short(&what);
         report.event(FetchEvent::NotDialled { what, why });
     };
     let mut peers = dial_policy::admit_peers(peers, |peer, why| not_dialled(peer.to_string(), why));
