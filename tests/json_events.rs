@@ -520,12 +520,16 @@ fn webseed_refused_peer_and_already_have_events_parse() {
             break url.to_owned();
         }
     };
+    let dst = tempfile::tempdir().expect("tempdir");
+    let written = dst.path().join("c.torrent");
     let out = run_xus(
         &[
             "torrent",
             "--json",
             "--repo",
             src.path().to_str().expect("utf8"),
+            "--output",
+            written.to_str().expect("utf8"),
         ],
         Duration::from_secs(60),
     );
@@ -535,7 +539,6 @@ fn webseed_refused_peer_and_already_have_events_parse() {
         .expect("info_hash")
         .to_owned();
     let magnet = format!("magnet:?xt=urn:btih:{ih}&dn={commit}&ws={url}&x.pe=224.0.0.1:6881");
-    let dst = tempfile::tempdir().expect("tempdir");
     let repo = dst.path().join("r");
     let fetch = || {
         let out = run_xus(
