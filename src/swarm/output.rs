@@ -267,16 +267,17 @@ impl<'a> Output<'a> {
         self.writer.flush()
     }
 
-    /// Tells of a problem the service survives: on stderr as text (stdout
-    /// keeps only results), as a `warning` event with `--json` (a script
-    /// reads one stream). A closed stdout only loses it.
+    /// Tells of a problem the service survives: through `tracing` as text
+    /// (stdout keeps only results; the log shows warnings by default), as a
+    /// `warning` event with `--json` (a script reads one stream). A closed
+    /// stdout only loses it.
     pub fn warn(&mut self, message: impl fmt::Display) {
         if self.json {
             let _ = self.emit(&Event::Warning {
                 message: message.to_string(),
             });
         } else {
-            eprintln!("warning: {message}");
+            tracing::warn!("{message}");
         }
     }
 
