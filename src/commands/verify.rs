@@ -75,10 +75,6 @@ pub async fn run(options: VerifyOptions, out: &mut Output<'_>) -> anyhow::Result
         ));
     }
     let needs_fetch = report.problems.iter().any(Problem::is_in_object_database);
-    let source = |named: Option<Source>| {
-        let (git_dir, home) = (git_dir.clone(), options.home.clone());
-        move || repair::repair_source(&git_dir, commit, named, &home)
-    };
     let is_head = matches!(named, Some(Source::Head(_)));
     anyhow::ensure!(
         !is_head,
@@ -106,7 +102,7 @@ pub async fn run(options: VerifyOptions, out: &mut Output<'_>) -> anyhow::Result
     let repaired = repair::repair(
         &swarm,
         report,
-        source(named),
+        || repair::repair_source(&git_dir, commit, named, &options.home),
         &options.request,
         &fetch_report,
     )
